@@ -1,0 +1,257 @@
+"""The portable half of every dialect; subclasses override only what their engine does differently.
+
+Modelled on alembic's ``DefaultImpl``: the SQL that is the same on every engine lives here, each
+engine module is short. Nothing outside ``shadowswap.dialects`` asks which engine it talks to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from shadowswap.plan import ColumnPlan, IndexPlan, Plan
+
+
+class Dialect:
+    name = "base"
+    max_identifier_bytes = 63
+    #: the upsert clause that skips a row whose key the triggers already wrote (invariant 2)
+    supports_concurrent_index = False
+    #: SQLite builds indexes before the copy because a build holds the only write lock (invariant 6)
+    build_indexes_before_copy = False
+    #: whether user triggers on the table can live beside shadowswap's own
+    can_stack_triggers = True
+    #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
+    names_constraints = True
+
+    def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
+        self.sa_dialect = sa_dialect
+        self.preparer = sa_dialect.identifier_preparer
+
+    # -- names -------------------------------------------------------------------------------
+
+    def q(self, identifier: str) -> str:
+        """Always quote: reserved words, spaces, quotes and unicode all survive, injection does not."""
+        return self.preparer.quote_identifier(identifier)
+
+    def fit_name(self, name: str) -> str:
+        """Shorten a generated name past the engine's limit, keeping it unique with a hash suffix."""
+        if len(name.encode()) <= self.max_identifier_bytes:
+            return name
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        keep = self.max_identifier_bytes - len(digest) - 1
+        head = name.encode()[:keep].decode(errors="ignore")
+        return f"{head}_{digest}"
+
+    def shadow_name(self, table: str) -> str:
+        return self.fit_name(f"_{table}_new")
+
+    def old_name(self, table: str) -> str:
+        return self.fit_name(f"_{table}_old")
+
+    def trigger_name(self, table: str, kind: str) -> str:
+        return self.fit_name(f"_{table}_ss_{kind}")
+
+    def shadow_index_name(self, table: str, index: str) -> str:
+        """Index names are schema-wide on PostgreSQL and SQLite, so the shadow's need their own."""
+        return self.fit_name(f"_{index}_ss")
+
+    def old_index_name(self, table: str, index: str) -> str:
+        return self.fit_name(f"_{index}_old")
+
+    # -- connections -------------------------------------------------------------------------
+
+    def engine_options(self) -> dict[str, Any]:
+        return {}
+
+    def prepare_engine(self, engine: Engine) -> None:
+        """Install per-connection session settings (strict modes, pragmas)."""
+
+    @contextmanager
+    def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
+        """Hold the one-migration-per-table lock for the block; yields False when another holds it."""
+        yield True
+
+    def lock_timeout_sql(self, milliseconds: int) -> list[str]:
+        return []
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return False
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Deadlocks and serialization failures: the chunk is rolled back whole and simply rerun."""
+        return False
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        """A value that does not survive the copy expression (bad cast, too long, NULL into NOT NULL)."""
+        return False
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def estimated_rows(self, conn: Connection, table: str) -> int:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {self.q(table)}")).scalar_one())
+
+    def validate_type_sql(self, type_sql: str) -> str:
+        """A read-only statement the server rejects when the type does not exist."""
+        return f"SELECT CAST(NULL AS {type_sql})"
+
+    def existing_triggers(self, conn: Connection, table: str) -> list[str]:
+        return []
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def cast_expression(self, column: str, type_sql: str) -> str:
+        return f"CAST(src.{self.q(column)} AS {type_sql})"
+
+    def column_reference(self, column: str) -> str:
+        return f"src.{self.q(column)}"
+
+    def select_list(self, columns: Sequence[ColumnPlan]) -> str:
+        return ", ".join(c.expression for c in columns)
+
+    def insert_columns(self, columns: Sequence[ColumnPlan]) -> str:
+        return ", ".join(self.q(c.name) for c in columns)
+
+    def row_source(self, plan: Plan, record: str) -> str:
+        """A one-row derived table ``src`` from a trigger's NEW/OLD record, so the copy
+        expressions run unchanged in the triggers (invariant 1: one expression, both paths)."""
+        cols = ", ".join(f"{record}.{self.q(c)} AS {self.q(c)}" for c in plan.source_columns)
+        return f"(SELECT {cols}) AS src"
+
+    # -- keyset chunking (invariant 4) -------------------------------------------------------
+
+    def key_after(self, columns: Sequence[str], prefix: str, qualifier: str = "") -> str:
+        """``key > (:p0, :p1, …)`` spelled out so every engine can use the index."""
+        cols = [f"{qualifier}{self.q(c)}" for c in columns]
+        clauses = []
+        for i, col in enumerate(cols):
+            eqs = [f"{cols[j]} = :{prefix}{j}" for j in range(i)]
+            clauses.append("(" + " AND ".join([*eqs, f"{col} > :{prefix}{i}"]) + ")")
+        return "(" + " OR ".join(clauses) + ")"
+
+    def key_at_most(self, columns: Sequence[str], prefix: str, qualifier: str = "") -> str:
+        cols = [f"{qualifier}{self.q(c)}" for c in columns]
+        clauses = []
+        for i, col in enumerate(cols):
+            eqs = [f"{cols[j]} = :{prefix}{j}" for j in range(i)]
+            op = "<=" if i == len(cols) - 1 else "<"
+            clauses.append("(" + " AND ".join([*eqs, f"{col} {op} :{prefix}{i}"]) + ")")
+        return "(" + " OR ".join(clauses) + ")"
+
+    def order_by(self, columns: Sequence[str], qualifier: str = "") -> str:
+        return ", ".join(f"{qualifier}{self.q(c)}" for c in columns)
+
+    def range_predicate(self, pk: Sequence[str], has_lo: bool, qualifier: str = "") -> str:
+        parts = []
+        if has_lo:
+            parts.append(self.key_after(pk, "lo", qualifier))
+        parts.append(self.key_at_most(pk, "hi", qualifier))
+        return " AND ".join(parts)
+
+    def chunk_bound_sql(self, plan: Plan, has_lo: bool) -> str:
+        """The key ``size`` rows past ``lo``: an index walk, so its cost does not grow with the offset."""
+        pk = plan.primary_key
+        where = self.range_predicate(pk, has_lo)
+        return (
+            f"SELECT {self.order_by(pk)} FROM {self.q(plan.table)} WHERE {where} "
+            f"ORDER BY {self.order_by(pk)} LIMIT 1 OFFSET :skip"
+        )
+
+    def max_key_sql(self, plan: Plan) -> str:
+        pk = plan.primary_key
+        desc = ", ".join(f"{self.q(c)} DESC" for c in pk)
+        return f"SELECT {self.order_by(pk)} FROM {self.q(plan.table)} ORDER BY {desc} LIMIT 1"
+
+    def min_key_sql(self, plan: Plan) -> str:
+        pk = plan.primary_key
+        return f"SELECT {self.order_by(pk)} FROM {self.q(plan.table)} ORDER BY {self.order_by(pk)} LIMIT 1"
+
+    def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
+        raise NotImplementedError
+
+    def begin_chunk(self, conn: Connection) -> None:
+        """Called at the start of each chunk's transaction (SQLite takes its write lock here)."""
+
+    # -- DDL ---------------------------------------------------------------------------------
+
+    def shadow_column(
+        self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
+    ) -> sa.Column[Any]:
+        """The shadow's column: the reflected default kept verbatim, never a new SERIAL/identity."""
+        return sa.Column(
+            reflected["name"],
+            type_,
+            nullable=nullable,
+            server_default=sa.text(default) if default is not None else None,
+            autoincrement=False,
+            comment=reflected.get("comment"),
+        )
+
+    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        """Read-only facts the swap statements need (sequences, user triggers, views)."""
+        return {}
+
+    def plan_notes(self, plan: Plan) -> list[str]:
+        return []
+
+    def create_table_sql(self, table: sa.Table) -> list[str]:
+        return [str(sa.schema.CreateTable(table).compile(dialect=self.sa_dialect)).strip()]
+
+    def create_index_sql(self, index: sa.Index) -> str:
+        return str(sa.schema.CreateIndex(index).compile(dialect=self.sa_dialect)).strip()
+
+    def index_exists(self, conn: Connection, table: str, index: str) -> bool:
+        names = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)}
+        return index in names
+
+    def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
+        with engine.begin() as conn:
+            if not self.index_exists(conn, plan.shadow_table, index.shadow_name):
+                conn.exec_driver_sql(index.create_sql)
+
+    def analyze_sql(self, table: str) -> str | None:
+        return None
+
+    def trigger_ddl(self, plan: Plan) -> list[str]:
+        raise NotImplementedError
+
+    def install_triggers(self, conn: Connection, plan: Plan) -> None:
+        """Replace any half-installed set in one transaction (DDL is transactional here)."""
+        for stmt in [*plan.drop_trigger_ddl, *plan.trigger_ddl]:
+            conn.exec_driver_sql(stmt)
+
+    def drop_trigger_ddl(self, plan: Plan) -> list[str]:
+        return [f"DROP TRIGGER IF EXISTS {self.q(name)}" for name in plan.trigger_names]
+
+    def drop_table_sql(self, table: str) -> str:
+        return f"DROP TABLE IF EXISTS {self.q(table)}"
+
+    def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """Statements of the atomic swap, and statements that may follow it outside the lock."""
+        raise NotImplementedError
+
+    def run_swap(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> float:
+        """Run the swap once; returns seconds the strong lock was held. Raises on lock timeout."""
+        raise NotImplementedError
+
+    # -- verification (invariant 9) ----------------------------------------------------------
+
+    def begin_snapshot(self, conn: Connection) -> None:
+        """Start a transaction in which the original and the shadow are read at one instant."""
+
+    def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        raise NotImplementedError
+
+
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+def is_plain_identifier(name: str) -> bool:
+    return bool(_IDENT_RE.match(name))

@@ -1,0 +1,250 @@
+"""PostgreSQL: plpgsql triggers, FOR KEY SHARE chunks, CREATE INDEX CONCURRENTLY, one-transaction swap."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from shadowswap.dialects.base import Dialect
+from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from shadowswap.plan import IndexPlan, Plan
+
+LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK = "40P01"
+SERIALIZATION = "40001"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    max_identifier_bytes = 63
+    supports_concurrent_index = True
+
+    @contextmanager
+    def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
+        # A session-level advisory lock on its own connection: it dies with the process, so a
+        # crashed run never leaves the table locked against the resume.
+        key = zlib.crc32(f"shadowswap:{table}".encode()) - 2**31
+        with engine.connect() as conn:
+            got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+
+    def lock_timeout_sql(self, milliseconds: int) -> list[str]:
+        return [f"SET LOCAL lock_timeout = '{int(milliseconds)}ms'"]
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return _sqlstate(exc) in (DEADLOCK, SERIALIZATION)
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        state = _sqlstate(exc) or ""
+        # class 22 = data exception, 23 = integrity constraint violation
+        return state.startswith("22") or state.startswith("23")
+
+    def estimated_rows(self, conn: Connection, table: str) -> int:
+        est = conn.execute(
+            sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"),
+            {"t": self.q(table)},
+        ).scalar()
+        if est is None or est < 0:  # never analyzed
+            return super().estimated_rows(conn, table)
+        return int(est)
+
+    def existing_triggers(self, conn: Connection, table: str) -> list[str]:
+        rows = conn.execute(
+            sa.text("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"),
+            {"t": self.q(table)},
+        )
+        return [r[0] for r in rows]
+
+    def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
+        # FOR KEY SHARE blocks exactly the writes that could leave a ghost row (a DELETE or key
+        # change committing between this chunk's snapshot and its insert, invariant 3) while
+        # ordinary updates go on: their trigger overwrites whatever this chunk inserts.
+        pk_shadow = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
+        return (
+            f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
+            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
+            f"FOR KEY SHARE OF src "
+            f"ON CONFLICT ({pk_shadow}) DO NOTHING"
+        )
+
+    def create_index_sql(self, index: sa.Index) -> str:
+        index.dialect_options["postgresql"]["concurrently"] = True
+        return super().create_index_sql(index)
+
+    def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
+        # CREATE INDEX CONCURRENTLY takes no lock that blocks the triggers' writes (invariant 6).
+        # A crash mid-build leaves an INVALID index behind: drop it and build again.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            valid = conn.execute(
+                sa.text("SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(:n)"),
+                {"n": self.q(index.shadow_name)},
+            ).scalar()
+            if valid is True:
+                return
+            if valid is False:
+                conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {self.q(index.shadow_name)}")
+            conn.exec_driver_sql(index.create_sql)
+
+    def analyze_sql(self, table: str) -> str | None:
+        return f"ANALYZE {self.q(table)}"
+
+    def function_name(self, plan: Plan) -> str:
+        return self.fit_name(f"_{plan.table}_ss_fn")
+
+    def trigger_ddl(self, plan: Plan) -> list[str]:
+        shadow = self.q(plan.shadow_table)
+        fn = self.q(self.function_name(plan))
+        pk_src = plan.primary_key
+        pk_shadow = plan.shadow_primary_key
+        key_changed = " OR ".join(f"OLD.{self.q(k)} IS DISTINCT FROM NEW.{self.q(k)}" for k in pk_src)
+        delete_where = " AND ".join(
+            f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, 'OLD')})"
+            if c.expression != self.column_reference(c.source_column or c.name)
+            else f"{self.q(c.name)} = OLD.{self.q(c.source_column or c.name)}"
+            for c in pk_shadow
+        )
+        non_key = [c for c in plan.columns if c not in pk_shadow]
+        conflict = ", ".join(self.q(c.name) for c in pk_shadow)
+        if non_key:
+            on_conflict = "DO UPDATE SET " + ", ".join(f"{self.q(c.name)} = EXCLUDED.{self.q(c.name)}" for c in non_key)
+        else:
+            on_conflict = "DO NOTHING"
+        upsert = (
+            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.row_source(plan, 'NEW')} "
+            f"ON CONFLICT ({conflict}) {on_conflict};"
+        )
+        body = f"""
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    DELETE FROM {shadow} WHERE {delete_where};
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'UPDATE' AND ({key_changed}) THEN
+    DELETE FROM {shadow} WHERE {delete_where};
+  END IF;
+  {upsert}
+  RETURN NULL;
+END
+"""
+        if "$shadowswap$" in body:
+            raise ValueError("copy expressions may not contain $shadowswap$")
+        table = self.q(plan.table)
+        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        return [
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $shadowswap${body}$shadowswap$",
+            f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+            f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+            f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {fn}()",
+        ]
+
+    def drop_trigger_ddl(self, plan: Plan) -> list[str]:
+        table = self.q(plan.table)
+        stmts = [f"DROP TRIGGER IF EXISTS {self.q(n)} ON {table}" for n in plan.trigger_names]
+        stmts.append(f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()")
+        return stmts
+
+    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        owned = []
+        for column in plan.source_columns:
+            seq = conn.execute(
+                sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": self.q(plan.table), "c": column}
+            ).scalar()
+            if seq:
+                owned.append((column, seq))
+        identity = [c["name"] for c in reflection.columns if c.get("identity")]
+        if identity:
+            from shadowswap.errors import UsageError
+
+            raise UsageError(
+                f"column {identity[0]!r} is an identity column, which shadowswap does not migrate yet",
+                hint="a serial column (DEFAULT nextval) works",
+            )
+        return {"owned_sequences": owned}
+
+    def plan_notes(self, plan: Plan) -> list[str]:
+        return [
+            "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",
+            "secondary indexes are built with CREATE INDEX CONCURRENTLY after the copy",
+            "the swap holds ACCESS EXCLUSIVE on the table for a few milliseconds, under lock_timeout",
+        ]
+
+    def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
+        t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
+        stmts = [
+            f"LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE",
+            *[f"DROP TRIGGER IF EXISTS {self.q(n)} ON {t}" for n in plan.trigger_names],
+            f"ALTER TABLE {t} RENAME TO {o}",
+            f"ALTER TABLE {s} RENAME TO {t}",
+        ]
+        for old_name, shadow_name, final_name in reflected["constraint_renames"]:
+            stmts.append(f"ALTER TABLE {o} RENAME CONSTRAINT {self.q(final_name)} TO {self.q(old_name)}")
+            stmts.append(f"ALTER TABLE {t} RENAME CONSTRAINT {self.q(shadow_name)} TO {self.q(final_name)}")
+        for ix in plan.indexes:
+            stmts.append(f"ALTER INDEX {self.q(ix.final_name)} RENAME TO {self.q(ix.old_name)}")
+            stmts.append(f"ALTER INDEX {self.q(ix.shadow_name)} RENAME TO {self.q(ix.final_name)}")
+        for column, sequence in reflected["owned_sequences"]:
+            # The shadow's default already calls nextval() on this sequence; moving ownership keeps
+            # `DROP TABLE old` from dropping the sequence the live table now depends on.
+            stmts.append(f"ALTER SEQUENCE {sequence} OWNED BY {t}.{self.q(column)}")
+        post = [f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()"]
+        return stmts, post
+
+    def run_swap(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> float:
+        with engine.connect() as conn:
+            with conn.begin():
+                for stmt in self.lock_timeout_sql(lock_timeout_ms):
+                    conn.exec_driver_sql(stmt)
+                conn.exec_driver_sql(plan.swap_sql[0])
+                locked_at = time.perf_counter()
+                for stmt in plan.swap_sql[1:]:
+                    conn.exec_driver_sql(stmt)
+            held = time.perf_counter() - locked_at
+            for stmt in plan.post_swap_sql:
+                with conn.begin():
+                    for s in self.lock_timeout_sql(lock_timeout_ms):
+                        conn.exec_driver_sql(s)
+                    conn.exec_driver_sql(stmt)
+        return held
+
+    def begin_snapshot(self, conn: Connection) -> None:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        if source:
+            row = ", ".join(c.expression for c in plan.columns)
+            where = self.range_predicate(plan.primary_key, has_lo, "src.")
+            order = self.order_by(plan.primary_key, "src.")
+            table = self.q(plan.table)
+        else:
+            row = ", ".join(f"src.{self.q(c.name)}" for c in plan.columns)
+            pk = [c.name for c in plan.shadow_primary_key]
+            where = self.range_predicate(pk, has_lo, "src.")
+            order = self.order_by(pk, "src.")
+            table = self.q(plan.shadow_table)
+        return (
+            f"SELECT count(*), md5(string_agg(ROW({row})::text, E'\\n' ORDER BY {order})) "
+            f"FROM {table} AS src WHERE {where}"
+        )

@@ -1,0 +1,3 @@
+from shadowswap.cli import app
+
+app(prog_name="shadowswap")

@@ -1,0 +1,300 @@
+"""The command line: parses arguments, renders output, maps known errors to exit codes. No SQL here."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.syntax import Syntax
+from rich.table import Table
+from sqlalchemy.exc import DBAPIError
+
+from shadowswap import logs
+from shadowswap.changes import parse_alter, parse_using
+from shadowswap.db import connect, first_line
+from shadowswap.errors import ShadowswapError, UsageError
+from shadowswap.plan import Plan
+
+app = typer.Typer(
+    help="Zero-downtime schema changes: shadow table, dual-write triggers, keyset copy, atomic swap.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_PLAN = Path("shadowswap.plan.json")
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="SQLAlchemy URL; default $DATABASE_URL.", show_default=False)
+]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@app.callback()
+def main(
+    log_format: Annotated[str, typer.Option("--log-format", help="console or json")] = "console",
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
+) -> None:
+    if log_format not in ("console", "json"):
+        err.print("[red]error:[/red] --log-format must be console or json")
+        raise typer.Exit(2)
+    logs.configure(log_format, log_level)
+
+
+def user_errors(func: F) -> F:
+    """Known errors become one line and an exit code; a traceback is only for our own bugs."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ShadowswapError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            if exc.hint:
+                err.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except DBAPIError as exc:
+            err.print(f"[red]error:[/red] database error: {first_line(exc)}", highlight=False, soft_wrap=True)
+            err.print(
+                "[yellow]hint:[/yellow] the original table is intact; `shadowswap status` shows where the "
+                "migration stands, `shadowswap execute` resumes it",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print(
+                "\n[yellow]interrupted:[/yellow] the original table is intact and writable; "
+                "`shadowswap execute` resumes, `shadowswap abort` undoes",
+                highlight=False,
+            )
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def plan(
+    table: Annotated[str, typer.Argument(help="The table to change.")],
+    alter: Annotated[list[str] | None, typer.Option("--alter", help="COL:TYPE [null|not null] [default EXPR]")] = None,
+    using: Annotated[list[str] | None, typer.Option("--using", help="COL=EXPR: copy expression for COL")] = None,
+    output: Annotated[Path, typer.Option("--out", help="Where to write the plan.")] = DEFAULT_PLAN,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Reflect TABLE, apply the changes, print and save the plan. Changes nothing in the database."""
+    from shadowswap.planner import build_plan
+
+    alters = [parse_alter(spec) for spec in alter or []]
+    usings = dict(parse_using(spec) for spec in using or [])
+    engine, dialect = connect(db)
+    the_plan = build_plan(engine, dialect, table, alters, usings)
+    the_plan.write(output)
+    if as_json:
+        print(the_plan.to_json())
+    else:
+        render_plan(the_plan)
+        out.print(f"\nplan written to [bold]{output}[/bold]; run [bold]shadowswap execute {output}[/bold]")
+
+
+def render_plan(p: Plan) -> None:
+    columns = Table(title=f"{p.table}: {', '.join(p.changes)}", title_justify="left")
+    for heading in ("column", "old definition", "new definition", "copy expression"):
+        columns.add_column(heading)
+    for c in p.columns:
+        old = f"{c.old_type}{'' if c.old_nullable else ' NOT NULL'}"
+        new = f"{c.new_type}{'' if c.new_nullable else ' NOT NULL'}"
+        style = "bold yellow" if c.changed else None
+        columns.add_row(c.name, old, new, c.expression, style=style)
+    out.print(columns)
+    out.print(
+        f"strategy: [bold]{p.strategy}[/bold]   verdict: [bold]{p.verdict}[/bold]   "
+        f"estimated rows: {p.estimated_rows:,}"
+    )
+    sql = ";\n".join(p.shadow_ddl + [i.create_sql for i in p.indexes]) + ";"
+    out.print(Panel(Syntax(sql, "sql", word_wrap=True), title="shadow table", title_align="left"))
+    out.print(
+        Panel(
+            Syntax(";\n".join(p.trigger_ddl) + ";", "sql", word_wrap=True),
+            title="dual-write triggers",
+            title_align="left",
+        )
+    )
+    out.print(
+        Panel(
+            Syntax(";\n".join(p.swap_sql + p.post_swap_sql) + ";", "sql", word_wrap=True),
+            title=f"swap (old table kept as {p.old_table})",
+            title_align="left",
+        )
+    )
+    for note in p.notes:
+        out.print(f"  • {note}")
+
+
+# -- execute ---------------------------------------------------------------------------------
+
+
+class RichReporter:
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def phase(self, name: str, **facts: Any) -> None:
+        err.print(f"[green]✓[/green] {name.replace('_', ' ')}")
+
+    def copy_started(self, total_estimate: int, already: int) -> None:
+        self.progress = Progress(
+            TextColumn("copying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} rows/s"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("copy", total=max(total_estimate, 1), completed=already, rate="-")
+
+    def copied(self, rows: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.advance(self.task, rows)
+            speed = self.progress.tasks[0].speed
+            self.progress.update(self.task, rate=f"{speed:,.0f}" if speed else "-")
+
+    def copy_finished(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+@app.command()
+@user_errors
+def execute(
+    plan_file: Annotated[Path, typer.Argument(help="Plan written by `shadowswap plan`.")] = DEFAULT_PLAN,
+    chunk_size: Annotated[int, typer.Option(help="Rows in the first chunk; adapts to --chunk-time.")] = 1000,
+    chunk_time: Annotated[float, typer.Option(help="Target seconds per chunk.")] = 0.5,
+    min_chunk: Annotated[int, typer.Option(help="Smallest chunk the adaptive sizer may choose.")] = 100,
+    max_chunk: Annotated[int, typer.Option(help="Largest chunk the adaptive sizer may choose.")] = 100_000,
+    lock_timeout: Annotated[int, typer.Option(help="Milliseconds to wait for a lock before retrying.")] = 200,
+    cutover_retries: Annotated[int, typer.Option(help="Attempts to take a strong lock.")] = 30,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the checksum before the swap.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
+    from shadowswap.executor import Executor, Options
+
+    the_plan = Plan.read(plan_file)
+    engine, dialect = connect(db)
+    options = Options(
+        chunk_size=min(max(chunk_size, min_chunk), max_chunk),
+        chunk_time=chunk_time,
+        min_chunk=min_chunk,
+        max_chunk=max_chunk,
+        lock_timeout_ms=lock_timeout,
+        lock_retries=cutover_retries,
+        verify=not no_verify,
+    )
+    summary = Executor(engine, dialect, the_plan, options, RichReporter()).run()
+    lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
+    out.print(
+        f"[bold green]done:[/bold green] {summary.table} migrated in {summary.seconds:.1f}s "
+        f"({summary.rows_copied:,} rows copied, swap lock held {lock}); old table kept as "
+        f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
+        highlight=False,
+    )
+
+
+# -- status / abort / cleanup ----------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def status(db: DbOption = None) -> None:
+    """List migrations recorded in the database: phase, rows copied, elapsed, kept old tables."""
+    from shadowswap import state
+
+    engine, _dialect = connect(db)
+    state.ensure(engine)
+    with engine.connect() as conn:
+        migrations = state.all_migrations(conn)
+    if not migrations:
+        out.print("no migrations recorded")
+        return
+    table = Table()
+    for heading in ("id", "table", "phase", "rows copied", "elapsed", "swap lock", "kept old table", "error"):
+        table.add_column(heading)
+    for m in migrations:
+        end = m.finished_at or m.updated_at
+        elapsed = f"{(end - m.started_at).total_seconds():.0f}s"
+        kept = m.old_table if m.phase == state.CUT_OVER else ""
+        lock = f"{m.cutover_lock_ms:.1f} ms" if m.cutover_lock_ms is not None else ""
+        table.add_row(str(m.id), m.table_name, m.phase, f"{m.rows_copied:,}", elapsed, lock, kept, (m.error or "")[:80])
+    out.print(table)
+
+
+def _table_from(table: str | None, plan_file: Path) -> str:
+    if table:
+        return table
+    if plan_file.exists():
+        return Plan.read(plan_file).table
+    raise UsageError("which table?", hint="give the table name, or run where shadowswap.plan.json is")
+
+
+@app.command()
+@user_errors
+def abort(
+    table: Annotated[str | None, typer.Argument(help="Table whose migration to abort; default: the plan's.")] = None,
+    plan_file: Annotated[Path, typer.Option("--plan")] = DEFAULT_PLAN,
+    db: DbOption = None,
+) -> None:
+    """Undo an unfinished migration: drop the triggers and the shadow table; the original stays."""
+    from shadowswap.executor import abort as run_abort
+
+    name = _table_from(table, plan_file)
+    engine, dialect = connect(db)
+    migration = run_abort(engine, dialect, name)
+    out.print(f"aborted migration {migration.id} of {name}: triggers and {migration.shadow_table} removed")
+
+
+@app.command()
+@user_errors
+def cleanup(
+    table: Annotated[str | None, typer.Argument(help="Only this table's kept old table.")] = None,
+    drop_old: Annotated[bool, typer.Option("--drop-old", help="Drop the old tables kept after swaps.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Drop the old table kept after a swap, once you are satisfied with the new one."""
+    from shadowswap import state
+    from shadowswap.executor import cleanup as run_cleanup
+
+    if not drop_old:
+        raise UsageError("nothing to do", hint="`shadowswap cleanup --drop-old` drops the kept old tables")
+    engine, dialect = connect(db)
+    state.ensure(engine)
+    with engine.connect() as conn:
+        kept = state.kept_old(conn, table)
+    if not kept:
+        out.print("no kept old tables")
+        return
+    names = ", ".join(m.old_table for m in kept)
+    if not yes and not typer.confirm(f"drop {names}?"):
+        raise typer.Exit(1)
+    for m in run_cleanup(engine, dialect, table):
+        out.print(f"dropped {m.old_table}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

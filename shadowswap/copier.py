@@ -1,0 +1,126 @@
+"""Keyset chunk copy: each chunk is one server-side INSERT … SELECT plus its checkpoint, in one transaction.
+
+Rows never travel through Python (invariant 2, the copy is ``INSERT … SELECT`` skipping keys the
+triggers already wrote); chunk bounds walk the primary key, so a chunk costs the same at the end of
+the table as at the start (invariant 4). The chunk size adapts toward ``chunk_time`` per chunk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from shadowswap import state
+from shadowswap.db import first_line
+from shadowswap.dialects import Dialect
+from shadowswap.errors import CopyFailed
+from shadowswap.plan import Plan
+
+log = structlog.get_logger("shadowswap.copy")
+
+
+@dataclass
+class ChunkSizer:
+    """Feedback chunker: told how long the last chunk took, it proposes the next size."""
+
+    size: int = 1000
+    target_seconds: float = 0.5
+    minimum: int = 100
+    maximum: int = 100_000
+
+    def record(self, rows: int, seconds: float) -> None:
+        if rows < self.size or seconds <= 0:
+            return
+        ideal = self.size * self.target_seconds / seconds
+        # move at most 2x either way per chunk: one slow chunk (a lock wait) must not collapse the size
+        self.size = int(max(self.minimum, min(self.maximum, max(self.size / 2, min(self.size * 2, ideal)))))
+
+
+def key_params(prefix: str, values: list[Any] | tuple[Any, ...] | None) -> dict[str, Any]:
+    return {} if values is None else {f"{prefix}{i}": v for i, v in enumerate(values)}
+
+
+ProgressCallback = Callable[[int, int], None]
+ThrottleCallback = Callable[[], None]
+
+
+class Copier:
+    def __init__(
+        self,
+        engine: Engine,
+        dialect: Dialect,
+        plan: Plan,
+        migration_id: int,
+        sizer: ChunkSizer,
+        on_progress: ProgressCallback | None = None,
+        before_chunk: ThrottleCallback | None = None,
+        max_retries: int = 20,
+    ) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        self.plan = plan
+        self.migration_id = migration_id
+        self.sizer = sizer
+        self.on_progress = on_progress
+        self.before_chunk = before_chunk
+        self.max_retries = max_retries
+        self.bound_first = sa.text(dialect.chunk_bound_sql(plan, has_lo=False))
+        self.bound_next = sa.text(dialect.chunk_bound_sql(plan, has_lo=True))
+        self.copy_first = sa.text(dialect.copy_chunk_sql(plan, has_lo=False))
+        self.copy_next = sa.text(dialect.copy_chunk_sql(plan, has_lo=True))
+
+    def run(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
+        """Copy every key in (checkpoint, max_key]; returns rows inserted by this run."""
+        lo = checkpoint
+        total = 0
+        while lo is None or list(lo) != list(max_key):
+            if self.before_chunk:
+                self.before_chunk()
+            started = time.perf_counter()
+            hi, inserted = self._chunk_with_retries(lo, max_key)
+            elapsed = time.perf_counter() - started
+            self.sizer.record(self.sizer.size if list(hi) != list(max_key) else 0, elapsed)
+            total += inserted
+            if self.on_progress:
+                self.on_progress(inserted, self.sizer.size)
+            log.debug("chunk copied", hi=hi, rows=inserted, seconds=round(elapsed, 3), next_size=self.sizer.size)
+            lo = hi
+        return total
+
+    def _chunk_with_retries(self, lo: list[Any] | None, max_key: list[Any]) -> tuple[list[Any], int]:
+        attempt = 0
+        while True:
+            try:
+                return self._chunk(lo, max_key)
+            except DBAPIError as exc:
+                if self.dialect.is_retryable(exc) and attempt < self.max_retries:
+                    attempt += 1
+                    log.info("chunk retried", reason=first_line(exc), attempt=attempt)
+                    time.sleep(min(0.05 * 2**attempt, 2.0))
+                    continue
+                if self.dialect.is_data_error(exc):
+                    where = f"after key {lo}" if lo is not None else "at the start of the table"
+                    raise CopyFailed(
+                        f"a row {where} cannot be copied into the new definition: {first_line(exc)}",
+                        hint="fix the data, or give --using COL=EXPR to convert it, then plan again",
+                    ) from exc
+                raise
+
+    def _chunk(self, lo: list[Any] | None, max_key: list[Any]) -> tuple[list[Any], int]:
+        params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.sizer.size - 1}
+        with self.engine.begin() as conn:
+            self.dialect.begin_chunk(conn)
+            row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
+            hi = list(row) if row is not None else list(max_key)
+            params.update(key_params("hi", hi))
+            result = conn.execute(self.copy_first if lo is None else self.copy_next, params)
+            inserted = max(result.rowcount, 0)
+            state.record_chunk(conn, self.migration_id, hi, inserted)
+        return hi, inserted

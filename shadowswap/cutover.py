@@ -1,0 +1,48 @@
+"""Statements that need a strong lock on the live table: short lock timeout, retried with backoff.
+
+A waiting ACCESS EXCLUSIVE (or metadata lock) request blocks every later reader and writer, so
+waiting long is itself an outage (invariant 5): we wait briefly, give way, and try again.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from shadowswap.db import first_line
+from shadowswap.dialects import Dialect
+
+log = structlog.get_logger("shadowswap.lock")
+T = TypeVar("T")
+
+
+class LockRetriesExhausted(Exception):
+    def __init__(self, attempts: int, last_error: str) -> None:
+        super().__init__(f"could not take the lock in {attempts} attempts ({last_error})")
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+def with_lock_retries(
+    dialect: Dialect, what: str, action: Callable[[], T], retries: int, base_delay: float = 0.1, max_delay: float = 3.0
+) -> T:
+    """Run ``action``; on a lock timeout back off (with jitter, so two tools do not collide in step)."""
+    last = ""
+    for attempt in range(1, retries + 1):
+        try:
+            return action()
+        except DBAPIError as exc:
+            if not (dialect.is_lock_timeout(exc) or dialect.is_retryable(exc)):
+                raise
+            last = first_line(exc)
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            log.warning(
+                "lock not available, retrying", step=what, attempt=attempt, retries=retries, wait=round(delay, 2)
+            )
+            time.sleep(delay)
+    raise LockRetriesExhausted(retries, last)

@@ -1,0 +1,163 @@
+"""The state table: one row per migration, so status, resume and cleanup work from any host.
+
+A checkpoint is data (the last copied key), written in the same transaction as the chunk it
+describes (invariant 4), so resuming is reading a row, not reconstructing memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+STATE_TABLE = "shadowswap_migrations"
+
+_metadata = sa.MetaData()
+migrations = sa.Table(
+    STATE_TABLE,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.String(255), nullable=False),
+    sa.Column("shadow_table", sa.String(255), nullable=False),
+    sa.Column("old_table", sa.String(255), nullable=False),
+    sa.Column("phase", sa.String(32), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("plan_json", sa.Text, nullable=False),
+    sa.Column("checkpoint", sa.Text),
+    sa.Column("max_key", sa.Text),
+    sa.Column("rows_copied", sa.BigInteger, nullable=False, default=0),
+    sa.Column("estimated_rows", sa.BigInteger, nullable=False, default=0),
+    sa.Column("paused", sa.Boolean, nullable=False, default=False),
+    sa.Column("cutover_lock_ms", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("started_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+)
+
+# Phases in order; each is recorded before the next begins, so a crash resumes where it stopped.
+PLANNED = "planned"
+SHADOW_CREATED = "shadow_created"
+TRIGGERS_INSTALLED = "triggers_installed"
+COPIED = "copied"
+INDEXES_BUILT = "indexes_built"
+VERIFIED = "verified"
+CUT_OVER = "cut_over"
+CLEANED_UP = "cleaned_up"
+ABORTED = "aborted"
+FAILED = "failed"
+PHASES = [PLANNED, SHADOW_CREATED, TRIGGERS_INSTALLED, COPIED, INDEXES_BUILT, VERIFIED, CUT_OVER]
+FINISHED = {CUT_OVER, CLEANED_UP, ABORTED}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+@dataclass
+class Migration:
+    id: int
+    table_name: str
+    shadow_table: str
+    old_table: str
+    phase: str
+    fingerprint: str
+    plan_json: str
+    checkpoint: list[Any] | None
+    max_key: list[Any] | None
+    rows_copied: int
+    estimated_rows: int
+    paused: bool
+    cutover_lock_ms: float | None
+    error: str | None
+    started_at: dt.datetime
+    updated_at: dt.datetime
+    finished_at: dt.datetime | None
+
+    def reached(self, phase: str) -> bool:
+        return self.phase in PHASES and PHASES.index(self.phase) >= PHASES.index(phase)
+
+    @classmethod
+    def from_row(cls, row: sa.Row[Any]) -> Migration:
+        data = dict(row._mapping)
+        for key in ("checkpoint", "max_key"):
+            data[key] = json.loads(data[key]) if data[key] else None
+        return cls(**data)
+
+
+def ensure(engine: Engine) -> None:
+    _metadata.create_all(engine, checkfirst=True)
+
+
+def encode_key(values: list[Any] | tuple[Any, ...] | None) -> str | None:
+    return None if values is None else json.dumps(list(values), default=str)
+
+
+def active(conn: Connection, table: str) -> Migration | None:
+    """The migration of ``table`` that has not finished (cut over, aborted or cleaned up)."""
+    row = conn.execute(
+        sa.select(migrations)
+        .where(migrations.c.table_name == table, migrations.c.phase.not_in([*FINISHED]))
+        .order_by(migrations.c.id.desc())
+    ).first()
+    return Migration.from_row(row) if row else None
+
+
+def kept_old(conn: Connection, table: str | None = None) -> list[Migration]:
+    query = sa.select(migrations).where(migrations.c.phase == CUT_OVER)
+    if table:
+        query = query.where(migrations.c.table_name == table)
+    return [Migration.from_row(r) for r in conn.execute(query.order_by(migrations.c.id))]
+
+
+def all_migrations(conn: Connection, limit: int = 50) -> list[Migration]:
+    rows = conn.execute(sa.select(migrations).order_by(migrations.c.id.desc()).limit(limit))
+    return [Migration.from_row(r) for r in rows]
+
+
+def create(
+    conn: Connection, *, table: str, shadow: str, old: str, fingerprint: str, plan_json: str, estimated_rows: int
+) -> int:
+    stamp = now()
+    result = conn.execute(
+        migrations.insert().values(
+            table_name=table,
+            shadow_table=shadow,
+            old_table=old,
+            phase=PLANNED,
+            fingerprint=fingerprint,
+            plan_json=plan_json,
+            rows_copied=0,
+            estimated_rows=estimated_rows,
+            paused=False,
+            started_at=stamp,
+            updated_at=stamp,
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def update(conn: Connection, migration_id: int, **values: Any) -> None:
+    values["updated_at"] = now()
+    if values.get("phase") in FINISHED:
+        values["finished_at"] = now()
+    conn.execute(migrations.update().where(migrations.c.id == migration_id).values(**values))
+
+
+def record_chunk(conn: Connection, migration_id: int, checkpoint: list[Any], rows: int) -> None:
+    conn.execute(
+        migrations.update()
+        .where(migrations.c.id == migration_id)
+        .values(checkpoint=encode_key(checkpoint), rows_copied=migrations.c.rows_copied + rows, updated_at=now())
+    )
+
+
+def get(conn: Connection, migration_id: int) -> Migration:
+    row = conn.execute(sa.select(migrations).where(migrations.c.id == migration_id)).one()
+    return Migration.from_row(row)
