@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +67,18 @@ class Dialect:
         return self.fit_name(f"_{index}_old")
 
     # -- connections -------------------------------------------------------------------------
+
+    def statement(self, sql: str) -> sa.TextClause:
+        """A text() of generated SQL whose only bind parameters are our own chunk bounds: every other
+        colon (``'HH24:MI'`` in a user's expression, ``::text`` casts) is escaped, not taken as a bind."""
+        return sa.text(_FOREIGN_COLON.sub(r"\\:", sql))
+
+    def run(self, conn: Connection, sql: str) -> Any:
+        """Execute generated SQL verbatim. Drivers with a ``%`` paramstyle parse every statement
+        for placeholders, so a user's ``price % 10`` or ``LIKE 'a%'`` must reach them doubled."""
+        if self.sa_dialect.paramstyle in ("pyformat", "format"):
+            sql = sql.replace("%", "%%")
+        return conn.exec_driver_sql(sql)
 
     def engine_options(self) -> dict[str, Any]:
         return {}
@@ -214,7 +226,10 @@ class Dialect:
     def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
         with engine.begin() as conn:
             if not self.index_exists(conn, plan.shadow_table, index.shadow_name):
-                conn.exec_driver_sql(index.create_sql)
+                self.run(conn, index.create_sql)
+
+    def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
+        return [str(sa.schema.AddConstraint(constraint).compile(dialect=self.sa_dialect)).strip()]
 
     def analyze_sql(self, table: str) -> str | None:
         return None
@@ -225,7 +240,7 @@ class Dialect:
     def install_triggers(self, conn: Connection, plan: Plan) -> None:
         """Replace any half-installed set in one transaction (DDL is transactional here)."""
         for stmt in [*plan.drop_trigger_ddl, *plan.trigger_ddl]:
-            conn.exec_driver_sql(stmt)
+            self.run(conn, stmt)
 
     def drop_trigger_ddl(self, plan: Plan) -> list[str]:
         return [f"DROP TRIGGER IF EXISTS {self.q(name)}" for name in plan.trigger_names]
@@ -237,8 +252,14 @@ class Dialect:
         """Statements of the atomic swap, and statements that may follow it outside the lock."""
         raise NotImplementedError
 
-    def run_swap(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> float:
-        """Run the swap once; returns seconds the strong lock was held. Raises on lock timeout."""
+    def run_swap(
+        self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
+    ) -> float:
+        """Run the swap once; returns seconds the strong lock was held. Raises on lock timeout.
+
+        ``in_swap`` records the new phase; engines with transactional DDL call it inside the swap's
+        own transaction, so a crash can never separate the swap from its record.
+        """
         raise NotImplementedError
 
     # -- verification (invariant 9) ----------------------------------------------------------
@@ -250,6 +271,7 @@ class Dialect:
         raise NotImplementedError
 
 
+_FOREIGN_COLON = re.compile(r":(?!(?:lo|hi)\d+\b|skip\b)")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from shadowswap.dialects.base import Dialect
 from sqlalchemy.engine import Connection, Engine
+
+from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import IndexPlan, Plan
@@ -103,8 +105,14 @@ class PostgresDialect(Dialect):
             if valid is True:
                 return
             if valid is False:
-                conn.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {self.q(index.shadow_name)}")
-            conn.exec_driver_sql(index.create_sql)
+                self.run(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {self.q(index.shadow_name)}")
+            self.run(conn, index.create_sql)
+
+    def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
+        # NOT VALID takes its lock for an instant; VALIDATE then scans without blocking writers.
+        add = str(sa.schema.AddConstraint(constraint).compile(dialect=self.sa_dialect)).strip()
+        table = self.q(constraint.table.name)
+        return [f"{add} NOT VALID", f"ALTER TABLE {table} VALIDATE CONSTRAINT {self.q(str(constraint.name))}"]
 
     def analyze_sql(self, table: str) -> str | None:
         return f"ANALYZE {self.q(table)}"
@@ -165,23 +173,60 @@ END
         stmts.append(f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()")
         return stmts
 
-    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        owned = []
-        for column in plan.source_columns:
-            seq = conn.execute(
-                sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": self.q(plan.table), "c": column}
-            ).scalar()
-            if seq:
-                owned.append((column, seq))
-        identity = [c["name"] for c in reflection.columns if c.get("identity")]
-        if identity:
-            from shadowswap.errors import UsageError
+    def shadow_column(
+        self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
+    ) -> sa.Column[Any]:
+        # An identity column is created plain: the copy and the triggers write the original ids, and
+        # the identity (continuing the old sequence) is attached at the swap.
+        if reflected.get("identity"):
+            default = None
+        return super().shadow_column(reflected, type_, nullable, default)
 
-            raise UsageError(
-                f"column {identity[0]!r} is an identity column, which shadowswap does not migrate yet",
-                hint="a serial column (DEFAULT nextval) works",
+    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        views = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT DISTINCT v.relname FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+                    "JOIN pg_class v ON v.oid = r.ev_class "
+                    "WHERE d.refobjid = to_regclass(:t) AND v.oid <> d.refobjid ORDER BY 1"
+                ),
+                {"t": self.q(plan.table)},
             )
-        return {"owned_sequences": owned}
+        ]
+        if views:
+            raise UsageError(
+                f"views depend on {plan.table!r} ({', '.join(views)}); PostgreSQL binds them to the table, "
+                "so after the swap they would show the old table",
+                hint="drop the views before migrating and recreate them after",
+            )
+        owned: list[tuple[str, str]] = []
+        identities: list[dict[str, Any]] = []
+        for col in reflection.columns:
+            row = conn.execute(
+                sa.text(
+                    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.oid = pg_get_serial_sequence(:t, :c)::regclass"
+                ),
+                {"t": self.q(plan.table), "c": col["name"]},
+            ).first()
+            if row is None:
+                continue
+            qualified = f"{self.q(row[0])}.{self.q(row[1])}"
+            identity = col.get("identity")
+            if identity:
+                identities.append(
+                    {
+                        "column": col["name"],
+                        "schema": row[0],
+                        "sequence": row[1],
+                        "always": bool(identity.get("always")),
+                        "increment": int(identity.get("increment") or 1),
+                    }
+                )
+            else:
+                owned.append((col["name"], qualified))
+        return {"owned_sequences": owned, "identities": identities}
 
     def plan_notes(self, plan: Plan) -> list[str]:
         return [
@@ -209,28 +254,45 @@ END
             # The shadow's default already calls nextval() on this sequence; moving ownership keeps
             # `DROP TABLE old` from dropping the sequence the live table now depends on.
             stmts.append(f"ALTER SEQUENCE {sequence} OWNED BY {t}.{self.q(column)}")
+        for ident in reflected.get("identities", []):
+            # The old identity sequence keeps the old table; a new one, named as the original and
+            # positioned where the original stands, is attached to the live column.
+            seq = f"{self.q(ident['schema'])}.{self.q(ident['sequence'])}"
+            old_seq_name = self.fit_name(f"_{ident['sequence']}_old")
+            old_seq = f"{self.q(ident['schema'])}.{self.q(old_seq_name)}"
+            kind = "ALWAYS" if ident["always"] else "BY DEFAULT"
+            stmts.append(f"ALTER SEQUENCE {seq} RENAME TO {self.q(old_seq_name)}")
+            stmts.append(
+                f"ALTER TABLE {t} ALTER COLUMN {self.q(ident['column'])} ADD GENERATED {kind} AS IDENTITY "
+                f"(SEQUENCE NAME {seq} INCREMENT BY {int(ident['increment'])})"
+            )
+            literal = seq.replace("'", "''")
+            stmts.append(f"SELECT setval('{literal}', last_value, is_called) FROM {old_seq}")
         post = [f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()"]
         return stmts, post
 
-    def run_swap(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> float:
+    def run_swap(
+        self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
+    ) -> float:
         with engine.connect() as conn:
             with conn.begin():
                 for stmt in self.lock_timeout_sql(lock_timeout_ms):
-                    conn.exec_driver_sql(stmt)
-                conn.exec_driver_sql(plan.swap_sql[0])
+                    self.run(conn, stmt)
+                self.run(conn, plan.swap_sql[0])
                 locked_at = time.perf_counter()
                 for stmt in plan.swap_sql[1:]:
-                    conn.exec_driver_sql(stmt)
+                    self.run(conn, stmt)
+                in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:
                 with conn.begin():
                     for s in self.lock_timeout_sql(lock_timeout_ms):
-                        conn.exec_driver_sql(s)
-                    conn.exec_driver_sql(stmt)
+                        self.run(conn, s)
+                    self.run(conn, stmt)
         return held
 
     def begin_snapshot(self, conn: Connection) -> None:
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self.run(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
         if source:

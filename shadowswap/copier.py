@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -71,10 +70,10 @@ class Copier:
         self.on_progress = on_progress
         self.before_chunk = before_chunk
         self.max_retries = max_retries
-        self.bound_first = sa.text(dialect.chunk_bound_sql(plan, has_lo=False))
-        self.bound_next = sa.text(dialect.chunk_bound_sql(plan, has_lo=True))
-        self.copy_first = sa.text(dialect.copy_chunk_sql(plan, has_lo=False))
-        self.copy_next = sa.text(dialect.copy_chunk_sql(plan, has_lo=True))
+        self.bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
+        self.bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
+        self.copy_first = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=False))
+        self.copy_next = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=True))
 
     def run(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
         """Copy every key in (checkpoint, max_key]; returns rows inserted by this run."""

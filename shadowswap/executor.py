@@ -6,13 +6,14 @@ any point either resumes (``execute`` again) or aborts cleanly (``abort``).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from shadowswap import state
 from shadowswap.copier import ChunkSizer, Copier
@@ -130,6 +131,12 @@ class Executor:
     def _claim(self) -> state.Migration:
         with self.engine.begin() as conn:
             current = state.active(conn, self.plan.table)
+            finished = [m for m in state.kept_old(conn, self.plan.table) if m.fingerprint == self.plan.fingerprint]
+        if current is None and finished:
+            raise UsageError(
+                f"this plan was already executed (migration {finished[-1].id} swapped {self.plan.table!r})",
+                hint="`shadowswap status` shows it; plan again for a further change",
+            )
         if current is not None:
             stored = Plan.from_json(current.plan_json)
             if not same_plan(stored, self.plan):
@@ -137,6 +144,8 @@ class Executor:
                     f"a different migration of {self.plan.table!r} is in progress (phase {current.phase})",
                     hint="resume it with its own plan, or `shadowswap abort` it first",
                 )
+            if current.phase == state.VERIFIED and self._swap_happened(stored):
+                return self._finish_interrupted_swap(current, stored)
             check_fresh(self.engine, self.plan)
             self.plan = stored
             log.info("resuming", phase=current.phase, checkpoint=current.checkpoint)
@@ -161,6 +170,19 @@ class Executor:
                 estimated_rows=self.plan.estimated_rows,
             )
             return state.get(conn, migration_id)
+
+    def _swap_happened(self, plan: Plan) -> bool:
+        """On engines whose swap cannot share a transaction with its record, a crash can fall between."""
+        inspector = sa.inspect(self.engine)
+        return inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
+
+    def _finish_interrupted_swap(self, m: state.Migration, plan: Plan) -> state.Migration:
+        log.warning("the swap had happened before the crash; finishing it", table=plan.table)
+        self.plan = plan
+        for stmt in plan.post_swap_sql:
+            with self.engine.begin() as conn:
+                self.dialect.run(conn, stmt)
+        return self._set_phase(m.id, state.CUT_OVER)
 
     def _set_phase(self, migration_id: int, phase: str, **values: Any) -> state.Migration:
         with self.engine.begin() as conn:
@@ -196,7 +218,7 @@ class Executor:
         with self.engine.begin() as conn:
             if not sa.inspect(conn).has_table(self.plan.shadow_table):
                 for stmt in self.plan.shadow_ddl:
-                    conn.exec_driver_sql(stmt)
+                    self.dialect.run(conn, stmt)
         if self.dialect.build_indexes_before_copy:
             for index in self.plan.indexes:
                 self.dialect.build_index(self.engine, self.plan, index)
@@ -205,7 +227,7 @@ class Executor:
         def install() -> None:
             with self.engine.begin() as conn:
                 for stmt in self.dialect.lock_timeout_sql(self.options.lock_timeout_ms):
-                    conn.exec_driver_sql(stmt)
+                    self.dialect.run(conn, stmt)
                 self.dialect.install_triggers(conn, self.plan)
 
         self._locked("install triggers", install)
@@ -267,10 +289,12 @@ class Executor:
             for index in self.plan.indexes:
                 log.info("building index", index=index.final_name)
                 self.dialect.build_index(self.engine, self.plan, index)
+        for stmt in self.plan.foreign_key_ddl:
+            self._locked("add foreign key", functools.partial(self._run_with_lock_timeout, stmt))
         analyze = self.dialect.analyze_sql(self.plan.shadow_table)
         if analyze:
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql(analyze)
+                self.dialect.run(conn, analyze)
 
     def _verify(self, m: state.Migration) -> None:
         if self.options.verify:
@@ -278,13 +302,22 @@ class Executor:
             log.info("verified", rows=rows)
 
     def _cut_over(self, m: state.Migration) -> dict[str, Any]:
+        def record(conn: Connection) -> None:
+            state.update(conn, m.id, phase=state.CUT_OVER)
+
         held = self._locked(
             "swap",
-            lambda: self.dialect.run_swap(self.engine, self.plan, self.options.lock_timeout_ms),
+            lambda: self.dialect.run_swap(self.engine, self.plan, self.options.lock_timeout_ms, record),
             cutover=True,
         )
         log.info("swapped", table=self.plan.table, old_table=self.plan.old_table, lock_ms=round(held * 1000, 1))
         return {"cutover_lock_ms": held * 1000}
+
+    def _run_with_lock_timeout(self, stmt: str) -> None:
+        with self.engine.begin() as conn:
+            for setting in self.dialect.lock_timeout_sql(self.options.lock_timeout_ms):
+                self.dialect.run(conn, setting)
+            self.dialect.run(conn, stmt)
 
     def _locked(self, what: str, action: Any, cutover: bool = False) -> Any:
         try:
@@ -315,13 +348,13 @@ def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, optio
     def drop_triggers() -> None:
         with engine.begin() as conn:
             for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
-                conn.exec_driver_sql(stmt)
+                dialect.run(conn, stmt)
             for stmt in plan.drop_trigger_ddl:
-                conn.exec_driver_sql(stmt)
+                dialect.run(conn, stmt)
 
     with_lock_retries(dialect, "drop triggers", drop_triggers, options.lock_retries)
     with engine.begin() as conn:
-        conn.exec_driver_sql(dialect.drop_table_sql(plan.shadow_table))
+        dialect.run(conn, dialect.drop_table_sql(plan.shadow_table))
 
 
 def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None = None) -> state.Migration:
@@ -351,7 +384,7 @@ def cleanup(engine: Engine, dialect: Dialect, table: str | None) -> list[state.M
     done = []
     for migration in kept:
         with engine.begin() as conn:
-            conn.exec_driver_sql(dialect.drop_table_sql(migration.old_table))
+            dialect.run(conn, dialect.drop_table_sql(migration.old_table))
             state.update(conn, migration.id, phase=state.CLEANED_UP)
             done.append(state.get(conn, migration.id))
     return done

@@ -62,6 +62,8 @@ class Plan:
     swap_sql: list[str]
     post_swap_sql: list[str]
     changes: list[str]
+    #: foreign keys added to the shadow after the copy (PostgreSQL: NOT VALID, then VALIDATE)
+    foreign_key_ddl: list[str] = field(default_factory=list)
     strategy: str = "shadow"
     verdict: str = "safe"
     notes: list[str] = field(default_factory=list)

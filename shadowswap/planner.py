@@ -98,10 +98,10 @@ def _type_sql(dialect: Dialect, type_: sa.types.TypeEngine[Any]) -> str:
     return type_.compile(dialect=dialect.sa_dialect)
 
 
-def _validate(conn: Connection, sql: str, what: str, hint: str | None = None) -> None:
+def _validate(conn: Connection, dialect: Dialect, sql: str, what: str, hint: str | None = None) -> None:
     try:
         with conn.begin_nested():
-            conn.exec_driver_sql(sql)
+            dialect.run(conn, sql)
     except DBAPIError as exc:
         raise UsageError(f"{what}: {first_line(exc)}", hint=hint) from None
 
@@ -182,6 +182,7 @@ def _plan_from_reflection(
         if alter:
             _validate(
                 conn,
+                dialect,
                 dialect.validate_type_sql(alter.type_sql),
                 f"invalid type {alter.type_sql!r}",
                 hint="give a type this database knows, e.g. varchar(20)",
@@ -236,6 +237,36 @@ def _plan_from_reflection(
     for check in ref.check_constraints:
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
     shadow_table = sa.Table(shadow, metadata, *columns, *constraints)
+    # compiled before the foreign keys join the table: those are added after the copy
+    shadow_ddl = dialect.create_table_sql(shadow_table)
+
+    foreign_key_ddl: list[str] = []
+    for fk in ref.foreign_keys:
+        if fk.get("referred_table") == table:
+            raise UsageError(
+                f"table {table!r} has a foreign key to itself ({fk.get('name')}); after the swap it would point "
+                "at the old table",
+                hint="drop the self-referencing key before migrating and add it back after",
+            )
+        referred = sa.Table(
+            fk["referred_table"],
+            metadata,
+            *[sa.Column(c, sa.Integer) for c in fk["referred_columns"]],
+            schema=fk.get("referred_schema"),
+            extend_existing=True,
+        )
+        constraint = sa.ForeignKeyConstraint(
+            fk["constrained_columns"],
+            [referred.c[c] for c in fk["referred_columns"]],
+            name=fk.get("name"),
+            **{
+                k: v
+                for k, v in (fk.get("options") or {}).items()
+                if k in ("onupdate", "ondelete", "deferrable", "initially")
+            },
+        )
+        shadow_table.append_constraint(constraint)
+        foreign_key_ddl.extend(dialect.add_foreign_key_sql(constraint))
 
     index_plans = []
     for ix in ref.indexes:
@@ -251,7 +282,8 @@ def _plan_from_reflection(
         columns=column_plans,
         fingerprint=ref.fingerprint(),
         estimated_rows=dialect.estimated_rows(conn, table),
-        shadow_ddl=dialect.create_table_sql(shadow_table),
+        shadow_ddl=shadow_ddl,
+        foreign_key_ddl=foreign_key_ddl,
         indexes=index_plans,
         trigger_names=[dialect.trigger_name(table, kind) for kind in ("ins", "upd", "del")],
         trigger_ddl=[],
@@ -267,6 +299,7 @@ def _plan_from_reflection(
     plan.swap_sql, plan.post_swap_sql = dialect.swap_sql(plan, swap_facts)
     _validate(
         conn,
+        dialect,
         f"SELECT {dialect.select_list(plan.columns)} FROM {dialect.q(table)} AS src WHERE 1 = 0",
         "a copy expression is invalid",
         hint="check the --using expressions; they are SQL evaluated against the original row",

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Engine
 
@@ -28,8 +27,8 @@ def _compare(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None,
     has_lo = lo is not None
     with engine.connect() as conn:
         dialect.begin_snapshot(conn)
-        source = tuple(conn.execute(sa.text(dialect.checksum_sql(plan, True, has_lo)), params).one())
-        shadow = tuple(conn.execute(sa.text(dialect.checksum_sql(plan, False, has_lo)), params).one())
+        source = tuple(conn.execute(dialect.statement(dialect.checksum_sql(plan, True, has_lo)), params).one())
+        shadow = tuple(conn.execute(dialect.statement(dialect.checksum_sql(plan, False, has_lo)), params).one())
         conn.rollback()
     return source, shadow
 
@@ -43,10 +42,10 @@ def verify(
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Returns the number of rows compared; raises VerificationFailed with the differing key range."""
-    bound_first = sa.text(dialect.chunk_bound_sql(plan, has_lo=False))
-    bound_next = sa.text(dialect.chunk_bound_sql(plan, has_lo=True))
+    bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
+    bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
     with engine.connect() as conn:
-        top = conn.execute(sa.text(dialect.max_key_sql(plan))).first()
+        top = conn.execute(dialect.statement(dialect.max_key_sql(plan))).first()
     if top is None:
         return 0
     max_key = list(top)

@@ -1,0 +1,158 @@
+"""PostgreSQL-only behaviour: identity columns, foreign keys, dependent views, plan reuse."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from shadowswap.changes import parse_alter
+from shadowswap.db import connect
+from shadowswap.errors import UsageError
+from shadowswap.executor import Executor, Options
+from shadowswap.planner import build_plan
+
+
+@pytest.mark.parametrize("kind", ["ALWAYS", "BY DEFAULT"])
+def test_identity_column_keeps_generating(pg_url: str, kind: str) -> None:
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE events (id bigint GENERATED {kind} AS IDENTITY PRIMARY KEY, amount integer NOT NULL)"
+        )
+        conn.exec_driver_sql("INSERT INTO events (amount) SELECT g FROM generate_series(1, 20000) g")
+    plan = build_plan(engine, dialect, "events", [parse_alter("amount:bigint")])
+    stop = threading.Event()
+    inserted: list[int] = []
+    errors: list[str] = []
+
+    def writer() -> None:
+        while not stop.is_set():
+            try:
+                with engine.begin() as conn:
+                    inserted.append(
+                        conn.exec_driver_sql("INSERT INTO events (amount) VALUES (-1) RETURNING id").scalar_one()
+                    )
+            except Exception as exc:
+                errors.append(str(exc).splitlines()[0])
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        Executor(engine, dialect, plan, Options(chunk_size=1000, chunk_time=0.02)).run()
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM events WHERE amount = -1 ORDER BY id")]
+        assert ids == sorted(inserted)
+        next_id = conn.exec_driver_sql("INSERT INTO events (amount) VALUES (0) RETURNING id").scalar_one()
+        identity = conn.exec_driver_sql(
+            "SELECT attidentity FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'id'"
+        ).scalar_one()
+    assert next_id == max(inserted) + 1
+    assert identity == ("a" if kind == "ALWAYS" else "d")
+
+
+def test_foreign_keys_are_carried_over(pg_url: str) -> None:
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE categories (id int PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO categories SELECT g FROM generate_series(1, 10) g")
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id serial PRIMARY KEY, category_id int NOT NULL "
+            "CONSTRAINT items_category_fk REFERENCES categories(id) ON DELETE CASCADE, price numeric(10,2))"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO items (category_id, price) SELECT 1 + g %% 10, g FROM generate_series(1, 5000) g"
+        )
+    plan = build_plan(engine, dialect, "items", [parse_alter("price:varchar(20)")])
+    Executor(engine, dialect, plan).run()
+    fks = sa.inspect(engine).get_foreign_keys("items")
+    assert [(fk["name"], fk["referred_table"], fk["options"].get("ondelete")) for fk in fks] == [
+        ("items_category_fk", "categories", "CASCADE")
+    ]
+    with engine.begin() as conn:
+        convalidated = conn.exec_driver_sql(
+            "SELECT convalidated FROM pg_constraint "
+            "WHERE conname = 'items_category_fk' AND conrelid = 'items'::regclass"
+        ).scalar_one()
+        assert convalidated is True
+        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+            conn.exec_driver_sql("INSERT INTO items (category_id, price) VALUES (99, '1')")
+        conn.exec_driver_sql("DELETE FROM categories WHERE id = 3")
+        assert conn.exec_driver_sql("SELECT count(*) FROM items WHERE category_id = 3").scalar_one() == 0
+
+
+def test_dependent_views_and_incoming_keys_are_refused(pg_url: str) -> None:
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE parents (id int PRIMARY KEY, v int)")
+        conn.exec_driver_sql("CREATE VIEW parent_values AS SELECT v FROM parents")
+        conn.exec_driver_sql("CREATE TABLE children (id int PRIMARY KEY, parent_id int REFERENCES parents(id))")
+    with pytest.raises(UsageError, match="referenced by foreign keys from children"):
+        build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE children")
+    with pytest.raises(UsageError, match="views depend on 'parents' \\(parent_values\\)"):
+        build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
+
+
+def test_executing_a_plan_twice_says_so(pg_url: str) -> None:
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY, v int)")
+        conn.exec_driver_sql("INSERT INTO t SELECT g, g FROM generate_series(1, 100) g")
+    plan = build_plan(engine, dialect, "t", [parse_alter("v:bigint")])
+    Executor(engine, dialect, plan).run()
+    with pytest.raises(UsageError, match="already executed"):
+        Executor(engine, dialect, plan).run()
+
+
+def test_using_expression_with_percent_and_colons_under_a_writer(pg_url: str) -> None:
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id serial PRIMARY KEY, v int NOT NULL, ts timestamp NOT NULL)")
+        conn.exec_driver_sql(
+            "INSERT INTO t (v, ts) SELECT g, timestamp '2026-01-01' + g * interval '1 minute' "
+            "FROM generate_series(1, 20000) g"
+        )
+    expression = "(v % 7)::text || ':' || to_char(ts, 'HH24:MI')"
+    plan = build_plan(engine, dialect, "t", [parse_alter("v:varchar(30)")], {"v": expression})
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def writer() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text("UPDATE t SET v = v + 1 WHERE id = :id"), {"id": 1 + n * 37 % 20000})
+                    conn.execute(sa.text("INSERT INTO t (v, ts) VALUES (:v, now())"), {"v": n})
+            except Exception as exc:
+                errors.append(str(exc).splitlines()[0])
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        Executor(engine, dialect, plan, Options(chunk_size=500, chunk_time=0.02, stop_after="verified")).run()
+    finally:
+        stop.set()
+        thread.join()
+    Executor(engine, dialect, plan).run()  # resumes at the swap
+    assert errors == []
+    with engine.connect() as conn:
+        mismatched = conn.exec_driver_sql(
+            "SELECT count(*) FROM t FULL JOIN _t_old o ON o.id = t.id "
+            "WHERE t.v IS DISTINCT FROM (o.v %% 7)::text || ':' || to_char(o.ts, 'HH24:MI')"
+        ).scalar_one()
+        total = conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one()
+    assert mismatched == 0
+    assert total > 20000
