@@ -30,6 +30,8 @@ class Dialect:
     can_stack_triggers = True
     #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
     names_constraints = True
+    #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
+    default_chunk_time = 0.5
 
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         self.sa_dialect = sa_dialect
@@ -205,6 +207,10 @@ class Dialect:
             autoincrement=False,
             comment=reflected.get("comment"),
         )
+
+    def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
+        """Table-level options of the original that reflected columns do not carry (``sa.Table`` kwargs)."""
+        return {}
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         """Read-only facts the swap statements need (sequences, user triggers, views)."""

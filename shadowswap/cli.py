@@ -184,7 +184,9 @@ class RichReporter:
 def execute(
     plan_file: Annotated[Path, typer.Argument(help="Plan written by `shadowswap plan`.")] = DEFAULT_PLAN,
     chunk_size: Annotated[int, typer.Option(help="Rows in the first chunk; adapts to --chunk-time.")] = 1000,
-    chunk_time: Annotated[float, typer.Option(help="Target seconds per chunk.")] = 0.5,
+    chunk_time: Annotated[
+        float | None, typer.Option(help="Target seconds per chunk [default: 0.5; SQLite 0.1].", show_default=False)
+    ] = None,
     min_chunk: Annotated[int, typer.Option(help="Smallest chunk the adaptive sizer may choose.")] = 100,
     max_chunk: Annotated[int, typer.Option(help="Largest chunk the adaptive sizer may choose.")] = 100_000,
     lock_timeout: Annotated[int, typer.Option(help="Milliseconds to wait for a lock before retrying.")] = 200,
@@ -199,7 +201,7 @@ def execute(
     engine, dialect = connect(db)
     options = Options(
         chunk_size=min(max(chunk_size, min_chunk), max_chunk),
-        chunk_time=chunk_time,
+        chunk_time=chunk_time if chunk_time is not None else dialect.default_chunk_time,
         min_chunk=min_chunk,
         max_chunk=max_chunk,
         lock_timeout_ms=lock_timeout,

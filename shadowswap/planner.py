@@ -236,7 +236,7 @@ def _plan_from_reflection(
             constraints.append(sa.UniqueConstraint(*uq["column_names"], name=uq_name))
     for check in ref.check_constraints:
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
-    shadow_table = sa.Table(shadow, metadata, *columns, *constraints)
+    shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **dialect.shadow_table_options(conn, table))
     # compiled before the foreign keys join the table: those are added after the copy
     shadow_ddl = dialect.create_table_sql(shadow_table)
 

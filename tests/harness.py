@@ -211,7 +211,8 @@ class Writers:
                         model[key].update(changes)
                         stats.updates += 1
                     elif op < 0.8:
-                        new_key = REKEY_BASE + self.seed * 1_000_000 + counter * self.threads + t
+                        # negative: SQLite and MySQL generate max(key) + 1, which would reach a positive target
+                        new_key = -(REKEY_BASE + self.seed * 1_000_000 + counter * self.threads + t)
                         with self.engine.begin() as conn:
                             n = conn.execute(
                                 sa.text(f"UPDATE {table} SET id = :new WHERE id = :id"), {"new": new_key, "id": key}
@@ -253,6 +254,8 @@ def normalise(value: Any) -> Any:
         return int(value)
     if isinstance(value, Decimal):
         return str(value)
+    if isinstance(value, float):  # SQLite's NUMERIC columns hand back floats; price_for keeps them exact
+        return repr(value)
     return value
 
 

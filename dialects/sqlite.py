@@ -1,0 +1,584 @@
+"""SQLite: WAL, one BEGIN IMMEDIATE a chunk, indexes before the copy, a one-transaction swap.
+
+SQLite has one write lock for the whole file and no lock queue: a transaction holding it stalls
+every writer, a connection waiting for it stalls nobody. So everything here is about holding the
+write lock briefly and giving it back often: each chunk is a short ``BEGIN IMMEDIATE`` transaction
+followed by a pause as long as the chunk, in which the application's writers (polling from their
+busy handler) get their turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import sqlalchemy as sa
+import structlog
+from shadowswap.dialects.base import Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from shadowswap.errors import ShadowswapError, UsageError
+
+if TYPE_CHECKING:
+    from shadowswap.plan import IndexPlan, Plan
+
+log = structlog.get_logger("shadowswap.sqlite")
+
+#: UPSERT (3.24) and PRAGMA legacy_alter_table with the rename semantics of 3.26
+MIN_VERSION = (3, 26, 0)
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+SQLITE_TOOBIG = 18
+SQLITE_CONSTRAINT = 19
+SQLITE_MISMATCH = 20
+#: marks the error a copy expression raises for a value that does not fit its new type
+DOES_NOT_FIT = "shadowswap: value"
+DIGEST = "shadowswap_digest"
+
+
+def _error_code(exc: BaseException) -> int | None:
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
+
+
+def literal(text: str) -> str:
+    """An SQL string literal (for sqlite_master and sqlite_sequence, which hold names as text)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def affinity(type_sql: str) -> str:
+    """SQLite's column affinity of a declared type (the rules of its datatype3 page, in order)."""
+    t = type_sql.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def index_name_token(sql: str) -> str:
+    """The index name exactly as written in a stored ``CREATE [UNIQUE] INDEX name ON …``.
+
+    SQLite stores an index's SQL as ``CREATE[ UNIQUE] INDEX `` followed by the statement's text
+    from the name token on, so the name is the first token after that prefix.
+    """
+    match = re.match(r"CREATE(?: UNIQUE)? INDEX ", sql)
+    if not match:
+        raise ValueError(f"not a stored CREATE INDEX statement: {sql[:60]!r}")
+    rest = sql[match.end() :]
+    closers = {'"': '"', "`": "`", "'": "'", "[": "]"}
+    if rest[:1] in closers:
+        close = closers[rest[0]]
+        i = 1
+        while i < len(rest):
+            if rest[i] == close:
+                if close != "]" and rest[i + 1 : i + 2] == close:  # a doubled quote inside the name
+                    i += 2
+                    continue
+                return sql[: match.end() + i + 1]
+            i += 1
+        raise ValueError(f"unterminated index name in {sql[:60]!r}")
+    name = re.match(r"[\w$\x80-\U0010ffff]+", rest)
+    if not name:
+        raise ValueError(f"no index name in {sql[:60]!r}")
+    return sql[: match.end() + name.end()]
+
+
+class _Digest:
+    """Order-independent digest of a chunk's rows for verification (invariant 9).
+
+    SQLite has no md5: this aggregate runs in shadowswap's own connections only (the triggers never
+    call it). Each row hashes to 128 bits and the sum modulo 2**128 is the chunk's digest, so the
+    two sides need not be read in the same order. Integral reals count as integers: SQLite itself
+    stores 12.0 as 12 in a NUMERIC column and compares them equal.
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, *values: Any) -> None:
+        row = tuple(int(v) if isinstance(v, float) and v.is_integer() and abs(v) < 2**63 else v for v in values)
+        digest = hashlib.blake2b(repr(row).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        self.total = (self.total + int.from_bytes(digest, "big")) % (1 << 128)
+
+    def finalize(self) -> str:
+        return f"{self.total:032x}"
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    #: SQLite has no identifier limit; this only keeps generated names readable
+    max_identifier_bytes = 255
+    #: an index build holds the only write lock: build them on the empty shadow (invariant 6)
+    build_indexes_before_copy = True
+    #: constraint names are labels inside CREATE TABLE, not schema objects: the shadow keeps them
+    names_constraints = False
+    #: chunk plus the pause after it; the application's writes wait at most about half of this
+    default_chunk_time = 0.1
+    #: how long shadowswap's own connections wait for the write lock outside the swap
+    busy_timeout_ms = 5000
+    #: longest pause after a chunk, however long the chunk held the lock
+    max_yield_seconds = 0.5
+
+    def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
+        super().__init__(sa_dialect)
+        if sqlite3.sqlite_version_info < MIN_VERSION:
+            raise UsageError(
+                f"SQLite {sqlite3.sqlite_version} is too old for shadowswap",
+                hint="SQLite 3.26 or later is needed (UPSERT and ALTER TABLE RENAME semantics)",
+            )
+        self._chunk_locked_at: float | None = None
+
+    # -- connections -------------------------------------------------------------------------
+
+    def prepare_engine(self, engine: Engine) -> None:
+        """WAL, a busy timeout and real transactions on every connection shadowswap opens.
+
+        sqlite3's legacy transaction handling begins a transaction only before INSERT/UPDATE/
+        DELETE, so a chunk's bound query and its insert would not share one. The driver's own
+        BEGIN is switched off and a BEGIN is sent before the first statement of every SQLAlchemy
+        transaction instead (lazily, so that ``begin_chunk`` and the strong-lock statements can
+        open theirs with ``BEGIN IMMEDIATE``).
+        """
+        busy = int(self.busy_timeout_ms)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            dbapi_connection.execute(f"PRAGMA busy_timeout = {busy}")
+            dbapi_connection.execute("PRAGMA journal_mode = WAL").fetchall()
+            dbapi_connection.create_aggregate(DIGEST, -1, _Digest)
+
+        @event.listens_for(engine, "checkin")
+        def _checkin(dbapi_connection: Any, _record: Any) -> None:
+            # lock_timeout_sql and run_swap shorten the wait for one transaction only
+            if dbapi_connection is not None:  # None once invalidated
+                dbapi_connection.execute(f"PRAGMA busy_timeout = {busy}")
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _begin(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+            raw = conn.connection.dbapi_connection
+            if raw is None or raw.in_transaction or not conn.in_transaction():
+                return
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                return
+            head = statement.lstrip()[:8].upper()
+            if head.startswith(("BEGIN", "PRAGMA", "COMMIT", "END", "ROLLBACK")):
+                return
+            raw.execute("BEGIN")
+
+    @contextmanager
+    def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
+        """An OS lock on a file beside the database: the kernel releases it when the process dies,
+        so a killed run never leaves the table locked against its resume."""
+        path = self._lock_path(engine, table)
+        if path is None:  # an in-memory database lives in this process only
+            yield True
+            return
+        fd = _try_lock_file(path)
+        if fd is None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            _release_lock_file(path, fd)
+
+    def _lock_path(self, engine: Engine, table: str) -> Path | None:
+        database = engine.url.database or ""
+        if engine.url.query.get("uri") in ("true", "1") or database.startswith("file:"):
+            parsed = urlparse(database)
+            if "mode=memory" in parsed.query:
+                return None
+            database = parsed.path
+        if database in ("", ":memory:"):
+            return None
+        safe = re.sub(r"[^A-Za-z0-9_-]", "_", table)[:40]
+        tag = hashlib.sha1(table.encode()).hexdigest()[:8]
+        return Path(f"{database}.shadowswap-{safe}-{tag}.lock")
+
+    def lock_timeout_sql(self, milliseconds: int) -> list[str]:
+        # SQLite's one strong lock is the write lock. Wait for it at most this long, and take it
+        # up front: a transaction that reads first and writes later cannot wait for the upgrade,
+        # it fails at once when another writer committed in between (invariant 5).
+        return [f"PRAGMA busy_timeout = {int(milliseconds)}", "BEGIN IMMEDIATE"]
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return _error_code(exc) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return _error_code(exc) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        if _error_code(exc) in (SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_TOOBIG):
+            return True
+        return DOES_NOT_FIT in str(getattr(exc, "orig", exc))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def existing_triggers(self, conn: Connection, table: str) -> list[str]:
+        rows = conn.execute(
+            sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY name"),
+            {"t": table},
+        )
+        return [r[0] for r in rows]
+
+    def _table_sql(self, conn: Connection, table: str) -> str:
+        sql = conn.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
+        ).scalar()
+        return str(sql or "")
+
+    def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
+        """What reflection does not carry over: AUTOINCREMENT, WITHOUT ROWID, STRICT."""
+        options = dict(sa.inspect(conn).get_table_options(table))
+        # AUTOINCREMENT is a keyword of the column definition; the reflected columns lose it
+        if re.search(r"\bAUTOINCREMENT\b", _strip_literals(self._table_sql(conn, table)), re.I):
+            options["sqlite_autoincrement"] = True
+        return options
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def cast_expression(self, column: str, type_sql: str) -> str:
+        """The value SQLite would store in a column of the new type, or an error if it would not fit.
+
+        A SQLite CAST never fails: CAST('abc' AS INTEGER) is 0 and CAST('2024-01-02' AS DATETIME)
+        is 2024. So the expression converts the way the new column's affinity would, and raises
+        where the user asked for a number the value is not (invariant 8). SQLite has no way to
+        raise an error from an expression outside a trigger except a failing built-in; json_extract
+        with an invalid path is used, and its message names the value.
+        """
+        x = self.column_reference(column)
+        kind = affinity(type_sql)
+        fail = (
+            f"json_extract('{{}}', '{DOES_NOT_FIT} ' || substr(quote({x}), 1, 40) || "
+            f"{literal(' of column ' + column + ' does not fit ' + type_sql)})"
+        )
+        if kind == "TEXT":
+            return f"CASE WHEN typeof({x}) IN ('integer', 'real') THEN CAST({x} AS TEXT) ELSE {x} END"
+        if kind in ("INTEGER", "REAL"):
+            # the comparison applies numeric affinity to x: '12' = 12 holds, 'abc' = 0 and 12.5 = 12 do not
+            return f"CASE WHEN {x} IS NULL OR {x} = CAST({x} AS {kind}) THEN CAST({x} AS {kind}) ELSE {fail} END"
+        if kind == "NUMERIC":
+            if re.search(r"DEC|NUM", type_sql, re.I):
+                return f"CASE WHEN {x} IS NULL OR {x} = CAST({x} AS NUMERIC) THEN CAST({x} AS NUMERIC) ELSE {fail} END"
+            # DATE, DATETIME, BOOLEAN: numeric affinity keeps text that is not a number as text
+            return f"CASE WHEN {x} = CAST({x} AS NUMERIC) THEN CAST({x} AS NUMERIC) ELSE {x} END"
+        return x
+
+    def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
+        # One writer at a time: inside the chunk's BEGIN IMMEDIATE no delete can slip between the
+        # read and the insert (invariant 3). ON CONFLICT (K) DO NOTHING skips exactly the rows the
+        # triggers already wrote; INSERT OR IGNORE would also drop NOT NULL/CHECK failures (invariant 2).
+        pk_shadow = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
+        return (
+            f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
+            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
+            f"ON CONFLICT ({pk_shadow}) DO NOTHING"
+        )
+
+    def begin_chunk(self, conn: Connection) -> None:
+        """Give the write lock back for as long as the last chunk held it, then take it.
+
+        SQLite's lock is not fair: a writer waiting in its busy handler polls every few to 100 ms,
+        and a copier that starts the next chunk right after COMMIT can win every time. Pausing as
+        long as the chunk took bounds every application write's wait by about one chunk.
+        """
+        now = time.monotonic()
+        if self._chunk_locked_at is not None:
+            held = now - self._chunk_locked_at
+            if held < 2 * self.max_yield_seconds:  # else this is a new run, nobody waits on us
+                time.sleep(min(held, self.max_yield_seconds))
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        self._chunk_locked_at = time.monotonic()
+
+    # -- DDL ---------------------------------------------------------------------------------
+
+    def _delete_where(self, plan: Plan, record: str) -> str:
+        parts = []
+        for c in plan.shadow_primary_key:
+            source = c.source_column or c.name
+            if c.expression != self.column_reference(source):
+                parts.append(f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, record)})")
+            else:
+                parts.append(f"{self.q(c.name)} = {record}.{self.q(source)}")
+        return " AND ".join(parts)
+
+    def trigger_ddl(self, plan: Plan) -> list[str]:
+        shadow = self.q(plan.shadow_table)
+        table = self.q(plan.table)
+        pk_shadow = plan.shadow_primary_key
+        non_key = [c for c in plan.columns if c not in pk_shadow]
+        conflict = ", ".join(self.q(c.name) for c in pk_shadow)
+        if non_key:
+            on_conflict = "DO UPDATE SET " + ", ".join(f"{self.q(c.name)} = excluded.{self.q(c.name)}" for c in non_key)
+        else:
+            on_conflict = "DO NOTHING"
+        # `WHERE true`: without a WHERE, SQLite reads the ON of ON CONFLICT as a join constraint
+        upsert = (
+            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.row_source(plan, 'NEW')} WHERE true "
+            f"ON CONFLICT ({conflict}) {on_conflict};"
+        )
+        key_changed = " OR ".join(f"OLD.{self.q(k)} IS NOT NEW.{self.q(k)}" for k in plan.primary_key)
+        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        return [
+            f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW BEGIN\n  {upsert}\nEND",
+            f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW BEGIN\n"
+            f"  DELETE FROM {shadow} WHERE ({key_changed}) AND {self._delete_where(plan, 'OLD')};\n"
+            f"  {upsert}\nEND",
+            f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n"
+            f"  DELETE FROM {shadow} WHERE {self._delete_where(plan, 'OLD')};\nEND",
+        ]
+
+    def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
+        # Built while the shadow is empty, so the write lock is held for an instant (invariant 6).
+        with engine.begin() as conn:
+            for stmt in self.lock_timeout_sql(self.busy_timeout_ms):
+                conn.exec_driver_sql(stmt)
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": index.shadow_name}
+            ).first()
+            if exists is None:
+                conn.exec_driver_sql(index.create_sql)
+
+    # -- swap (invariant 7) ------------------------------------------------------------------
+
+    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        table_sql = _strip_literals(self._table_sql(conn, plan.table))
+        if re.search(r"\bCOLLATE\b", table_sql, re.I):
+            raise UsageError(
+                f"table {plan.table!r} declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet"
+            )
+        return self._live_facts(conn, plan)
+
+    def _live_facts(self, conn: Connection, plan: Plan) -> dict[str, Any]:
+        """What the swap statements depend on, read again inside the swap's own transaction."""
+        user_triggers = [
+            (r[0], r[1])
+            for r in conn.execute(
+                sa.text(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY rowid"
+                ),
+                {"t": plan.table},
+            )
+            if r[0] not in plan.trigger_names
+        ]
+        index_sql = {
+            r[0]: r[1]
+            for r in conn.execute(
+                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN (:t, :s)"),
+                {"t": plan.table, "s": plan.shadow_table},
+            )
+            if r[1] is not None
+        }
+        renames = []
+        for ix in plan.indexes:
+            # the shadow's index SQL is known from the plan; the original's as the user wrote it
+            final_sql = index_sql.get(ix.final_name)
+            if final_sql is None:
+                raise UsageError(f"index {ix.final_name!r} of {plan.table!r} no longer exists", hint="plan again")
+            renames.append((ix.final_name, index_name_token(final_sql), ix.old_name, ix.shadow_name))
+        return {
+            "user_triggers": user_triggers,
+            "index_renames": renames,
+            "autoincrement": bool(
+                re.search(r"\bAUTOINCREMENT\b", _strip_literals(self._table_sql(conn, plan.table)), re.I)
+            ),
+            "rename_indexes_in_schema": self._can_write_schema(conn),
+        }
+
+    def _can_write_schema(self, conn: Connection) -> bool:
+        """Whether sqlite_master may be edited (not in SQLITE_DBCONFIG_DEFENSIVE builds).
+
+        EXPLAIN prepares the probe without running it, so planning still writes nothing.
+        """
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        before = raw.execute("PRAGMA writable_schema").fetchone()[0]
+        try:
+            raw.execute("PRAGMA writable_schema = ON")
+            raw.execute("EXPLAIN UPDATE sqlite_master SET name = name WHERE 0").fetchall()
+            return True
+        except sqlite3.DatabaseError:
+            return False
+        finally:
+            raw.execute(f"PRAGMA writable_schema = {int(before)}")
+
+    def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """One BEGIN IMMEDIATE transaction; the statements are rebuilt from live facts at the swap."""
+        t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
+        stmts = [
+            "BEGIN IMMEDIATE",
+            # Modern ALTER TABLE RENAME rewrites every view and trigger that names the table to the
+            # new name, which would leave them on the old table. Legacy mode renames the table
+            # alone, so views and other tables' triggers keep meaning `products`: the new table.
+            "PRAGMA legacy_alter_table = ON",
+            *[f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names],
+            # triggers ON the table would move with the rename to the old table: recreated below
+            *[f"DROP TRIGGER {self.q(name)}" for name, _sql in reflected["user_triggers"]],
+        ]
+        renames = reflected["index_renames"]
+        by_final = {ix.final_name: ix for ix in plan.indexes}
+        if not reflected["rename_indexes_in_schema"]:
+            # No way to rename an index: build the final one on the shadow inside the swap.
+            # Costs a full index build under the write lock; only for builds that forbid the edit below.
+            for final, _token, _old, shadow_name in renames:
+                ix = by_final[final]
+                prefix = "CREATE UNIQUE INDEX " if ix.unique else "CREATE INDEX "
+                create = prefix + self.q(final) + ix.create_sql[len(index_name_token(ix.create_sql)) :]
+                stmts += [f"DROP INDEX {self.q(final)}", create, f"DROP INDEX {self.q(shadow_name)}"]
+        stmts += [f"ALTER TABLE {t} RENAME TO {o}", f"ALTER TABLE {s} RENAME TO {t}"]
+        stmts += [sql for _name, sql in reflected["user_triggers"]]
+        if reflected["autoincrement"]:
+            # The shadow's sequence has only seen the keys it holds; the old one may be higher
+            # (rows inserted and deleted before the copy). AUTOINCREMENT promises never to reuse them.
+            new, old = literal(plan.table), literal(plan.old_table)
+            stmts += [
+                f"INSERT INTO sqlite_sequence (name, seq) SELECT {new}, 0 "
+                f"WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {new})",
+                f"UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM sqlite_sequence "
+                f"WHERE name = {old}), 0)) WHERE name = {new}",
+            ]
+        if reflected["rename_indexes_in_schema"] and renames:
+            # SQLite has no ALTER INDEX … RENAME. An index's name lives only in its sqlite_master row
+            # (name and SQL text; the b-tree is found by rootpage), so renaming is editing that row,
+            # as ALTER TABLE RENAME itself edits it. Both renames bumped the schema cookie in this
+            # transaction, so every other connection reloads the schema after COMMIT.
+            stmts.append("PRAGMA writable_schema = ON")
+            for final, token, old_name, shadow_name in renames:
+                ix = by_final[final]
+                prefix = "CREATE UNIQUE INDEX " if ix.unique else "CREATE INDEX "
+                shadow_token = index_name_token(ix.create_sql)
+                stmts.append(self._rename_index_sql(final, token, old_name, prefix))
+                stmts.append(self._rename_index_sql(shadow_name, shadow_token, final, prefix))
+            stmts.append("PRAGMA writable_schema = OFF")
+        stmts.append("PRAGMA legacy_alter_table = OFF")
+        return stmts, []
+
+    def _rename_index_sql(self, name: str, token: str, new_name: str, prefix: str) -> str:
+        head = f"{prefix}{self.q(new_name)}"
+        return (
+            f"UPDATE sqlite_master SET name = {literal(new_name)}, "
+            f"sql = {literal(head)} || substr(sql, {len(token) + 1}) "
+            f"WHERE type = 'index' AND name = {literal(name)} AND substr(sql, 1, {len(token)}) = {literal(token)}"
+        )
+
+    def run_swap(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> float:
+        conn = engine.connect()
+        try:
+            with conn.begin():
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(lock_timeout_ms)}")
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                locked_at = time.perf_counter()
+                # rebuilt from what is there now: a trigger added since planning moves along too
+                stmts, _post = self.swap_sql(plan, self._live_facts(conn, plan))
+                for stmt in stmts[1:]:
+                    result = conn.exec_driver_sql(stmt)
+                    if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:
+                        raise ShadowswapError(
+                            f"the swap could not rename an index of {plan.table!r} ({stmt[:120]}…)",
+                            hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
+                        )
+            held = time.perf_counter() - locked_at
+        finally:
+            # This connection's own schema cache predates the sqlite_master edits, and its pragmas
+            # were changed for the swap: retire it rather than return it to the pool.
+            conn.invalidate()
+            conn.close()
+        return held
+
+    def plan_notes(self, plan: Plan) -> list[str]:
+        return [
+            "secondary indexes are built on the empty shadow before the copy (a SQLite index build holds the "
+            "write lock)",
+            "each chunk holds the database's write lock for about half of --chunk-time, then leaves it free "
+            "as long again",
+            "the swap is one BEGIN IMMEDIATE transaction of a few milliseconds; views and triggers that name "
+            "the table follow the new table",
+        ]
+
+    # -- verification (invariant 9) ----------------------------------------------------------
+
+    def begin_snapshot(self, conn: Connection) -> None:
+        # A read transaction in WAL mode: both sides are read from one snapshot.
+        conn.exec_driver_sql("BEGIN")
+
+    def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        if source:
+            row = ", ".join(c.expression for c in plan.columns)
+            pk = plan.primary_key
+            table = self.q(plan.table)
+        else:
+            row = ", ".join(f"src.{self.q(c.name)}" for c in plan.columns)
+            pk = [c.name for c in plan.shadow_primary_key]
+            table = self.q(plan.shadow_table)
+        where = self.range_predicate(pk, has_lo, "src.")
+        return f"SELECT count(*), {DIGEST}({row}) FROM {table} AS src WHERE {where}"
+
+
+def _strip_literals(sql: str) -> str:
+    """SQL without its string literals and comments, so keyword searches do not match their text."""
+    sql = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return re.sub(r"/\*.*?\*/", "", sql, flags=re.S)
+
+
+def _try_lock_file(path: Path) -> int | None:
+    """Exclusive, non-blocking lock of ``path``; None when another process (or run) holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not _lock_fd(fd):
+            os.close(fd)
+            return None
+        # The holder unlinks the file when it is done: if ours is no longer the file at `path`,
+        # we locked a file that nobody else will look at; start over on the current one.
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        mine = os.fstat(fd)
+        if (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino):
+            return fd
+        os.close(fd)
+
+
+def _lock_fd(fd: int) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _release_lock_file(path: Path, fd: int) -> None:
+    if os.name == "posix":
+        path.unlink(missing_ok=True)  # while still locked, so no one can lock the old file and keep it
+    os.close(fd)
