@@ -208,6 +208,10 @@ class Dialect:
             comment=reflected.get("comment"),
         )
 
+    def shadow_indexes(self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan]) -> list[IndexPlan]:
+        """The shadow's secondary indexes; engines whose reflection loses index details re-derive them."""
+        return planned
+
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
         """Table-level options of the original that reflected columns do not carry (``sa.Table`` kwargs)."""
         return {}

@@ -71,32 +71,50 @@ def affinity(type_sql: str) -> str:
     return "NUMERIC"
 
 
+def _identifier_length(text: str) -> int:
+    """Length of the SQL identifier token at the start of ``text`` (quoted, bracketed or bare)."""
+    closers = {'"': '"', "`": "`", "'": "'", "[": "]"}
+    if text[:1] in closers:
+        close = closers[text[0]]
+        i = 1
+        while i < len(text):
+            if text[i] == close:
+                if close != "]" and text[i + 1 : i + 2] == close:  # a doubled quote inside the name
+                    i += 2
+                    continue
+                return i + 1
+            i += 1
+        raise ValueError(f"unterminated identifier in {text[:60]!r}")
+    bare = re.match(r"[\w$\x80-\U0010ffff]+", text)
+    if not bare:
+        raise ValueError(f"no identifier at {text[:60]!r}")
+    return bare.end()
+
+
+_INDEX_HEAD = re.compile(r"CREATE(?: UNIQUE)? INDEX ")
+
+
 def index_name_token(sql: str) -> str:
-    """The index name exactly as written in a stored ``CREATE [UNIQUE] INDEX name ON …``.
+    """The head of a stored ``CREATE [UNIQUE] INDEX name …`` up to the end of the name as written.
 
     SQLite stores an index's SQL as ``CREATE[ UNIQUE] INDEX `` followed by the statement's text
     from the name token on, so the name is the first token after that prefix.
     """
-    match = re.match(r"CREATE(?: UNIQUE)? INDEX ", sql)
+    match = _INDEX_HEAD.match(sql)
     if not match:
         raise ValueError(f"not a stored CREATE INDEX statement: {sql[:60]!r}")
-    rest = sql[match.end() :]
-    closers = {'"': '"', "`": "`", "'": "'", "[": "]"}
-    if rest[:1] in closers:
-        close = closers[rest[0]]
-        i = 1
-        while i < len(rest):
-            if rest[i] == close:
-                if close != "]" and rest[i + 1 : i + 2] == close:  # a doubled quote inside the name
-                    i += 2
-                    continue
-                return sql[: match.end() + i + 1]
-            i += 1
-        raise ValueError(f"unterminated index name in {sql[:60]!r}")
-    name = re.match(r"[\w$\x80-\U0010ffff]+", rest)
-    if not name:
-        raise ValueError(f"no index name in {sql[:60]!r}")
-    return sql[: match.end() + name.end()]
+    return sql[: match.end() + _identifier_length(sql[match.end() :])]
+
+
+def index_body(sql: str) -> str:
+    """What follows ``ON table`` in a stored CREATE INDEX: the columns, expressions, collations,
+    sort orders and WHERE clause exactly as the user wrote them."""
+    rest = sql[len(index_name_token(sql)) :]
+    on = re.match(r"\s+ON\s+", rest, re.I)
+    if not on:
+        raise ValueError(f"no ON clause in {sql[:60]!r}")
+    rest = rest[on.end() :]
+    return rest[_identifier_length(rest) :]
 
 
 class _Digest:
@@ -252,6 +270,42 @@ class SQLiteDialect(Dialect):
             options["sqlite_autoincrement"] = True
         return options
 
+    def _original_indexes(self, conn: Connection, table: str) -> dict[str, str]:
+        """Name → stored SQL of the table's own indexes (not the automatic ones behind UNIQUE/PK)."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL "
+                "ORDER BY rowid"
+            ),
+            {"t": table},
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def shadow_indexes(self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan]) -> list[IndexPlan]:
+        """Indexes copied from their stored SQL, not from reflection.
+
+        SQLAlchemy's reflection skips expression indexes and drops DESC and COLLATE from index
+        columns; the stored CREATE INDEX keeps everything, so the shadow's index is that
+        statement with the name and the table replaced.
+        """
+        from shadowswap.plan import IndexPlan
+
+        out = []
+        for name, sql in self._original_indexes(conn, table).items():
+            unique = sql.startswith("CREATE UNIQUE INDEX ")
+            prefix = "CREATE UNIQUE INDEX " if unique else "CREATE INDEX "
+            shadow_name = self.shadow_index_name(table, name)
+            out.append(
+                IndexPlan(
+                    shadow_name=shadow_name,
+                    final_name=name,
+                    old_name=self.old_index_name(table, name),
+                    create_sql=f"{prefix}{self.q(shadow_name)} ON {self.q(shadow)}{index_body(sql)}",
+                    unique=unique,
+                )
+            )
+        return out
+
     # -- expressions -------------------------------------------------------------------------
 
     def cast_expression(self, column: str, type_sql: str) -> str:
@@ -380,21 +434,20 @@ class SQLiteDialect(Dialect):
             )
             if r[0] not in plan.trigger_names
         ]
-        index_sql = {
-            r[0]: r[1]
-            for r in conn.execute(
-                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN (:t, :s)"),
-                {"t": plan.table, "s": plan.shadow_table},
+        index_sql = self._original_indexes(conn, plan.table)
+        if set(index_sql) != {ix.final_name for ix in plan.indexes}:
+            # reflection-based fingerprints miss expression indexes: check the names here
+            from shadowswap.errors import StalePlan
+
+            raise StalePlan(
+                f"the plan is stale: the indexes of {plan.table!r} changed since it was planned",
+                hint="`shadowswap abort`, then plan again",
             )
-            if r[1] is not None
-        }
-        renames = []
-        for ix in plan.indexes:
-            # the shadow's index SQL is known from the plan; the original's as the user wrote it
-            final_sql = index_sql.get(ix.final_name)
-            if final_sql is None:
-                raise UsageError(f"index {ix.final_name!r} of {plan.table!r} no longer exists", hint="plan again")
-            renames.append((ix.final_name, index_name_token(final_sql), ix.old_name, ix.shadow_name))
+        # the original's name token as the user wrote it, to replace it in its stored SQL
+        renames = [
+            (ix.final_name, index_name_token(index_sql[ix.final_name]), ix.old_name, ix.shadow_name)
+            for ix in plan.indexes
+        ]
         return {
             "user_triggers": user_triggers,
             "index_renames": renames,

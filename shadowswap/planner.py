@@ -271,6 +271,7 @@ def _plan_from_reflection(
     index_plans = []
     for ix in ref.indexes:
         index_plans.append(_index_plan(dialect, table, shadow_table, ix))
+    index_plans = dialect.shadow_indexes(conn, table, shadow, index_plans)
 
     plan = Plan(
         dialect=dialect.name,

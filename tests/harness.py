@@ -89,6 +89,8 @@ class WriterStats:
     rekeys: int = 0
     deletes: int = 0
     errors: list[str] = field(default_factory=list)
+    #: wall-clock time of each committed write, to show writes landed while a migration ran
+    commits: list[float] = field(default_factory=list)
 
 
 class Writers:
@@ -149,6 +151,7 @@ class Writers:
             out.rekeys += s.rekeys
             out.deletes += s.deletes
             out.errors += s.errors
+            out.commits += s.commits
         return out
 
     def _run(self, t: int) -> None:
@@ -230,6 +233,7 @@ class Writers:
                         del model[key]
                         stats.deletes += 1
                 stats.ops += 1
+                stats.commits.append(time.time())
             except Exception as exc:  # recorded and asserted on by the test, never swallowed
                 stats.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             if self.pause:
