@@ -1,3 +1,4 @@
 from shadowswap.cli import app
 
-app(prog_name="shadowswap")
+if __name__ == "__main__":  # not when multiprocessing's spawn re-imports the main module (shadowswap demo)
+    app(prog_name="shadowswap")

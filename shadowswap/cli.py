@@ -185,7 +185,10 @@ def execute(
     plan_file: Annotated[Path, typer.Argument(help="Plan written by `shadowswap plan`.")] = DEFAULT_PLAN,
     chunk_size: Annotated[int, typer.Option(help="Rows in the first chunk; adapts to --chunk-time.")] = 1000,
     chunk_time: Annotated[
-        float | None, typer.Option(help="Target seconds per chunk [default: 0.5; SQLite 0.1].", show_default=False)
+        float | None,
+        typer.Option(
+            help="Target seconds per chunk [default: 0.5; SQLite: 0.05 with the pause after it].", show_default=False
+        ),
     ] = None,
     min_chunk: Annotated[int, typer.Option(help="Smallest chunk the adaptive sizer may choose.")] = 100,
     max_chunk: Annotated[int, typer.Option(help="Largest chunk the adaptive sizer may choose.")] = 100_000,
@@ -296,6 +299,29 @@ def cleanup(
         raise typer.Exit(1)
     for m in run_cleanup(engine, dialect, table):
         out.print(f"dropped {m.old_table}")
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def demo(
+    db_file: Annotated[Path, typer.Option("--db-file", help="The SQLite file to create.")] = Path(
+        "shadowswap-demo.db"
+    ),
+    rows: Annotated[int, typer.Option("--rows", help="Rows to seed into products.")] = 200_000,
+    writes_per_second: Annotated[float, typer.Option(help="How often the demo's application writes.")] = 200.0,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show shadowswap's log lines as well.")] = False,
+) -> None:
+    """Migrate a busy SQLite table online, no server needed; checks every row the writer committed."""
+    from shadowswap import demo as the_demo
+
+    if not verbose:
+        logs.configure("console", "warning")
+    outcome = the_demo.run(db_file, rows, out, RichReporter(), rate=writes_per_second)
+    the_demo.render_outcome(outcome, out)
+    the_demo.check(outcome)
 
 
 if __name__ == "__main__":  # pragma: no cover

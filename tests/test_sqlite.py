@@ -23,7 +23,7 @@ from shadowswap.dialects.sqlite import SQLiteDialect, index_body
 from shadowswap import state
 from shadowswap.changes import parse_alter
 from shadowswap.db import connect
-from shadowswap.errors import CopyFailed, CutoverFailed
+from shadowswap.errors import CopyFailed, CutoverFailed, VerificationFailed
 from shadowswap.executor import Executor, Options, cleanup
 from shadowswap.planner import build_plan
 
@@ -413,3 +413,26 @@ def test_key_changes_under_a_long_running_reader(sqlite_url: str) -> None:
     reader.close()
     assert errors == []
     compare(engine, initial).assert_exact()
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE {s} SET name = name || ' ' WHERE id = 10",
+        "UPDATE {s} SET name = upper(name) WHERE id = 10",  # equal under NOCASE, not under BINARY
+        "UPDATE {s} SET price = price || '0' WHERE id = 10",  # '12.340' is not the text '12.34'
+        "DELETE FROM {s} WHERE id = 10",
+        "INSERT INTO {s} (id, name, sku, price, stock_quantity, is_active) VALUES (0, 'x', 'x', '1', 1, 1)",
+    ],
+    ids=["changed", "case", "numeric-text", "missing", "extra"],
+)
+def test_verification_finds_a_shadow_that_differs(sqlite_url: str, tamper: str) -> None:
+    engine, dialect = connect(sqlite_url)
+    create_products(engine, 1000)
+    plan = price_plan(engine, dialect)
+    Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
+    with engine.begin() as conn:  # behind the triggers' back
+        conn.exec_driver_sql(tamper.format(s=dialect.q(plan.shadow_table)))
+    with pytest.raises(VerificationFailed, match="differs"):
+        Executor(engine, dialect, plan).run()
+    assert plan.old_table not in sa.inspect(engine).get_table_names()  # nothing was swapped
