@@ -32,6 +32,8 @@ class Dialect:
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
     default_chunk_time = 0.5
+    #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
+    foreign_keys_in_create_table = False
 
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         self.sa_dialect = sa_dialect

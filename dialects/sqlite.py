@@ -15,7 +15,8 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from shadowswap.plan import IndexPlan, Plan
 
 log = structlog.get_logger("shadowswap.sqlite")
+
+# The planner's reflection skips expression indexes with this warning; on SQLite the shadow's indexes
+# come from the stored CREATE INDEX statements instead (shadow_indexes), so none is skipped.
+warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
 
 #: UPSERT (3.24) and PRAGMA legacy_alter_table with the rename semantics of 3.26
 MIN_VERSION = (3, 26, 0)
@@ -124,6 +129,8 @@ class SQLiteDialect(Dialect):
     build_indexes_before_copy = True
     #: constraint names are labels inside CREATE TABLE, not schema objects: the shadow keeps them
     names_constraints = False
+    #: SQLite cannot add a constraint to an existing table: foreign keys are created with the shadow
+    foreign_keys_in_create_table = True
     #: chunk plus the pause after it; the application's writes wait at most about half of this
     default_chunk_time = 0.05
     #: how long shadowswap's own connections wait for the write lock outside the swap
@@ -345,12 +352,12 @@ class SQLiteDialect(Dialect):
         if self._chunk_locked_at is not None:
             held = started - self._chunk_locked_at
             if held < 2 * self.max_yield_seconds:  # else a new run: nobody is waiting on us
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                self.run(conn, "PRAGMA wal_checkpoint(PASSIVE)")
                 pause = min(max(held * self.yield_ratio, self.min_yield_seconds), self.max_yield_seconds)
                 remaining = pause - (time.monotonic() - started)
                 if remaining > 0:
                     time.sleep(remaining)
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        self.run(conn, "BEGIN IMMEDIATE")
         self._chunk_locked_at = time.monotonic()
 
     # -- DDL ---------------------------------------------------------------------------------
@@ -392,16 +399,20 @@ class SQLiteDialect(Dialect):
             f"  DELETE FROM {shadow} WHERE {self._delete_where(plan, 'OLD')};\nEND",
         ]
 
+    def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
+        # none: the constraint stays in the shadow's CREATE TABLE (an AddConstraint would take it out)
+        return []
+
     def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
         # Built while the shadow is empty, so the write lock is held for an instant (invariant 6).
         with engine.begin() as conn:
             for stmt in self.lock_timeout_sql(self.busy_timeout_ms):
-                conn.exec_driver_sql(stmt)
+                self.run(conn, stmt)
             exists = conn.execute(
                 sa.text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": index.shadow_name}
             ).first()
             if exists is None:
-                conn.exec_driver_sql(index.create_sql)
+                self.run(conn, index.create_sql)
 
     # -- swap (invariant 7) ------------------------------------------------------------------
 
@@ -411,7 +422,26 @@ class SQLiteDialect(Dialect):
             raise UsageError(
                 f"table {plan.table!r} declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet"
             )
+        self._check_foreign_key_actions(conn, plan.table, reflection.foreign_keys)
         return self._live_facts(conn, plan)
+
+    def _check_foreign_key_actions(self, conn: Connection, table: str, reflected: list[dict[str, Any]]) -> None:
+        """SQLAlchemy reads ON DELETE/ON UPDATE only from table-level FOREIGN KEY clauses; refuse
+        rather than let a column-level `REFERENCES … ON DELETE CASCADE` lose its action."""
+        groups: dict[int, dict[str, Any]] = {}
+        for row in self.run(conn, f"PRAGMA foreign_key_list({self.q(table)})"):
+            group = groups.setdefault(row[0], {"columns": [], "onupdate": row[5], "ondelete": row[6]})
+            group["columns"].append(row[3])
+        options = {tuple(fk["constrained_columns"]): fk.get("options") or {} for fk in reflected}
+        for group in groups.values():
+            kept = options.get(tuple(group["columns"]), {})
+            for key, clause in (("onupdate", "ON UPDATE"), ("ondelete", "ON DELETE")):
+                action = str(group[key]).upper()
+                if action != "NO ACTION" and str(kept.get(key) or "").upper() != action:
+                    raise UsageError(
+                        f"the foreign key of {table}.{', '.join(group['columns'])} has {clause} {action}, which "
+                        "shadowswap cannot carry to the new table on SQLite yet",
+                    )
 
     def _live_facts(self, conn: Connection, plan: Plan) -> dict[str, Any]:
         """What the swap statements depend on, read again inside the swap's own transaction."""
@@ -524,22 +554,25 @@ class SQLiteDialect(Dialect):
             f"WHERE type = 'index' AND name = {literal(name)} AND substr(sql, 1, {len(token)}) = {literal(token)}"
         )
 
-    def run_swap(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> float:
+    def run_swap(
+        self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
+    ) -> float:
         conn = engine.connect()
         try:
             with conn.begin():
-                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(lock_timeout_ms)}")
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                for stmt in self.lock_timeout_sql(lock_timeout_ms):
+                    self.run(conn, stmt)
                 locked_at = time.perf_counter()
                 # rebuilt from what is there now: a trigger added since planning moves along too
                 stmts, _post = self.swap_sql(plan, self._live_facts(conn, plan))
                 for stmt in stmts[1:]:
-                    result = conn.exec_driver_sql(stmt)
+                    result = self.run(conn, stmt)
                     if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:
                         raise ShadowswapError(
                             f"the swap could not rename an index of {plan.table!r} ({stmt[:120]}…)",
                             hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
                         )
+                in_swap(conn)  # the phase is recorded in the swap's own transaction
             held = time.perf_counter() - locked_at
         finally:
             # This connection's own schema cache predates the sqlite_master edits, and its pragmas
@@ -562,7 +595,7 @@ class SQLiteDialect(Dialect):
 
     def begin_snapshot(self, conn: Connection) -> None:
         # A read transaction in WAL mode: both sides are read from one snapshot.
-        conn.exec_driver_sql("BEGIN")
+        self.run(conn, "BEGIN")
 
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
         """(rows, rows) of the original's range; (rows, rows matching an original row) of the shadow's.

@@ -238,7 +238,8 @@ def _plan_from_reflection(
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
     shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **dialect.shadow_table_options(conn, table))
     # compiled before the foreign keys join the table: those are added after the copy
-    shadow_ddl = dialect.create_table_sql(shadow_table)
+    # (not compiled twice: SQLAlchemy memoizes a table's constraints at its first compile)
+    shadow_ddl = [] if dialect.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)
 
     foreign_key_ddl: list[str] = []
     for fk in ref.foreign_keys:
@@ -267,6 +268,9 @@ def _plan_from_reflection(
         )
         shadow_table.append_constraint(constraint)
         foreign_key_ddl.extend(dialect.add_foreign_key_sql(constraint))
+    if dialect.foreign_keys_in_create_table:
+        shadow_ddl = dialect.create_table_sql(shadow_table)
+        foreign_key_ddl = []
 
     index_plans = []
     for ix in ref.indexes:

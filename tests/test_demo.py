@@ -7,14 +7,22 @@ import re
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from shadowswap import demo
+from shadowswap import demo, logs
 from shadowswap.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _logs_back_to_stderr() -> Iterator[None]:
+    """CliRunner swaps sys.stderr for a buffer it closes; the command configured logging onto it."""
+    yield
+    logs.configure()
 
 
 def flat(text: str) -> str:

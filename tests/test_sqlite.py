@@ -23,7 +23,7 @@ from shadowswap.dialects.sqlite import SQLiteDialect, index_body
 from shadowswap import state
 from shadowswap.changes import parse_alter
 from shadowswap.db import connect
-from shadowswap.errors import CopyFailed, CutoverFailed, VerificationFailed
+from shadowswap.errors import CopyFailed, CutoverFailed, UsageError, VerificationFailed
 from shadowswap.executor import Executor, Options, cleanup
 from shadowswap.planner import build_plan
 
@@ -436,3 +436,37 @@ def test_verification_finds_a_shadow_that_differs(sqlite_url: str, tamper: str) 
     with pytest.raises(VerificationFailed, match="differs"):
         Executor(engine, dialect, plan).run()
     assert plan.old_table not in sa.inspect(engine).get_table_names()  # nothing was swapped
+
+
+def test_foreign_keys_come_with_the_new_table(sqlite_url: str) -> None:
+    engine, dialect = connect(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE categories (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.exec_driver_sql("INSERT INTO categories (id, name) VALUES (1, 'a'), (2, 'b')")
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, category_id INTEGER, qty INTEGER, "
+            "FOREIGN KEY (category_id) REFERENCES categories (id) ON DELETE CASCADE)"
+        )
+        conn.exec_driver_sql(  # reflection would lose a column-level action: refused, not dropped
+            "CREATE TABLE lines (id INTEGER PRIMARY KEY, item INTEGER REFERENCES items (id) ON DELETE CASCADE, n INT)"
+        )
+        conn.execute(
+            sa.text("INSERT INTO items (id, category_id, qty) VALUES (:i, :c, :q)"),
+            [{"i": i, "c": 1 + i % 2, "q": i} for i in range(1, 200)],
+        )
+    with pytest.raises(UsageError, match="has ON DELETE CASCADE, which shadowswap cannot carry"):
+        build_plan(engine, dialect, "lines", [parse_alter("n:bigint")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE lines")
+    plan = build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+    assert plan.foreign_key_ddl == [] and "REFERENCES categories (id) ON DELETE CASCADE" in plan.shadow_ddl[0]
+    Executor(engine, dialect, plan).run()
+    app = sqlite3.connect(db_path(sqlite_url))
+    app.execute("PRAGMA foreign_keys = ON")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        app.execute("INSERT INTO items (id, category_id, qty) VALUES (500, 99, 1)")
+    app.execute("DELETE FROM categories WHERE id = 2")  # cascades into the new table
+    app.commit()
+    assert app.execute("SELECT count(*) FROM items").fetchone()[0] == 99  # the odd ids were in category 2
+    assert app.execute("PRAGMA foreign_key_check").fetchall() == []
+    app.close()
