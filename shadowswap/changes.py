@@ -376,6 +376,7 @@ class _DDL:
         self.read = read
         self.out = ChangeSet()
         self.alters: dict[str, dict[str, Any]] = {}
+        self.order: list[Change | str] = []
 
     def sql(self, node: Any) -> str:
         return str(node.sql(dialect=self.read))
@@ -440,17 +441,22 @@ class _DDL:
                 if statement.args.get("cascade"):
                     raise self.refuse(statement, "CASCADE")
                 for table in statement.args.get("tables") or []:
-                    self.out.changes.append(DropIndex(self.name(table)))
+                    self.order.append(DropIndex(self.name(table)))
             else:
                 raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
-        for column, args in self.alters.items():
-            self.out.changes.append(AlterColumn(column=column, **args))
+        # an ALTER COLUMN's clauses (TYPE, SET NOT NULL, ...) become one change, where the first one stood
+        self.out.changes = [
+            AlterColumn(column=item, **self.alters[item]) if isinstance(item, str) else item for item in self.order
+        ]
         if not self.out.changes:
             raise UsageError("--ddl changes nothing")
         return self.out
 
     def alter_args(self, column: str) -> dict[str, Any]:
-        return self.alters.setdefault(column, {})
+        if column not in self.alters:
+            self.alters[column] = {}
+            self.order.append(column)
+        return self.alters[column]
 
     def set_once(self, column: str, key: str, value: Any, node: Any) -> None:
         args = self.alter_args(column)
@@ -464,25 +470,25 @@ class _DDL:
         if isinstance(action, exp.AlterColumn):
             self.alter_column(action)
         elif isinstance(action, exp.ColumnDef):
-            self.out.changes.append(self.add_column(action))
+            self.order.append(self.add_column(action))
         elif isinstance(action, exp.Drop):
             kind = str(action.args.get("kind", "")).upper()
             if action.args.get("cascade"):
                 raise self.refuse(action, "CASCADE")
             for target in action.args.get("tables") or []:
                 if kind == "COLUMN":
-                    self.out.changes.append(DropColumn(self.name(target)))
+                    self.order.append(DropColumn(self.name(target)))
                 elif kind in ("INDEX", "KEY", "CONSTRAINT"):
-                    self.out.changes.append(DropIndex(self.name(target)))
+                    self.order.append(DropIndex(self.name(target)))
                 else:
                     raise self.refuse(action)
         elif isinstance(action, exp.RenameColumn):
-            self.out.changes.append(RenameColumn(self.name(action.this), self.name(action.args["to"])))
+            self.order.append(RenameColumn(self.name(action.this), self.name(action.args["to"])))
         elif isinstance(action, exp.ModifyColumn):
             self.modify_column(action)
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
-                self.out.changes.append(self.add_constraint(constraint))
+                self.order.append(self.add_constraint(constraint))
         else:
             raise self.refuse(action)
 
@@ -537,7 +543,7 @@ class _DDL:
         if old is not None:
             old_name = self.name(old)
             if old_name != column:
-                self.out.changes.append(RenameColumn(old_name, column))
+                self.order.append(RenameColumn(old_name, column))
                 column = old_name
         self.set_once(column, "type_sql", type_sql, action)
         self.set_once(column, "nullable", nullable is not False, action)
@@ -595,7 +601,7 @@ class _DDL:
         if params is None or params.args.get("where") or params.args.get("include") or params.args.get("using"):
             raise self.refuse(statement, "only plain column indexes")
         columns = self.index_columns(statement, params.args.get("columns") or [])
-        self.out.changes.append(AddIndex(self.name(index.this), columns, unique=bool(statement.args.get("unique"))))
+        self.order.append(AddIndex(self.name(index.this), columns, unique=bool(statement.args.get("unique"))))
 
 
 def parse_ddl(text: str, read: str | None) -> ChangeSet:

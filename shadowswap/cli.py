@@ -122,14 +122,17 @@ def plan(
     if ddl is None and table is None:
         raise UsageError("which table?", hint='e.g. shadowswap plan products --alter "price:varchar(20)"')
     engine, dialect = connect(db)
-    if ddl is not None:
-        from_ddl = parse_ddl(ddl, dialect.sqlglot_dialect)
-        if table is not None and from_ddl.table is not None and from_ddl.table != table:
-            raise UsageError(f"--ddl changes table {from_ddl.table!r}, not {table!r}")
-        table = table or from_ddl.table
-        changes.extend(from_ddl)
-    assert table is not None
-    the_plan = build_plan(engine, dialect, table, changes, strategy_name=strategy, check_casts=check_casts)
+    try:
+        if ddl is not None:
+            from_ddl = parse_ddl(ddl, dialect.sqlglot_dialect)
+            if table is not None and from_ddl.table is not None and from_ddl.table != table:
+                raise UsageError(f"--ddl changes table {from_ddl.table!r}, not {table!r}")
+            table = table or from_ddl.table
+            changes.extend(from_ddl)
+        assert table is not None
+        the_plan = build_plan(engine, dialect, table, changes, strategy_name=strategy, check_casts=check_casts)
+    finally:
+        engine.dispose()
     the_plan.write(output)
     if as_json:
         print(the_plan.to_json())
