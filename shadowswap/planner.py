@@ -672,8 +672,8 @@ def _shadow_plan(
     if not pk:
         raise UsageError(
             f"table {table!r} has no primary key; the shadow copy tracks rows by it",
-            hint=f"add one first (e.g. ALTER TABLE {dialect.q(table)} ADD PRIMARY KEY (id)), "
-            "or use a unique NOT NULL column as the key",
+            hint=f"add one first, e.g. ALTER TABLE {dialect.q(table)} ADD PRIMARY KEY (id) over a unique, "
+            "NOT NULL column (changes that run in place need none)",
         )
     if ref.referenced_by:
         raise UsageError(
