@@ -10,6 +10,7 @@ they contain the separator (``"a:b":int``); every name reaches SQL through the d
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -366,6 +367,13 @@ def parse_options(
 # -- --ddl --------------------------------------------------------------------------------------
 
 
+_CLAUSES = {
+    "exists": "IF [NOT] EXISTS",
+    "position": "FIRST / AFTER",
+    "options": "ALGORITHM / LOCK (shadowswap chooses how to run; see --strategy)",
+}
+
+
 class _DDL:
     """Turns parsed ALTER TABLE / CREATE INDEX / DROP INDEX statements into change objects.
 
@@ -420,10 +428,15 @@ class _DDL:
         from sqlglot import exp
         from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
+        quiet = logging.getLogger("sqlglot")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # sqlglot warns on stderr where it gives up; we say so ourselves
         try:
             statements = sqlglot.parse(text, read=self.read)
         except sqlglot.errors.SqlglotError as exc:
             raise UsageError(f"--ddl does not parse: {str(exc).splitlines()[0]}") from None
+        finally:
+            quiet.setLevel(level)
         if not any(s is not None for s in statements):
             raise UsageError("--ddl is empty")
         for parsed in statements:
@@ -432,14 +445,14 @@ class _DDL:
             # Unquoted names fold the way the engine folds them (lower case on PostgreSQL).
             statement = normalize_identifiers(parsed, dialect=self.read)
             if isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
+                self.strict(statement, "this", "kind", "actions", "only")
                 self.set_table(statement.this)
                 for action in statement.args.get("actions") or []:
                     self.action(action)
             elif isinstance(statement, exp.Create) and str(statement.args.get("kind", "")).upper() == "INDEX":
                 self.create_index(statement)
             elif isinstance(statement, exp.Drop) and str(statement.args.get("kind", "")).upper() == "INDEX":
-                if statement.args.get("cascade"):
-                    raise self.refuse(statement, "CASCADE")
+                self.strict(statement, "tables", "kind", "concurrently")
                 for table in statement.args.get("tables") or []:
                     self.order.append(DropIndex(self.name(table)))
             else:
@@ -451,6 +464,12 @@ class _DDL:
         if not self.out.changes:
             raise UsageError("--ddl changes nothing")
         return self.out
+
+    def strict(self, node: Any, *allowed: str) -> None:
+        """Refuse a clause we do not map (IF EXISTS, ALGORITHM=, AFTER col, CASCADE, ...) rather than drop it."""
+        for key, value in node.args.items():
+            if key not in allowed and value not in (None, False, [], ""):
+                raise self.refuse(node, f"{_CLAUSES.get(key, key.replace('_', ' ').upper())} is not supported")
 
     def alter_args(self, column: str) -> dict[str, Any]:
         if column not in self.alters:
@@ -468,13 +487,13 @@ class _DDL:
         from sqlglot import exp
 
         if isinstance(action, exp.AlterColumn):
+            self.strict(action, "this", "dtype", "using", "default", "drop", "allow_null")
             self.alter_column(action)
         elif isinstance(action, exp.ColumnDef):
             self.order.append(self.add_column(action))
         elif isinstance(action, exp.Drop):
             kind = str(action.args.get("kind", "")).upper()
-            if action.args.get("cascade"):
-                raise self.refuse(action, "CASCADE")
+            self.strict(action, "tables", "kind")
             for target in action.args.get("tables") or []:
                 if kind == "COLUMN":
                     self.order.append(DropColumn(self.name(target)))
@@ -483,8 +502,10 @@ class _DDL:
                 else:
                     raise self.refuse(action)
         elif isinstance(action, exp.RenameColumn):
+            self.strict(action, "this", "to")
             self.order.append(RenameColumn(self.name(action.this), self.name(action.args["to"])))
         elif isinstance(action, exp.ModifyColumn):
+            self.strict(action, "this", "rename_from")
             self.modify_column(action)
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
@@ -515,6 +536,7 @@ class _DDL:
     def column_definition(self, node: Any) -> tuple[str, str, bool | None, str | None]:
         from sqlglot import exp
 
+        self.strict(node, "this", "kind", "constraints")
         column = self.name(node.this)
         if node.args.get("kind") is None:
             raise self.refuse(node, "no type")
@@ -593,13 +615,16 @@ class _DDL:
         raise self.refuse(node)
 
     def create_index(self, statement: Any) -> None:
+        self.strict(statement, "this", "kind", "unique", "concurrently")
         index = statement.this
+        self.strict(index, "this", "table", "params")
         params = index.args.get("params")
         self.set_table(index.args.get("table"))
         if index.this is None:
             raise self.refuse(statement, "give the index a name")
-        if params is None or params.args.get("where") or params.args.get("include") or params.args.get("using"):
+        if params is None:
             raise self.refuse(statement, "only plain column indexes")
+        self.strict(params, "columns")
         columns = self.index_columns(statement, params.args.get("columns") or [])
         self.order.append(AddIndex(self.name(index.this), columns, unique=bool(statement.args.get("unique"))))
 

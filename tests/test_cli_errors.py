@@ -119,6 +119,7 @@ PLAN_CASES = [
     (["--ddl", "ALTER TABLE products ADD CONSTRAINT ck CHECK (price > 0)"], 2, "cannot express", None),
     (["--ddl", "ALTER TABLE nope ADD COLUMN x int"], 2, "table 'nope' does not exist", None),
     (["--ddl", "this is not sql"], 2, "--ddl", None),
+    (["--ddl", "ALTER TABLE products FROBNICATE price"], 2, "--ddl", None),
     (["products", "--add", "x:int not null"], 2, "NOT NULL without a default", None),
     (["products", "--drop", "id"], 2, "part of the primary key", None),
     (["products", "--drop-index", "nope"], 2, "no index or unique constraint named 'nope'", None),

@@ -109,11 +109,29 @@ def test_ddl_parses_into_the_same_changes_as_the_options() -> None:
         "ALTER TABLE products ADD COLUMN x int; DROP TABLE products",
         "ALTER TABLE products ADD COLUMN x int; ALTER TABLE other ADD COLUMN y int",
         "UPDATE products SET price = 0",
+        "ALTER TABLE products ADD COLUMN IF NOT EXISTS x int",
+        "ALTER TABLE products DROP COLUMN IF EXISTS x",
+        "CREATE INDEX ix ON products USING gin (name)",
     ],
 )
 def test_ddl_that_cannot_be_expressed_is_refused(ddl: str) -> None:
     with pytest.raises(UsageError, match="--ddl"):
         parse_ddl(ddl, "postgres")
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        "ALTER TABLE t ADD COLUMN x int AFTER y",
+        "ALTER TABLE t ADD COLUMN x int FIRST",
+        "ALTER TABLE t ADD COLUMN x int, ALGORITHM=INSTANT",
+        "ALTER TABLE t ADD COLUMN x int COMMENT 'c'",
+        "ALTER TABLE t ADD FULLTEXT INDEX ft (a)",
+    ],
+)
+def test_mysql_clauses_we_do_not_map_are_refused(ddl: str) -> None:
+    with pytest.raises(UsageError, match="--ddl"):
+        parse_ddl(ddl, "mysql")
 
 
 # -- several changes in one shadow copy ------------------------------------------------------
