@@ -403,6 +403,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     documented = {
         "version", "dialect", "schema", "table", "shadow_table", "old_table", "primary_key", "source_columns",
         "columns", "default_columns", "fingerprint", "estimated_rows", "changes", "change_plans", "strategy",
+        "foreign_key_ddl",
         "strategy_reason", "verdict", "instant_sql", "shadow_ddl", "indexes", "trigger_names", "trigger_ddl",
         "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "extra",
     }  # fmt: skip
