@@ -90,9 +90,7 @@ def foreign_trigger(engine: sa.Engine, dialect: Dialect) -> None:
         pytest.skip(f"{dialect.name} stacks triggers: shadowswap's live beside the user's")
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql(
-                "CREATE TRIGGER audit AFTER INSERT ON products BEGIN SELECT 1; END"
-            )
+            conn.exec_driver_sql("CREATE TRIGGER audit AFTER INSERT ON products BEGIN SELECT 1; END")
         else:
             conn.exec_driver_sql("CREATE TRIGGER audit AFTER INSERT ON products FOR EACH ROW SET @x = 1")
 
