@@ -567,3 +567,32 @@ def test_renames_follow_identity_and_foreign_keys(pg_url: str) -> None:
         conn.execute(sa.text("INSERT INTO orders (buyer_id, amount) VALUES (999, '1')"))
     fks = sa.inspect(engine).get_foreign_keys("orders")
     assert [fk["constrained_columns"] for fk in fks] == [["buyer_id"]]
+
+
+def test_instant_waits_briefly_for_its_lock_and_retries(pg_url: str) -> None:
+    from shadowswap import state
+    from shadowswap.errors import ShadowswapError
+
+    engine, dialect = connect(pg_url)
+    create_products(engine, 1000)
+    plan = build_plan(engine, dialect, "products", parse_options(add=["note:text"]))
+    assert plan.strategy == "instant"
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(sa.text("SELECT count(*) FROM products"))  # a reader holds ACCESS SHARE until it ends
+    try:
+        with pytest.raises(ShadowswapError, match="could not alter in place"):
+            Executor(engine, dialect, plan, Options(lock_timeout_ms=50, lock_retries=3)).run()
+        assert "note" not in columns_of(engine, "products")
+        with engine.connect() as conn:
+            assert state.all_migrations(conn)[0].phase == state.ABORTED
+        # the reader finishes while the ALTER is giving way and retrying: then it goes through
+        timer = threading.Timer(0.5, holder.rollback)
+        timer.start()
+        summary = Executor(engine, dialect, plan, Options(lock_timeout_ms=50, lock_retries=30)).run()
+        timer.join()
+    finally:
+        holder.close()
+    assert summary.strategy == "instant" and "note" in columns_of(engine, "products")
+    with engine.connect() as conn:
+        assert state.all_migrations(conn)[0].phase == state.ALTERED
