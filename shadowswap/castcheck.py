@@ -125,6 +125,10 @@ class _Scan:
             return
         found = self.statement(conn, self.dialect.chunk_bound_sql(self.plan, has_lo), {**params, "skip": rows // 2 - 1})
         mid = list(found[0]) if found else hi
+        if mid == hi:  # rows went away under us: count what failed, as a lower bound
+            col.result.rows_failing += 1
+            col.result.exact = False
+            return
         self.check(conn, col, lo, mid)
         self.check(conn, col, mid, hi)
 

@@ -55,6 +55,8 @@ class ChangePlan:
     strategy: str
     reason: str
     destructive: str | None = None
+    #: the column (as named in the original table; the new name for an added one) or index it is about
+    column: str | None = None
 
 
 @dataclass

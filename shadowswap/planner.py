@@ -143,23 +143,16 @@ def verdict(plan: Plan) -> str:
 
 
 def _flag_changed_values(plan: Plan) -> None:
+    """Values the cast check saw change make the change that converts them destructive."""
     assert plan.cast_check is not None
+    source = {c.name: c.source_column for c in plan.columns}
     for check in plan.cast_check.columns:
         if not check.rows_changed:
             continue
         why = f"{check.rows_changed} existing value(s) of {check.column} change in the new type"
-        target = next(
-            (c for c in plan.change_plans if c.kind in ("alter", "add") and _names_column(c, check.column)), None
-        )
-        if target is None:
-            continue
-        target.destructive = f"{target.destructive}; {why}" if target.destructive else why
-
-
-def _names_column(change: ChangePlan, column: str) -> bool:
-    return change.description.startswith((f"alter {column} ", f"add {column} ")) or change.description == (
-        f"alter {column}"
-    )
+        for change in plan.change_plans:
+            if (change.kind, change.column) in (("alter", source.get(check.column)), ("add", check.column)):
+                change.destructive = f"{change.destructive}; {why}" if change.destructive else why
 
 
 # -- resolving the changes against the live table ----------------------------------------------
@@ -523,7 +516,7 @@ def _plan_from_reflection(
     for fact in facts:
         instant, reason = dialect.instant_reason(fact)
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
-    chosen, why = strategy.choose(dialect, decisions, strategy_name)
+    chosen, why = strategy.choose(decisions, strategy_name)
     change_plans = []
     for d in decisions:
         reason = d.reason
@@ -531,7 +524,9 @@ def _plan_from_reflection(
             reason = f"in place on its own ({d.reason}), but made by the copy with the other changes"
         if chosen == strategy.SHADOW and strategy_name == strategy.SHADOW:
             reason = "forced by --strategy shadow" + (f" (in place would do: {d.reason})" if d.instant else "")
-        change_plans.append(ChangePlan(d.facts.kind, d.facts.description, chosen, reason, d.destructive))
+        change_plans.append(
+            ChangePlan(d.facts.kind, d.facts.description, chosen, reason, d.destructive, column=d.facts.column)
+        )
 
     column_plans, default_columns = _column_plans(dialect, resolved)
     common = {

@@ -155,7 +155,7 @@ class Decision:
     destructive: str | None
 
 
-def choose(dialect: Dialect, decisions: list[Decision], requested: str) -> tuple[str, str]:
+def choose(decisions: list[Decision], requested: str) -> tuple[str, str]:
     """The plan's strategy and why: in place only when every change can be, else the copy does them all."""
     if requested not in STRATEGIES:
         raise UsageError(f"unknown strategy {requested!r}", hint="--strategy auto, shadow or instant")
