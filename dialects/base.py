@@ -43,8 +43,11 @@ class Dialect:
     # -- names -------------------------------------------------------------------------------
 
     def q(self, identifier: str) -> str:
-        """Always quote: reserved words, spaces, quotes and unicode all survive, injection does not."""
-        return self.preparer.quote_identifier(identifier)
+        """Always quote: reserved words, spaces, quotes and unicode all survive, injection does not.
+
+        The preparer doubles ``%`` for ``%``-paramstyle drivers; our SQL goes through ``run`` or
+        ``statement``, which do that themselves, so the name is given back as the server spells it."""
+        return self.unescape_percents(self.preparer.quote_identifier(identifier))
 
     def fit_name(self, name: str) -> str:
         """Shorten a generated name past the engine's limit, keeping it unique with a hash suffix."""
@@ -84,6 +87,16 @@ class Dialect:
         if self.sa_dialect.paramstyle in ("pyformat", "format"):
             sql = sql.replace("%", "%%")
         return conn.exec_driver_sql(sql)
+
+    def compile_ddl(self, element: Any) -> str:
+        """DDL as the server must see it. Compiling for a ``%``-paramstyle driver doubles every ``%``
+        (a default of '100%', a name with a percent sign); ``run`` doubles them itself, so undo it here."""
+        return self.unescape_percents(str(element.compile(dialect=self.sa_dialect)).strip())
+
+    def unescape_percents(self, sql: str) -> str:
+        if self.sa_dialect.paramstyle in ("pyformat", "format"):
+            return sql.replace("%%", "%")
+        return sql
 
     def engine_options(self) -> dict[str, Any]:
         return {}
@@ -268,10 +281,10 @@ class Dialect:
         return []
 
     def create_table_sql(self, table: sa.Table) -> list[str]:
-        return [str(sa.schema.CreateTable(table).compile(dialect=self.sa_dialect)).strip()]
+        return [self.compile_ddl(sa.schema.CreateTable(table))]
 
     def create_index_sql(self, index: sa.Index) -> str:
-        return str(sa.schema.CreateIndex(index).compile(dialect=self.sa_dialect)).strip()
+        return self.compile_ddl(sa.schema.CreateIndex(index))
 
     def index_exists(self, conn: Connection, table: str, index: str) -> bool:
         names = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)}
@@ -283,7 +296,7 @@ class Dialect:
                 self.run(conn, index.create_sql)
 
     def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
-        return [str(sa.schema.AddConstraint(constraint).compile(dialect=self.sa_dialect)).strip()]
+        return [self.compile_ddl(sa.schema.AddConstraint(constraint))]
 
     def analyze_sql(self, table: str) -> str | None:
         return None

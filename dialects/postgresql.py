@@ -205,7 +205,7 @@ class PostgresDialect(Dialect):
 
     def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
         # NOT VALID takes its lock for an instant; VALIDATE then scans without blocking writers.
-        add = str(sa.schema.AddConstraint(constraint).compile(dialect=self.sa_dialect)).strip()
+        add = self.compile_ddl(sa.schema.AddConstraint(constraint))
         table = self.q(constraint.table.name)
         return [f"{add} NOT VALID", f"ALTER TABLE {table} VALIDATE CONSTRAINT {self.q(str(constraint.name))}"]
 

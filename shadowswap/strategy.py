@@ -228,7 +228,8 @@ def render_instant_sql(dialect: Dialect, ops: InstantOps) -> list[str]:
         op.alter_column(ops.table, old, new_column_name=new, **existing)
     for column in ops.adds:
         op.add_column(ops.table, column)
-    return dialect.instant_statements(ops.table, buffer.statements)
+    # alembic compiles for the driver, doubling each %; the plan holds what the server must see
+    return dialect.instant_statements(ops.table, [dialect.unescape_percents(s) for s in buffer.statements])
 
 
 def run_instant(engine: Engine, dialect: Dialect, plan: Plan, lock_timeout_ms: int) -> float:
