@@ -610,3 +610,14 @@ def test_instant_waits_briefly_for_its_lock_and_retries(pg_url: str) -> None:
     assert summary.strategy == "instant" and "note" in columns_of(engine, "products")
     with engine.connect() as conn:
         assert state.all_migrations(conn)[0].phase == state.ALTERED
+
+
+def test_check_casts_counts_nulls_for_a_new_not_null(db_url: str) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 700)
+    plan = build_plan(engine, dialect, "products", parse_options(alter=["description:not null"]), check_casts=True)
+    assert plan.strategy == "shadow" and plan.cast_check is not None
+    (description,) = plan.cast_check.columns
+    assert description.rows_failing == 100 and description.rows_changed == 0  # every 7th description is NULL
+    assert [k[0] for k in description.sample_keys] == [7, 14, 21, 28, 35]
+    assert plan.verdict == "blocked"
