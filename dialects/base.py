@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 if TYPE_CHECKING:
     from shadowswap.plan import ColumnPlan, IndexPlan, Plan
+    from shadowswap.strategy import ChangeFacts
 
 
 class Dialect:
@@ -34,6 +35,10 @@ class Dialect:
     default_chunk_time = 0.5
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
+    #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
+    sqlglot_dialect: str | None = None
+    #: the type a value is rendered as when ``--check-casts`` compares it before and after
+    text_type = "text"
 
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         self.sa_dialect = sa_dialect
@@ -42,8 +47,11 @@ class Dialect:
     # -- names -------------------------------------------------------------------------------
 
     def q(self, identifier: str) -> str:
-        """Always quote: reserved words, spaces, quotes and unicode all survive, injection does not."""
-        return self.preparer.quote_identifier(identifier)
+        """Always quote: reserved words, spaces, quotes and unicode all survive, injection does not.
+
+        The preparer doubles ``%`` for ``%``-paramstyle drivers; our SQL goes through ``run`` or
+        ``statement``, which do that themselves, so the name is given back as the server spells it."""
+        return self.unescape_percents(self.preparer.quote_identifier(identifier))
 
     def fit_name(self, name: str) -> str:
         """Shorten a generated name past the engine's limit, keeping it unique with a hash suffix."""
@@ -84,6 +92,16 @@ class Dialect:
             sql = sql.replace("%", "%%")
         return conn.exec_driver_sql(sql)
 
+    def compile_ddl(self, element: Any) -> str:
+        """DDL as the server must see it. Compiling for a ``%``-paramstyle driver doubles every ``%``
+        (a default of '100%', a name with a percent sign); ``run`` doubles them itself, so undo it here."""
+        return self.unescape_percents(str(element.compile(dialect=self.sa_dialect)).strip())
+
+    def unescape_percents(self, sql: str) -> str:
+        if self.sa_dialect.paramstyle in ("pyformat", "format"):
+            return sql.replace("%%", "%")
+        return sql
+
     def engine_options(self) -> dict[str, Any]:
         return {}
 
@@ -121,10 +139,59 @@ class Dialect:
     def existing_triggers(self, conn: Connection, table: str) -> list[str]:
         return []
 
+    def validate_default_sql(self, default: str, type_sql: str) -> str:
+        """A read-only statement the server rejects when the default is not a value of the type."""
+        return f"SELECT CAST(({default}) AS {type_sql}) WHERE 1 = 0"
+
+    def name_taken(self, conn: Connection, table: str, name: str) -> bool:
+        """Whether a new index called ``name`` would collide with an existing one."""
+        inspector = sa.inspect(conn)
+        taken = {ix["name"] for ix in inspector.get_indexes(table)}
+        taken |= {uq["name"] for uq in inspector.get_unique_constraints(table)}
+        taken.add(inspector.get_pk_constraint(table).get("name"))
+        return name in taken or inspector.has_table(name)
+
+    # -- strategy: what may run in place --------------------------------------------------
+
+    def instant_reason(self, change: ChangeFacts) -> tuple[bool, str]:
+        """Whether ``change`` is metadata-only here (no rewrite, no long lock), and why.
+
+        The default is the shadow copy, which can make any change; engines override with the
+        changes they make in place.
+        """
+        return False, f"no in-place rule for {change.kind.replace('_', ' ')} on this engine"
+
+    def instant_statements(self, table: str, statements: list[str]) -> list[str]:
+        """The in-place ALTERs as they run (engines add their ALGORITHM/LOCK clauses here)."""
+        return statements
+
+    def instant_guard_sql(self, lock_timeout_ms: int) -> list[str]:
+        """Session settings that cancel an in-place ALTER which turns out not to be quick."""
+        return []
+
+    def cast_check_predicates(self, column: ColumnPlan, plain_cast: bool) -> tuple[str, str | None]:
+        """Over a source row ``src``: (the new column refuses the value, the value comes out changed).
+
+        Evaluating them raises for a value the cast cannot convert at all; ``--check-casts`` finds
+        those rows by bisecting the chunk. "Changed" is only asked of plain casts, by a round trip
+        into the old type: a ``--using`` expression changes values on purpose.
+        """
+        stored = self.cast_sql(column.expression, column.new_type)
+        fails = "1 = 0" if column.new_nullable else f"({column.expression}) IS NULL"
+        changes = None
+        if plain_cast and column.source_column is not None and column.old_type:
+            src, text = self.column_reference(column.source_column), self.text_type
+            changes = f"CAST(CAST({stored} AS {column.old_type}) AS {text}) <> CAST({src} AS {text})"
+        return fails, changes
+
     # -- expressions -------------------------------------------------------------------------
 
     def cast_expression(self, column: str, type_sql: str) -> str:
-        return f"CAST(src.{self.q(column)} AS {type_sql})"
+        return self.cast_sql(self.column_reference(column), type_sql)
+
+    def cast_sql(self, expression: str, type_sql: str) -> str:
+        """``expression`` converted to the new column's type, failing rather than truncating (invariant 8)."""
+        return f"CAST({expression} AS {type_sql})"
 
     def column_reference(self, column: str) -> str:
         return f"src.{self.q(column)}"
@@ -226,10 +293,10 @@ class Dialect:
         return []
 
     def create_table_sql(self, table: sa.Table) -> list[str]:
-        return [str(sa.schema.CreateTable(table).compile(dialect=self.sa_dialect)).strip()]
+        return [self.compile_ddl(sa.schema.CreateTable(table))]
 
     def create_index_sql(self, index: sa.Index) -> str:
-        return str(sa.schema.CreateIndex(index).compile(dialect=self.sa_dialect)).strip()
+        return self.compile_ddl(sa.schema.CreateIndex(index))
 
     def index_exists(self, conn: Connection, table: str, index: str) -> bool:
         names = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)}
@@ -241,7 +308,7 @@ class Dialect:
                 self.run(conn, index.create_sql)
 
     def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
-        return [str(sa.schema.AddConstraint(constraint).compile(dialect=self.sa_dialect)).strip()]
+        return [self.compile_ddl(sa.schema.AddConstraint(constraint))]
 
     def analyze_sql(self, table: str) -> str | None:
         return None

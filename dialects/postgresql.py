@@ -15,7 +15,8 @@ from sqlalchemy.engine import Connection, Engine
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
-    from shadowswap.plan import IndexPlan, Plan
+    from shadowswap.plan import ColumnPlan, IndexPlan, Plan
+    from shadowswap.strategy import ChangeFacts
 
 LOCK_NOT_AVAILABLE = "55P03"
 DEADLOCK = "40P01"
@@ -27,10 +28,22 @@ def _sqlstate(exc: BaseException) -> str | None:
     return getattr(orig, "sqlstate", None)
 
 
+def _bounded_varchar(type_sql: str) -> int | None:
+    """n for ``varchar(n)`` / ``character varying(n)``, else None."""
+    from shadowswap.strategy import parse_type, type_params
+
+    parsed = parse_type(type_sql, "postgres")
+    if parsed is None or parsed.this.name != "VARCHAR":
+        return None
+    params = type_params(parsed)
+    return params[0] if params else None
+
+
 class PostgresDialect(Dialect):
     name = "postgresql"
     max_identifier_bytes = 63
     supports_concurrent_index = True
+    sqlglot_dialect = "postgres"
 
     @contextmanager
     def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
@@ -77,6 +90,88 @@ class PostgresDialect(Dialect):
         )
         return [r[0] for r in rows]
 
+    def name_taken(self, conn: Connection, table: str, name: str) -> bool:
+        # index names share the schema's namespace with tables, sequences and views
+        return conn.execute(sa.text("SELECT to_regclass(:n)"), {"n": self.q(name)}).scalar() is not None
+
+    # -- strategy --------------------------------------------------------------------------
+
+    def _in_place_type_change(self, old: str | None, new: str) -> str | None:
+        """Why PostgreSQL can change ``old`` to ``new`` without a rewrite (binary-coercible), or None."""
+        from shadowswap.strategy import parse_type, type_params
+
+        before, after = parse_type(old, "postgres"), parse_type(new, "postgres")
+        if before is None or after is None:
+            return None
+        if before == after:
+            return f"{new} is the type the column already has"
+        b, a = before.this.name, after.this.name
+        b_len = type_params(before)[0] if b == "VARCHAR" and type_params(before) else None
+        a_len = type_params(after)[0] if a == "VARCHAR" and type_params(after) else None
+        if b == "VARCHAR" and a == "VARCHAR" and b_len is not None and a_len is not None and a_len >= b_len:
+            return f"widening varchar({b_len}) to varchar({a_len}) changes only the length limit"
+        if b in ("VARCHAR", "TEXT") and (a == "TEXT" or (a == "VARCHAR" and a_len is None)):
+            if b == "TEXT" or b_len is None:
+                return f"{old} and {new} are the same type on disk"
+            return f"{old} to {new} removes the length limit only"
+        return None
+
+    def instant_reason(self, change: ChangeFacts) -> tuple[bool, str]:
+        kind = change.kind
+        if kind == "drop":
+            return True, "DROP COLUMN only marks the column dropped in the catalog"
+        if kind == "rename":
+            return True, "RENAME COLUMN changes the catalog only"
+        if kind == "drop_index":
+            return True, "dropping an index removes it without touching the rows"
+        if kind in ("add_index", "add_unique"):
+            return False, "new indexes are built CONCURRENTLY on the shadow after the copy"
+        if kind == "using":
+            return False, "recomputing values rewrites every row"
+        if change.has_using:
+            return False, "a USING expression rewrites every row"
+        if kind == "add":
+            if change.default is None:
+                return True, "a column without a default is added in the catalog only"
+            version = self.sa_dialect.server_version_info or (0,)
+            if change.default_is_constant and version >= (11,):
+                return True, "a constant default is stored once in the catalog, not written to each row"
+            return False, "a non-constant default is computed and written for every row"
+        if kind == "alter":
+            reasons = []
+            if change.new_type is not None:
+                why = self._in_place_type_change(change.old_type, change.new_type)
+                if why is None:
+                    return False, f"changing {change.old_type} to {change.new_type} rewrites the table"
+                reasons.append(why)
+            if change.new_nullable is False and change.old_nullable:
+                return False, "SET NOT NULL scans the whole table under an exclusive lock"
+            if change.new_nullable is True and change.old_nullable is False:
+                reasons.append("DROP NOT NULL changes the catalog only")
+            if change.default_changed:
+                reasons.append("a default applies to future inserts only")
+            return True, "; ".join(reasons) or "nothing to rewrite"
+        return super().instant_reason(change)
+
+    def instant_guard_sql(self, lock_timeout_ms: int) -> list[str]:
+        # A change judged metadata-only that turns out to rewrite would hold ACCESS EXCLUSIVE for
+        # the whole rewrite: cancel it instead (the transaction rolls back, nothing changes).
+        return [f"SET LOCAL statement_timeout = '{int(lock_timeout_ms) + 5000}ms'"]
+
+    def cast_sql(self, expression: str, type_sql: str) -> str:
+        # An explicit CAST to varchar(n) truncates silently; casting to unbounded varchar leaves the
+        # length check to the INSERT's assignment cast, which raises instead (invariant 8).
+        if _bounded_varchar(type_sql) is not None:
+            return f"CAST({expression} AS varchar)"
+        return super().cast_sql(expression, type_sql)
+
+    def cast_check_predicates(self, column: ColumnPlan, plain_cast: bool) -> tuple[str, str | None]:
+        fails, changes = super().cast_check_predicates(column, plain_cast)
+        limit = _bounded_varchar(column.new_type)
+        if limit is not None:
+            fails = f"({fails}) OR char_length({self.cast_sql(column.expression, column.new_type)}) > {limit}"
+        return fails, changes
+
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
         # FOR KEY SHARE blocks exactly the writes that could leave a ghost row (a DELETE or key
         # change committing between this chunk's snapshot and its insert, invariant 3) while
@@ -110,7 +205,7 @@ class PostgresDialect(Dialect):
 
     def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
         # NOT VALID takes its lock for an instant; VALIDATE then scans without blocking writers.
-        add = str(sa.schema.AddConstraint(constraint).compile(dialect=self.sa_dialect)).strip()
+        add = self.compile_ddl(sa.schema.AddConstraint(constraint))
         table = self.q(constraint.table.name)
         return [f"{add} NOT VALID", f"ALTER TABLE {table} VALIDATE CONSTRAINT {self.q(str(constraint.name))}"]
 
@@ -202,7 +297,12 @@ END
             )
         owned: list[tuple[str, str]] = []
         identities: list[dict[str, Any]] = []
+        # a sequence follows its column to the new table, under the column's new name; a dropped
+        # column's sequence stays with the old table
+        target = {c.source_column: c.name for c in plan.columns if c.source_column is not None}
         for col in reflection.columns:
+            if col["name"] not in target:
+                continue
             row = conn.execute(
                 sa.text(
                     "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -217,7 +317,7 @@ END
             if identity:
                 identities.append(
                     {
-                        "column": col["name"],
+                        "column": target[col["name"]],
                         "schema": row[0],
                         "sequence": row[1],
                         "always": bool(identity.get("always")),
@@ -225,7 +325,7 @@ END
                     }
                 )
             else:
-                owned.append((col["name"], qualified))
+                owned.append((target[col["name"]], qualified))
         return {"owned_sequences": owned, "identities": identities}
 
     def plan_notes(self, plan: Plan) -> list[str]:
@@ -248,7 +348,8 @@ END
             stmts.append(f"ALTER TABLE {o} RENAME CONSTRAINT {self.q(final_name)} TO {self.q(old_name)}")
             stmts.append(f"ALTER TABLE {t} RENAME CONSTRAINT {self.q(shadow_name)} TO {self.q(final_name)}")
         for ix in plan.indexes:
-            stmts.append(f"ALTER INDEX {self.q(ix.final_name)} RENAME TO {self.q(ix.old_name)}")
+            if not ix.new:
+                stmts.append(f"ALTER INDEX {self.q(ix.final_name)} RENAME TO {self.q(ix.old_name)}")
             stmts.append(f"ALTER INDEX {self.q(ix.shadow_name)} RENAME TO {self.q(ix.final_name)}")
         for column, sequence in reflected["owned_sequences"]:
             # The shadow's default already calls nextval() on this sequence; moving ownership keeps

@@ -280,8 +280,11 @@ class SQLiteDialect(Dialect):
         """
         from shadowswap.plan import IndexPlan
 
+        wanted = {p.final_name for p in planned}  # the plan may drop some
         out = []
         for name, sql in self._original_indexes(conn, table).items():
+            if name not in wanted:
+                continue
             unique = sql.startswith("CREATE UNIQUE INDEX ")
             prefix = "CREATE UNIQUE INDEX " if unique else "CREATE INDEX "
             shadow_name = self.shadow_index_name(table, name)

@@ -1,43 +1,144 @@
-"""The alter mini-language: ``price:varchar(20) not null default '0'`` into change objects.
+"""The alter language: command-line changes and ``--ddl`` statements, parsed into one set of change objects.
 
-Parsing happens before any connection so a typo costs nothing. Types are only checked for shape
-here (no quotes, no statement separators); whether a type exists is asked of the database itself.
+Parsing happens before any connection so a typo costs nothing. Types and expressions are only checked
+for shape here (nothing that could end a statement or hide the rest of it); whether a type or column
+exists is asked of the database itself by the planner.
+
+Names are taken literally (``unit price`` is a column with a space) and may be double-quoted when
+they contain the separator (``"a:b":int``); every name reaches SQL through the dialect's quoting.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from shadowswap.errors import UsageError
 
-# A type is words, an optional (n) or (p, s), more words, an optional [] (arrays):
-# enough for every built-in type, and nothing that could end a statement or open a quote.
+# A type is words (dotted for a schema), optional parameters (numbers, or quoted labels as in
+# MySQL's enum('a','b')), more words, an optional [] (arrays): every built-in type, and nothing
+# that could end a statement or open an unbalanced quote.
+_WORD = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?"
+_PARAM = r"(\d+|'(?:[^'\\]|'')*')"
 _TYPE_RE = re.compile(
-    r"""^[A-Za-z_][A-Za-z0-9_]*(\s+[A-Za-z_][A-Za-z0-9_]*)*
-        \s*(\(\s*\d+\s*(,\s*\d+\s*)?\))?
-        (\s+[A-Za-z_][A-Za-z0-9_]*)*
+    rf"""^{_WORD}(\s+{_WORD})*
+        \s*(\(\s*{_PARAM}\s*(,\s*{_PARAM}\s*)*\))?
+        (\s+{_WORD}(\s*\(\s*\d+\s*\))?)*
         (\s*\[\])?$""",
     re.VERBOSE,
 )
-_DEFAULT_RE = re.compile(r"\s+default\s+", re.IGNORECASE)
-_NULLABILITY_RE = re.compile(r"\s+(not\s+null|null)\s*$", re.IGNORECASE)
+_DEFAULT_RE = re.compile(r"(^|\s+)default\s+", re.IGNORECASE)
+_DROP_DEFAULT_RE = re.compile(r"(^|\s+)drop\s+default\s*$", re.IGNORECASE)
+_NULLABILITY_RE = re.compile(r"(^|\s+)(not\s+null|null)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class AlterColumn:
+    """Change a column's type, nullability or default; ``type_sql`` None keeps the type."""
+
     column: str
-    type_sql: str
+    type_sql: str | None = None
     nullable: bool | None = None
     default: str | None = None
+    drop_default: bool = False
+    kind = "alter"
 
     def describe(self) -> str:
-        text = f"alter {self.column} type {self.type_sql}"
+        text = f"alter {self.column}"
+        if self.type_sql is not None:
+            text += f" type {self.type_sql}"
         if self.nullable is not None:
             text += " null" if self.nullable else " not null"
         if self.default is not None:
             text += f" default {self.default}"
+        if self.drop_default:
+            text += " drop default"
         return text
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    column: str
+    type_sql: str
+    nullable: bool = True
+    default: str | None = None
+    kind = "add"
+
+    def describe(self) -> str:
+        text = f"add {self.column} {self.type_sql}"
+        if not self.nullable:
+            text += " not null"
+        if self.default is not None:
+            text += f" default {self.default}"
+        return text
+
+
+@dataclass(frozen=True)
+class DropColumn:
+    column: str
+    kind = "drop"
+
+    def describe(self) -> str:
+        return f"drop {self.column}"
+
+
+@dataclass(frozen=True)
+class RenameColumn:
+    old: str
+    new: str
+    kind = "rename"
+
+    def describe(self) -> str:
+        return f"rename {self.old} to {self.new}"
+
+
+@dataclass(frozen=True)
+class AddIndex:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "add_unique" if self.unique else "add_index"
+
+    def describe(self) -> str:
+        return f"add {'unique' if self.unique else 'index'} {self.name} ({', '.join(self.columns)})"
+
+
+@dataclass(frozen=True)
+class DropIndex:
+    """Drop an index, or a unique constraint (which is an index by another name)."""
+
+    name: str
+    kind = "drop_index"
+
+    def describe(self) -> str:
+        return f"drop index {self.name}"
+
+
+Change = AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex
+
+
+@dataclass
+class ChangeSet:
+    """Everything one plan changes; ``usings`` maps a target column to its copy expression."""
+
+    changes: list[Change] = field(default_factory=list)
+    usings: dict[str, str] = field(default_factory=dict)
+    table: str | None = None
+
+    def extend(self, other: ChangeSet) -> None:
+        self.changes.extend(other.changes)
+        for column, expr in other.usings.items():
+            if column in self.usings:
+                raise UsageError(f"two copy expressions for column {column!r}")
+            self.usings[column] = expr
+
+
+# -- shapes -----------------------------------------------------------------------------------
 
 
 def check_type(type_sql: str) -> str:
@@ -50,68 +151,484 @@ def check_type(type_sql: str) -> str:
     return cleaned
 
 
-def check_default(expr: str) -> str:
-    """A default is one SQL expression: refuse anything that could end the statement."""
+def _outside_quotes(expr: str) -> str:
+    """The expression with its string literals and quoted identifiers blanked out."""
+    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`", "''", expr)
+
+
+def check_expression(expr: str, what: str) -> str:
+    """One SQL expression: refuse anything that could end the statement or comment out the rest of it."""
     import sqlglot
 
+    text = expr.strip()
+    bare = _outside_quotes(text)
+    if not text or ";" in bare or "--" in bare or "/*" in bare or "#" in bare or "$" in bare:
+        raise UsageError(
+            f"invalid {what} {expr!r}",
+            hint="give one SQL expression (no ';', comments or dollar quoting)",
+        )
+    if bare.count("'") % 2 or bare.count('"') % 2 or bare.count("(") != bare.count(")"):
+        raise UsageError(f"invalid {what} {expr!r}", hint="unbalanced quotes or parentheses")
     try:
-        parsed = sqlglot.parse(expr)
-    except sqlglot.errors.ParseError:
-        raise UsageError(f"invalid default expression {expr!r}") from None
+        parsed = sqlglot.parse(text)
+    except sqlglot.errors.SqlglotError:
+        # sqlglot does not know every engine's syntax; the database validates it during planning
+        return text
     if len(parsed) != 1 or parsed[0] is None or isinstance(parsed[0], sqlglot.exp.Query | sqlglot.exp.DDL):
-        raise UsageError(f"invalid default expression {expr!r}", hint="give a single value or expression")
-    return expr.strip()
+        raise UsageError(f"invalid {what} {expr!r}", hint="give a single value or expression")
+    return text
+
+
+def check_default(expr: str) -> str:
+    return check_expression(expr, "default expression")
+
+
+def _unquote_name(text: str, option: str, spec: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        inner = text[1:-1]
+        if re.search(r'(?<!")"(?!")', inner.replace('""', "")):
+            raise UsageError(f"{option} {spec!r}: unbalanced quotes in name {text}")
+        text = inner.replace('""', '"')
+    if not text:
+        raise UsageError(f"{option} {spec!r} names no column", hint=f"see `shadowswap plan --help` for {option}")
+    if "\x00" in text:
+        raise UsageError(f"{option} {spec!r}: a name cannot contain a NUL character")
+    return text
+
+
+def split_name(spec: str, sep: str, option: str, form: str) -> tuple[str, str]:
+    """``NAME<sep>REST``, where NAME may be double-quoted to contain ``sep``."""
+    stripped = spec.strip()
+    if stripped.startswith('"'):
+        match = re.match(r'^("(?:[^"]|"")*")\s*' + re.escape(sep) + r"(.*)$", stripped, re.DOTALL)
+        if not match:
+            raise UsageError(f"{option} {spec!r} is not of the form {form}")
+        return _unquote_name(match.group(1), option, spec), match.group(2).strip()
+    if sep not in stripped:
+        raise UsageError(f"{option} {spec!r} is not of the form {form}")
+    name, rest = stripped.split(sep, 1)
+    return _unquote_name(name, option, spec), rest.strip()
 
 
 def split_column_spec(spec: str, option: str) -> tuple[str, str]:
-    if ":" not in spec:
-        raise UsageError(f"{option} {spec!r} is not of the form COLUMN:TYPE", hint=f"e.g. {option} price:varchar(20)")
-    column, rest = spec.split(":", 1)
-    column = column.strip()
-    if not column:
-        raise UsageError(f"{option} {spec!r} names no column")
-    return column, rest.strip()
+    return split_name(spec, ":", option, "COLUMN:TYPE")
 
 
-def parse_column_definition(rest: str) -> tuple[str, bool | None, str | None]:
-    """``TYPE [null|not null] [default EXPR]`` (the two modifiers in either order)."""
+def parse_column_definition(rest: str, type_required: bool = True) -> tuple[str | None, bool | None, str | None, bool]:
+    """``TYPE [null|not null] [default EXPR | drop default]`` (modifiers in either order)."""
     default = None
+    drop_default = False
     nullable: bool | None = None
+    rest = rest.strip()
     match = _DEFAULT_RE.search(rest)
     if match:
         rest, default = rest[: match.start()], rest[match.end() :]
         tail = _NULLABILITY_RE.search(default)
         if tail:
-            nullable = tail.group(1).lower() == "null"
+            nullable = tail.group(2).lower() == "null"
             default = default[: tail.start()]
         default = check_default(default)
+    else:
+        drop = _DROP_DEFAULT_RE.search(rest)
+        if drop:
+            drop_default = True
+            rest = rest[: drop.start()]
     tail = _NULLABILITY_RE.search(rest)
     if tail:
-        nullable = tail.group(1).lower() == "null"
+        nullable = tail.group(2).lower() == "null"
         rest = rest[: tail.start()]
-    return check_type(rest), nullable, default
+        if drop_default is False:
+            drop = _DROP_DEFAULT_RE.search(rest)
+            if drop:
+                drop_default = True
+                rest = rest[: drop.start()]
+    rest = rest.strip()
+    if not rest:
+        if type_required:
+            raise UsageError("no type given", hint="e.g. varchar(20)")
+        return None, nullable, default, drop_default
+    return check_type(rest), nullable, default, drop_default
+
+
+# -- command-line options ---------------------------------------------------------------------
 
 
 def parse_alter(spec: str) -> AlterColumn:
     column, rest = split_column_spec(spec, "--alter")
-    type_sql, nullable, default = parse_column_definition(rest)
-    return AlterColumn(column=column, type_sql=type_sql, nullable=nullable, default=default)
+    try:
+        type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=False)
+    except UsageError as exc:
+        raise UsageError(f"--alter {spec!r}: {exc}", hint=exc.hint) from None
+    if type_sql is None and nullable is None and default is None and not drop_default:
+        raise UsageError(
+            f"--alter {spec!r} changes nothing",
+            hint='give a type, null / not null, default EXPR or drop default, e.g. --alter "price:varchar(20)"',
+        )
+    return AlterColumn(column=column, type_sql=type_sql, nullable=nullable, default=default, drop_default=drop_default)
+
+
+def parse_add(spec: str) -> AddColumn:
+    column, rest = split_column_spec(spec, "--add")
+    try:
+        type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=True)
+    except UsageError as exc:
+        raise UsageError(f"--add {spec!r}: {exc}", hint=exc.hint or "e.g. --add \"note:text default ''\"") from None
+    if drop_default:
+        raise UsageError(f"--add {spec!r}: a new column has no default to drop")
+    assert type_sql is not None
+    return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default)
+
+
+def parse_drop(spec: str) -> DropColumn:
+    return DropColumn(_unquote_name(spec, "--drop", spec))
+
+
+def parse_rename(spec: str) -> RenameColumn:
+    old, new = split_name(spec, ":", "--rename", "OLD:NEW")
+    new = _unquote_name(new, "--rename", spec)
+    if old == new:
+        raise UsageError(f"--rename {spec!r} renames a column to its own name")
+    return RenameColumn(old, new)
+
+
+def _split_list(text: str, option: str, spec: str) -> tuple[str, ...]:
+    items, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    names = tuple(_unquote_name(item, option, spec) for item in items)
+    if len(set(names)) != len(names):
+        raise UsageError(f"{option} {spec!r} names a column twice")
+    return names
+
+
+def parse_index(spec: str, unique: bool = False) -> AddIndex:
+    option = "--add-unique" if unique else "--add-index"
+    name, rest = split_name(spec, ":", option, "NAME:(col1, col2)")
+    rest = rest.strip()
+    if rest.startswith("(") and rest.endswith(")"):
+        rest = rest[1:-1]
+    if not rest.strip():
+        raise UsageError(f"{option} {spec!r} names no column", hint=f'e.g. {option} "ix_products_sku:(sku)"')
+    return AddIndex(name=name, columns=_split_list(rest, option, spec), unique=unique)
+
+
+def parse_drop_index(spec: str) -> DropIndex:
+    return DropIndex(_unquote_name(spec, "--drop-index", spec))
 
 
 def parse_using(spec: str) -> tuple[str, str]:
-    if "=" not in spec:
+    try:
+        column, expr = split_name(spec, "=", "--using", "COLUMN=EXPRESSION")
+    except UsageError:
         raise UsageError(
             f"--using {spec!r} is not of the form COLUMN=EXPRESSION",
             hint="e.g. --using price=\"to_char(price, 'FM999990.00')\"",
-        )
-    column, expr = spec.split("=", 1)
-    column, expr = column.strip(), expr.strip()
-    if not column or not expr:
+        ) from None
+    if not expr:
         raise UsageError(f"--using {spec!r} needs both a column and an expression")
-    if ";" in _strip_quoted(expr):
-        raise UsageError(f"--using expression for {column} must be one expression, not statements")
-    return column, expr
+    return column, check_expression(expr, f"--using expression for {column}")
 
 
-def _strip_quoted(expr: str) -> str:
-    return re.sub(r"'(?:[^']|'')*'", "''", expr)
+def parse_options(
+    alter: list[str] | None = None,
+    add: list[str] | None = None,
+    drop: list[str] | None = None,
+    rename: list[str] | None = None,
+    add_index: list[str] | None = None,
+    add_unique: list[str] | None = None,
+    drop_index: list[str] | None = None,
+    using: list[str] | None = None,
+) -> ChangeSet:
+    changes: list[Change] = []
+    changes += [parse_alter(s) for s in alter or []]
+    changes += [parse_add(s) for s in add or []]
+    changes += [parse_drop(s) for s in drop or []]
+    changes += [parse_rename(s) for s in rename or []]
+    changes += [parse_drop_index(s) for s in drop_index or []]
+    changes += [parse_index(s) for s in add_index or []]
+    changes += [parse_index(s, unique=True) for s in add_unique or []]
+    usings: dict[str, str] = {}
+    for spec in using or []:
+        column, expr = parse_using(spec)
+        if column in usings:
+            raise UsageError(f"two --using expressions for column {column!r}")
+        usings[column] = expr
+    return ChangeSet(changes=changes, usings=usings)
+
+
+# -- --ddl --------------------------------------------------------------------------------------
+
+
+_CLAUSES = {
+    "exists": "IF [NOT] EXISTS",
+    "position": "FIRST / AFTER",
+    "options": "ALGORITHM / LOCK (shadowswap chooses how to run; see --strategy)",
+}
+
+
+class _DDL:
+    """Turns parsed ALTER TABLE / CREATE INDEX / DROP INDEX statements into change objects.
+
+    Each action is mapped exactly or refused: a statement we cannot express must not be half-applied.
+    """
+
+    def __init__(self, read: str | None) -> None:
+        self.read = read
+        self.out = ChangeSet()
+        self.alters: dict[str, dict[str, Any]] = {}
+        self.order: list[Change | str] = []
+
+    def sql(self, node: Any) -> str:
+        return str(node.sql(dialect=self.read))
+
+    def refuse(self, node: Any, why: str = "") -> UsageError:
+        text = self.sql(node) if node is not None else ""
+        return UsageError(
+            f"--ddl: cannot express {text!r}" + (f" ({why})" if why else ""),
+            hint="shadowswap understands ADD/DROP/RENAME/ALTER COLUMN, ADD/DROP INDEX, ADD UNIQUE, "
+            "CREATE [UNIQUE] INDEX and DROP INDEX; use the --alter/--add/... options for the rest",
+        )
+
+    def name(self, node: Any) -> str:
+        from sqlglot import exp
+
+        if isinstance(node, exp.Column | exp.Table):
+            if node.args.get("table") or node.args.get("db") or node.args.get("catalog"):
+                raise self.refuse(node, "qualified names are not supported")
+            node = node.this
+        if isinstance(node, exp.Identifier):
+            return str(node.this)
+        raise self.refuse(node, "expected a name")
+
+    def set_table(self, table: Any) -> None:
+        from sqlglot import exp
+
+        if not isinstance(table, exp.Table):
+            raise self.refuse(table, "expected a table name")
+        if table.args.get("db") or table.args.get("catalog"):
+            raise self.refuse(table, "schema-qualified tables are not supported; connect to that schema")
+        name = self.name(table)
+        if self.out.table is not None and self.out.table != name:
+            raise UsageError(f"--ddl changes two tables ({self.out.table!r} and {name!r}); give one table per plan")
+        self.out.table = name
+
+    def type_sql(self, node: Any) -> str:
+        return check_type(self.sql(node))
+
+    def parse(self, text: str) -> ChangeSet:
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+        quiet = logging.getLogger("sqlglot")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # sqlglot warns on stderr where it gives up; we say so ourselves
+        try:
+            statements = sqlglot.parse(text, read=self.read)
+        except sqlglot.errors.SqlglotError as exc:
+            raise UsageError(f"--ddl does not parse: {str(exc).splitlines()[0]}") from None
+        finally:
+            quiet.setLevel(level)
+        if not any(s is not None for s in statements):
+            raise UsageError("--ddl is empty")
+        for parsed in statements:
+            if parsed is None:
+                continue
+            # Unquoted names fold the way the engine folds them (lower case on PostgreSQL).
+            statement = normalize_identifiers(parsed, dialect=self.read)
+            if isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
+                self.strict(statement, "this", "kind", "actions", "only")
+                self.set_table(statement.this)
+                for action in statement.args.get("actions") or []:
+                    self.action(action)
+            elif isinstance(statement, exp.Create) and str(statement.args.get("kind", "")).upper() == "INDEX":
+                self.create_index(statement)
+            elif isinstance(statement, exp.Drop) and str(statement.args.get("kind", "")).upper() == "INDEX":
+                self.strict(statement, "tables", "kind", "concurrently")
+                for table in statement.args.get("tables") or []:
+                    self.order.append(DropIndex(self.name(table)))
+            else:
+                raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
+        # an ALTER COLUMN's clauses (TYPE, SET NOT NULL, ...) become one change, where the first one stood
+        self.out.changes = [
+            AlterColumn(column=item, **self.alters[item]) if isinstance(item, str) else item for item in self.order
+        ]
+        if not self.out.changes:
+            raise UsageError("--ddl changes nothing")
+        return self.out
+
+    def strict(self, node: Any, *allowed: str) -> None:
+        """Refuse a clause we do not map (IF EXISTS, ALGORITHM=, AFTER col, CASCADE, ...) rather than drop it."""
+        for key, value in node.args.items():
+            if key not in allowed and value not in (None, False, [], ""):
+                raise self.refuse(node, f"{_CLAUSES.get(key, key.replace('_', ' ').upper())} is not supported")
+
+    def alter_args(self, column: str) -> dict[str, Any]:
+        if column not in self.alters:
+            self.alters[column] = {}
+            self.order.append(column)
+        return self.alters[column]
+
+    def set_once(self, column: str, key: str, value: Any, node: Any) -> None:
+        args = self.alter_args(column)
+        if key in args and args[key] != value:
+            raise self.refuse(node, f"{column} changed twice")
+        args[key] = value
+
+    def action(self, action: Any) -> None:
+        from sqlglot import exp
+
+        if isinstance(action, exp.AlterColumn):
+            self.strict(action, "this", "dtype", "using", "default", "drop", "allow_null")
+            self.alter_column(action)
+        elif isinstance(action, exp.ColumnDef):
+            self.order.append(self.add_column(action))
+        elif isinstance(action, exp.Drop):
+            kind = str(action.args.get("kind", "")).upper()
+            self.strict(action, "tables", "kind")
+            for target in action.args.get("tables") or []:
+                if kind == "COLUMN":
+                    self.order.append(DropColumn(self.name(target)))
+                elif kind in ("INDEX", "KEY", "CONSTRAINT"):
+                    self.order.append(DropIndex(self.name(target)))
+                else:
+                    raise self.refuse(action)
+        elif isinstance(action, exp.RenameColumn):
+            self.strict(action, "this", "to")
+            self.order.append(RenameColumn(self.name(action.this), self.name(action.args["to"])))
+        elif isinstance(action, exp.ModifyColumn):
+            self.strict(action, "this", "rename_from")
+            self.modify_column(action)
+        elif isinstance(action, exp.AddConstraint):
+            for constraint in action.expressions:
+                self.order.append(self.add_constraint(constraint))
+        else:
+            raise self.refuse(action)
+
+    def alter_column(self, action: Any) -> None:
+        column = self.name(action.this)
+        args = action.args
+        if args.get("collate") or args.get("comment") or args.get("visible") is not None:
+            raise self.refuse(action)
+        if args.get("dtype") is not None:
+            self.set_once(column, "type_sql", self.type_sql(args["dtype"]), action)
+            if args.get("using"):
+                if column in self.out.usings:
+                    raise self.refuse(action, f"two USING expressions for {column}")
+                self.out.usings[column] = check_expression(self.sql(args["using"]), f"USING expression for {column}")
+        elif "allow_null" in args and args["allow_null"] is not None:
+            self.set_once(column, "nullable", bool(args["allow_null"]), action)
+        elif args.get("default") is not None:
+            self.set_once(column, "default", check_default(self.sql(args["default"])), action)
+        elif args.get("drop"):
+            self.set_once(column, "drop_default", True, action)
+        else:
+            raise self.refuse(action)
+
+    def column_definition(self, node: Any) -> tuple[str, str, bool | None, str | None]:
+        from sqlglot import exp
+
+        self.strict(node, "this", "kind", "constraints")
+        column = self.name(node.this)
+        if node.args.get("kind") is None:
+            raise self.refuse(node, "no type")
+        nullable: bool | None = None
+        default = None
+        for constraint in node.args.get("constraints") or []:
+            kind = constraint.args.get("kind")
+            if isinstance(kind, exp.NotNullColumnConstraint):
+                nullable = bool(kind.args.get("allow_null"))
+            elif isinstance(kind, exp.DefaultColumnConstraint):
+                default = check_default(self.sql(kind.this))
+            else:
+                raise self.refuse(
+                    node, "only NULL, NOT NULL and DEFAULT; add keys and constraints with --add-index/--add-unique"
+                )
+        return column, self.type_sql(node.args["kind"]), nullable, default
+
+    def add_column(self, node: Any) -> AddColumn:
+        column, type_sql, nullable, default = self.column_definition(node)
+        return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default)
+
+    def modify_column(self, action: Any) -> None:
+        # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no default).
+        column, type_sql, nullable, default = self.column_definition(action.this)
+        old = action.args.get("rename_from")
+        if old is not None:
+            old_name = self.name(old)
+            if old_name != column:
+                self.order.append(RenameColumn(old_name, column))
+                column = old_name
+        self.set_once(column, "type_sql", type_sql, action)
+        self.set_once(column, "nullable", nullable is not False, action)
+        if default is not None:
+            self.set_once(column, "default", default, action)
+        else:
+            self.set_once(column, "drop_default", True, action)
+
+    def index_columns(self, node: Any, columns: list[Any]) -> tuple[str, ...]:
+        from sqlglot import exp
+
+        names = []
+        for item in columns:
+            if isinstance(item, exp.Ordered):
+                if item.args.get("desc"):
+                    raise self.refuse(node, "descending index columns")
+                item = item.this
+            if not isinstance(item, exp.Column | exp.Identifier):
+                raise self.refuse(node, "only plain columns in an index")
+            names.append(self.name(item))
+        if not names:
+            raise self.refuse(node, "no columns")
+        return tuple(names)
+
+    def add_constraint(self, node: Any) -> AddIndex:
+        from sqlglot import exp
+
+        if isinstance(node, exp.IndexColumnConstraint) and node.this is not None:
+            if node.args.get("kind") or node.args.get("index_type") or node.args.get("options"):
+                raise self.refuse(node)
+            return AddIndex(self.name(node.this), self.index_columns(node, node.expressions))
+        name = None
+        if isinstance(node, exp.Constraint) and len(node.expressions) == 1:
+            name = self.name(node.this)
+            node = node.expressions[0]
+        if isinstance(node, exp.UniqueColumnConstraint):
+            schema = node.this
+            if not isinstance(schema, exp.Schema):
+                raise self.refuse(node, "a unique constraint needs its columns")
+            if schema.this is not None:
+                name = self.name(schema.this)
+            if name is None:
+                raise self.refuse(node, "give the unique constraint a name")
+            if node.args.get("nulls") or (node.args.get("include") and node.args["include"].args.get("include")):
+                raise self.refuse(node)
+            return AddIndex(name, self.index_columns(node, schema.expressions), unique=True)
+        raise self.refuse(node)
+
+    def create_index(self, statement: Any) -> None:
+        self.strict(statement, "this", "kind", "unique", "concurrently")
+        index = statement.this
+        self.strict(index, "this", "table", "params")
+        params = index.args.get("params")
+        self.set_table(index.args.get("table"))
+        if index.this is None:
+            raise self.refuse(statement, "give the index a name")
+        if params is None:
+            raise self.refuse(statement, "only plain column indexes")
+        self.strict(params, "columns")
+        columns = self.index_columns(statement, params.args.get("columns") or [])
+        self.order.append(AddIndex(self.name(index.this), columns, unique=bool(statement.args.get("unique"))))
+
+
+def parse_ddl(text: str, read: str | None) -> ChangeSet:
+    """``ALTER TABLE t ...; CREATE INDEX ...`` in the engine's dialect (sqlglot ``read``) into changes."""
+    return _DDL(read).parse(text)

@@ -17,7 +17,6 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from shadowswap import logs
-from shadowswap.changes import parse_alter, parse_using
 from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError
 from shadowswap.plan import Plan
@@ -87,20 +86,53 @@ def user_errors(func: F) -> F:
 @app.command()
 @user_errors
 def plan(
-    table: Annotated[str, typer.Argument(help="The table to change.")],
-    alter: Annotated[list[str] | None, typer.Option("--alter", help="COL:TYPE [null|not null] [default EXPR]")] = None,
+    table: Annotated[str | None, typer.Argument(help="The table to change (optional with --ddl).")] = None,
+    alter: Annotated[
+        list[str] | None, typer.Option("--alter", help="COL:TYPE [null|not null] [default EXPR|drop default]")
+    ] = None,
     using: Annotated[list[str] | None, typer.Option("--using", help="COL=EXPR: copy expression for COL")] = None,
+    add: Annotated[list[str] | None, typer.Option("--add", help="COL:TYPE [not null] [default EXPR]")] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop", help="COL: drop a column")] = None,
+    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW: rename a column")] = None,
+    add_index: Annotated[list[str] | None, typer.Option("--add-index", help="NAME:(col1, col2)")] = None,
+    add_unique: Annotated[list[str] | None, typer.Option("--add-unique", help="NAME:(col1, col2)")] = None,
+    drop_index: Annotated[
+        list[str] | None, typer.Option("--drop-index", help="NAME: drop an index or unique constraint")
+    ] = None,
+    ddl: Annotated[
+        str | None, typer.Option("--ddl", help="ALTER TABLE ... / CREATE INDEX ... / DROP INDEX ... statements")
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="auto (cheapest safe), shadow (always copy) or instant")
+    ] = "auto",
+    check_casts: Annotated[
+        bool, typer.Option("--check-casts", help="Scan existing rows for values the new types cannot hold.")
+    ] = False,
     output: Annotated[Path, typer.Option("--out", help="Where to write the plan.")] = DEFAULT_PLAN,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     db: DbOption = None,
 ) -> None:
     """Reflect TABLE, apply the changes, print and save the plan. Changes nothing in the database."""
+    from shadowswap.changes import parse_ddl, parse_options
     from shadowswap.planner import build_plan
 
-    alters = [parse_alter(spec) for spec in alter or []]
-    usings = dict(parse_using(spec) for spec in using or [])
+    changes = parse_options(alter, add, drop, rename, add_index, add_unique, drop_index, using)
+    if strategy not in ("auto", "shadow", "instant"):
+        raise UsageError(f"unknown strategy {strategy!r}", hint="--strategy auto, shadow or instant")
+    if ddl is None and table is None:
+        raise UsageError("which table?", hint='e.g. shadowswap plan products --alter "price:varchar(20)"')
     engine, dialect = connect(db)
-    the_plan = build_plan(engine, dialect, table, alters, usings)
+    try:
+        if ddl is not None:
+            from_ddl = parse_ddl(ddl, dialect.sqlglot_dialect)
+            if table is not None and from_ddl.table is not None and from_ddl.table != table:
+                raise UsageError(f"--ddl changes table {from_ddl.table!r}, not {table!r}")
+            table = table or from_ddl.table
+            changes.extend(from_ddl)
+        assert table is not None
+        the_plan = build_plan(engine, dialect, table, changes, strategy_name=strategy, check_casts=check_casts)
+    finally:
+        engine.dispose()
     the_plan.write(output)
     if as_json:
         print(the_plan.to_json())
@@ -113,32 +145,65 @@ def render_plan(p: Plan) -> None:
     columns = Table(title=f"{p.table}: {', '.join(p.changes)}", title_justify="left")
     for heading in ("column", "old definition", "new definition", "copy expression"):
         columns.add_column(heading)
-    for c in p.columns:
-        old = f"{c.old_type}{'' if c.old_nullable else ' NOT NULL'}"
+    kept = {c.source_column for c in p.columns}
+    for c in [*p.columns, *p.default_columns]:
+        old = f"{c.old_type}{'' if c.old_nullable else ' NOT NULL'}" if c.old_type else "-"
         new = f"{c.new_type}{'' if c.new_nullable else ' NOT NULL'}"
+        name = c.name if c.source_column in (None, c.name) else f"{c.source_column} → {c.name}"
         style = "bold yellow" if c.changed else None
-        columns.add_row(c.name, old, new, c.expression, style=style)
+        columns.add_row(name, old, new, c.expression, style=style)
+    for name in p.source_columns:
+        if name not in kept:
+            columns.add_row(name, "", "dropped", "", style="bold red")
     out.print(columns)
+    changes = Table(title="changes", title_justify="left")
+    for heading in ("change", "strategy", "why", "destructive"):
+        changes.add_column(heading)
+    for ch in p.change_plans:
+        style = "red" if ch.destructive else None
+        changes.add_row(ch.description, ch.strategy, ch.reason, ch.destructive or "", style=style)
+    out.print(changes)
     out.print(
-        f"strategy: [bold]{p.strategy}[/bold]   verdict: [bold]{p.verdict}[/bold]   "
-        f"estimated rows: {p.estimated_rows:,}"
+        f"strategy: [bold]{p.strategy}[/bold] ({p.strategy_reason})\nverdict: [bold]{p.verdict}[/bold]   "
+        f"estimated rows: {p.estimated_rows:,}",
+        highlight=False,
     )
-    sql = ";\n".join(p.shadow_ddl + [i.create_sql for i in p.indexes]) + ";"
-    out.print(Panel(Syntax(sql, "sql", word_wrap=True), title="shadow table", title_align="left"))
-    out.print(
-        Panel(
-            Syntax(";\n".join(p.trigger_ddl) + ";", "sql", word_wrap=True),
-            title="dual-write triggers",
-            title_align="left",
+    if p.cast_check is not None:
+        check = p.cast_check
+        out.print(f"cast check: {check.rows_scanned:,} rows scanned", highlight=False)
+        for result in check.columns:
+            keys = ", ".join(str(k[0] if len(k) == 1 else tuple(k)) for k in result.sample_keys)
+            bound = "" if result.exact else " (at least)"
+            out.print(
+                f"  • {result.column}: {result.rows_failing}{bound} fail, "
+                f"{result.rows_changed} change" + (f" (e.g. keys {keys})" if keys else ""),
+                highlight=False,
+            )
+    if p.strategy == "instant":
+        out.print(
+            Panel(
+                Syntax(";\n".join(p.instant_sql) + ";", "sql", word_wrap=True),
+                title="in-place ALTER (one transaction, under the lock timeout)",
+                title_align="left",
+            )
         )
-    )
-    out.print(
-        Panel(
-            Syntax(";\n".join(p.swap_sql + p.post_swap_sql) + ";", "sql", word_wrap=True),
-            title=f"swap (old table kept as {p.old_table})",
-            title_align="left",
+    else:
+        sql = ";\n".join(p.shadow_ddl + [i.create_sql for i in p.indexes]) + ";"
+        out.print(Panel(Syntax(sql, "sql", word_wrap=True), title="shadow table", title_align="left"))
+        out.print(
+            Panel(
+                Syntax(";\n".join(p.trigger_ddl) + ";", "sql", word_wrap=True),
+                title="dual-write triggers",
+                title_align="left",
+            )
         )
-    )
+        out.print(
+            Panel(
+                Syntax(";\n".join(p.swap_sql + p.post_swap_sql) + ";", "sql", word_wrap=True),
+                title=f"swap (old table kept as {p.old_table})",
+                title_align="left",
+            )
+        )
     for note in p.notes:
         out.print(f"  • {note}")
 
@@ -195,6 +260,9 @@ def execute(
     lock_timeout: Annotated[int, typer.Option(help="Milliseconds to wait for a lock before retrying.")] = 200,
     cutover_retries: Annotated[int, typer.Option(help="Attempts to take a strong lock.")] = 30,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the checksum before the swap.")] = False,
+    allow_destructive: Annotated[
+        bool, typer.Option("--allow-destructive", help="Run a plan that drops or narrows something.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
@@ -210,8 +278,16 @@ def execute(
         lock_timeout_ms=lock_timeout,
         lock_retries=cutover_retries,
         verify=not no_verify,
+        allow_destructive=allow_destructive,
     )
     summary = Executor(engine, dialect, the_plan, options, RichReporter()).run()
+    if summary.strategy == "instant":
+        out.print(
+            f"[bold green]done:[/bold green] {summary.table} altered in place in {summary.seconds:.1f}s "
+            f"(ALTER transaction {summary.cutover_lock_ms or 0:.1f} ms, no copy, no old table)",
+            highlight=False,
+        )
+        return
     lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
     out.print(
         f"[bold green]done:[/bold green] {summary.table} migrated in {summary.seconds:.1f}s "

@@ -52,3 +52,7 @@ class CutoverFailed(ShadowswapError):
 
 class VerificationFailed(ShadowswapError):
     exit_code = 8
+
+
+class DestructiveChange(UsageError):
+    """The plan drops or narrows something and ``--allow-destructive`` was not given; nothing was changed."""

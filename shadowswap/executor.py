@@ -22,6 +22,7 @@ from shadowswap.dialects import Dialect
 from shadowswap.errors import CopyFailed, CutoverFailed, MigrationLocked, ShadowswapError, UsageError
 from shadowswap.plan import Plan
 from shadowswap.planner import check_fresh
+from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
 from shadowswap.verify import verify
 
 log = structlog.get_logger("shadowswap")
@@ -38,6 +39,8 @@ class Options:
     verify: bool = True
     #: stop (resumably) once this phase is reached; ``execute`` again continues
     stop_after: str | None = None
+    #: run plans that drop or narrow something (the plan's verdict says which)
+    allow_destructive: bool = False
 
 
 class Reporter(Protocol):
@@ -70,6 +73,7 @@ class Summary:
     seconds: float
     cutover_lock_ms: float | None
     phases: dict[str, float] = field(default_factory=dict)
+    strategy: str = "shadow"
 
 
 def same_plan(a: Plan, b: Plan) -> bool:
@@ -99,7 +103,10 @@ class Executor:
     def run(self) -> Summary:
         if self.plan.dialect != self.dialect.name:
             raise UsageError(f"the plan was made for {self.plan.dialect}, this database is {self.dialect.name}")
+        refuse_unsafe(self.plan, self.options.allow_destructive)
         started = time.perf_counter()
+        if self.plan.strategy == INSTANT:
+            return self._run_instant(started)
         state.ensure(self.engine)
         with self.dialect.migration_lock(self.engine, self.plan.table) as got:
             if not got:
@@ -124,6 +131,55 @@ class Executor:
             seconds=time.perf_counter() - started,
             cutover_lock_ms=migration.cutover_lock_ms,
             phases=self.timings,
+        )
+
+    def _run_instant(self, started: float) -> Summary:
+        """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5)."""
+        state.ensure(self.engine)
+        table = self.plan.table
+        with self.dialect.migration_lock(self.engine, table) as got:
+            if not got:
+                raise MigrationLocked(f"another shadowswap process is migrating {table!r}")
+            with self.engine.begin() as conn:
+                current = state.active(conn, table)
+            if current is not None:
+                raise UsageError(
+                    f"a migration of {table!r} is in progress (phase {current.phase})",
+                    hint="finish it (`shadowswap execute`) or `shadowswap abort` it first",
+                )
+            check_fresh(self.engine, self.plan)
+            with self.engine.begin() as conn:
+                migration_id = state.create(
+                    conn,
+                    table=table,
+                    shadow=self.plan.shadow_table,
+                    old=self.plan.old_table,
+                    fingerprint=self.plan.fingerprint,
+                    plan_json=self.plan.to_json(),
+                    estimated_rows=self.plan.estimated_rows,
+                )
+            try:
+                seconds = self._locked(
+                    "alter in place",
+                    lambda: run_instant(self.engine, self.dialect, self.plan, self.options.lock_timeout_ms),
+                )
+            except BaseException as exc:
+                # the ALTERs ran in one transaction: nothing changed
+                with self.engine.begin() as conn:
+                    state.update(conn, migration_id, phase=state.ABORTED, error=str(exc)[:1000] or type(exc).__name__)
+                raise
+            with self.engine.begin() as conn:
+                state.update(conn, migration_id, phase=state.ALTERED, cutover_lock_ms=seconds * 1000)
+        log.info("altered in place", table=table, ms=round(seconds * 1000, 1))
+        self.reporter.phase(state.ALTERED)
+        return Summary(
+            migration_id=migration_id,
+            table=table,
+            old_table=self.plan.old_table,
+            rows_copied=0,
+            seconds=time.perf_counter() - started,
+            cutover_lock_ms=seconds * 1000,
+            strategy=INSTANT,
         )
 
     # -- claim / resume ----------------------------------------------------------------------

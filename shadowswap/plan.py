@@ -15,7 +15,8 @@ from typing import Any
 
 from shadowswap.errors import UsageError
 
-PLAN_VERSION = 1
+#: 2: per-change strategy and reasons, in-place SQL, server-default columns, cast check (README: plan --json)
+PLAN_VERSION = 2
 
 
 @dataclass
@@ -41,6 +42,48 @@ class IndexPlan:
     old_name: str
     create_sql: str
     unique: bool = False
+    #: added by this plan: the original table has no index of that name to move aside at the swap
+    new: bool = False
+
+
+@dataclass
+class ChangePlan:
+    """One requested change: the cheapest safe way to make it, why, and whether it destroys anything."""
+
+    kind: str
+    description: str
+    strategy: str
+    reason: str
+    destructive: str | None = None
+    #: the column (as named in the original table; the new name for an added one) or index it is about
+    column: str | None = None
+
+
+@dataclass
+class ColumnCheck:
+    """What ``--check-casts`` found for one column: rows whose value fails or changes in the new type."""
+
+    column: str
+    expression: str
+    rows_failing: int = 0
+    rows_changed: int = 0
+    sample_keys: list[list[Any]] = field(default_factory=list)
+    #: False when the scan stopped bisecting failing chunks early: the counts are then lower bounds
+    exact: bool = True
+
+
+@dataclass
+class CastCheck:
+    rows_scanned: int
+    columns: list[ColumnCheck]
+
+    @property
+    def rows_failing(self) -> int:
+        return sum(c.rows_failing for c in self.columns)
+
+    @property
+    def rows_changed(self) -> int:
+        return sum(c.rows_changed for c in self.columns)
 
 
 @dataclass
@@ -67,6 +110,14 @@ class Plan:
     strategy: str = "shadow"
     verdict: str = "safe"
     notes: list[str] = field(default_factory=list)
+    #: why ``strategy`` was chosen for the plan as a whole
+    strategy_reason: str = ""
+    change_plans: list[ChangePlan] = field(default_factory=list)
+    #: the in-place ALTERs run under a lock timeout when ``strategy`` is ``instant``
+    instant_sql: list[str] = field(default_factory=list)
+    #: added columns the copy leaves to their server default (not in the insert list, not checksummed)
+    default_columns: list[ColumnPlan] = field(default_factory=list)
+    cast_check: CastCheck | None = None
     schema: str | None = None
     version: int = PLAN_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -76,8 +127,12 @@ class Plan:
         by_source = {c.source_column: c for c in self.columns}
         return [by_source[k] for k in self.primary_key]
 
+    @property
+    def destructive(self) -> list[str]:
+        return [c.destructive for c in self.change_plans if c.destructive]
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False)
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False, default=str)
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -91,11 +146,17 @@ class Plan:
                 f"this shadowswap reads version {PLAN_VERSION}",
                 hint="run `shadowswap plan` again with this version",
             )
-        data["columns"] = [ColumnPlan(**c) for c in data["columns"]]
-        data["indexes"] = [IndexPlan(**i) for i in data["indexes"]]
         try:
+            data["columns"] = [ColumnPlan(**c) for c in data["columns"]]
+            data["indexes"] = [IndexPlan(**i) for i in data["indexes"]]
+            data["default_columns"] = [ColumnPlan(**c) for c in data.get("default_columns", [])]
+            data["change_plans"] = [ChangePlan(**c) for c in data.get("change_plans", [])]
+            check = data.get("cast_check")
+            if check is not None:
+                check["columns"] = [ColumnCheck(**c) for c in check["columns"]]
+                data["cast_check"] = CastCheck(**check)
             return cls(**data)
-        except TypeError as exc:
+        except (TypeError, KeyError) as exc:
             raise UsageError(f"the plan file is malformed ({exc})") from None
 
     def write(self, path: Path) -> None:

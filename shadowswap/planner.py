@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,24 +16,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap.changes import AlterColumn
+from shadowswap import strategy
+from shadowswap.changes import (
+    AddColumn,
+    AddIndex,
+    AlterColumn,
+    Change,
+    ChangeSet,
+    DropColumn,
+    DropIndex,
+    RenameColumn,
+)
 from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import UsageError
-from shadowswap.plan import ColumnPlan, IndexPlan, Plan
+from shadowswap.plan import ChangePlan, ColumnPlan, IndexPlan, Plan
 from shadowswap.state import STATE_TABLE
+from shadowswap.strategy import ChangeFacts, ColumnTypeSQL, Decision
 
-
-class LiteralType(sa.types.UserDefinedType[Any]):
-    """A type exactly as the user wrote it (already shape-checked, and validated by the server)."""
-
-    cache_ok = True
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.spec
+LiteralType = ColumnTypeSQL
 
 
 @dataclass
@@ -110,30 +113,562 @@ def build_plan(
     engine: Engine,
     dialect: Dialect,
     table: str,
-    alters: list[AlterColumn],
+    changes: Sequence[Change] | ChangeSet,
     usings: dict[str, str] | None = None,
+    *,
+    strategy_name: str = "auto",
+    check_casts: bool = False,
 ) -> Plan:
-    usings = dict(usings or {})
+    if isinstance(changes, ChangeSet):
+        usings = {**changes.usings, **(usings or {})}
+        changes = changes.changes
     with engine.connect() as conn:
         ref = reflect(conn, table)
-        plan = _plan_from_reflection(conn, dialect, ref, alters, usings)
+        plan = _plan_from_reflection(conn, dialect, ref, list(changes), dict(usings or {}), strategy_name)
         conn.rollback()
+    if check_casts:
+        from shadowswap.castcheck import check_casts as run_check
+
+        plan.cast_check = run_check(engine, dialect, plan)
+        if plan.cast_check.rows_changed:
+            _flag_changed_values(plan)
+    plan.verdict = verdict(plan)
     return plan
+
+
+def verdict(plan: Plan) -> str:
+    if plan.cast_check is not None and plan.cast_check.rows_failing:
+        return "blocked"
+    return "destructive" if plan.destructive else "safe"
+
+
+def _flag_changed_values(plan: Plan) -> None:
+    """Values the cast check saw change make the change that converts them destructive."""
+    assert plan.cast_check is not None
+    source = {c.name: c.source_column for c in plan.columns}
+    for check in plan.cast_check.columns:
+        if not check.rows_changed:
+            continue
+        why = f"{check.rows_changed} existing value(s) of {check.column} change in the new type"
+        for change in plan.change_plans:
+            if (change.kind, change.column) in (("alter", source.get(check.column)), ("add", check.column)):
+                change.destructive = f"{change.destructive}; {why}" if change.destructive else why
+
+
+# -- resolving the changes against the live table ----------------------------------------------
+
+
+@dataclass
+class Target:
+    """A column of the new table and where its values come from."""
+
+    name: str
+    source: str | None
+    reflected: dict[str, Any] | None
+    type_sql: str | None = None
+    nullable: bool = True
+    default: str | None = None
+    default_changed: bool = False
+    using: str | None = None
+    alter: AlterColumn | None = None
+    add: AddColumn | None = None
+
+
+@dataclass
+class Resolved:
+    targets: list[Target]
+    drops: list[str]
+    renames: dict[str, str]
+    new_indexes: list[AddIndex]
+    dropped_indexes: list[str]
+    #: source column → target name, for every kept column
+    target_name: dict[str, str]
+    recomputed: list[str]
+
+
+def _columns_hint(ref: Reflection) -> str:
+    return "columns: " + ", ".join(c["name"] for c in ref.columns)
+
+
+def resolve(ref: Reflection, changes: list[Change], usings: dict[str, str]) -> Resolved:
+    """Check every change against the table as it is, and produce the target columns in order."""
+    table = ref.table
+    original = [c["name"] for c in ref.columns]
+    pk = list(ref.primary_key.get("constrained_columns") or [])
+    if not changes and not usings:
+        raise UsageError("no change given", hint='e.g. --alter "price:varchar(20)" or --add "note:text"')
+
+    def unknown(name: str) -> UsageError:
+        return UsageError(f"column {name!r} does not exist in table {table!r}", hint=_columns_hint(ref))
+
+    def exists(name: str) -> UsageError:
+        return UsageError(f"column {name!r} already exists in table {table!r}", hint="choose another name")
+
+    renames: dict[str, str] = {}
+    drops: list[str] = []
+    adds: dict[str, AddColumn] = {}
+    for ch in changes:
+        if isinstance(ch, RenameColumn):
+            if ch.old not in original:
+                raise unknown(ch.old)
+            if ch.old in renames:
+                raise UsageError(f"column {ch.old!r} is renamed twice")
+            if ch.new in original or ch.new in renames.values():
+                raise exists(ch.new)
+            renames[ch.old] = ch.new
+        elif isinstance(ch, DropColumn):
+            if ch.column not in original:
+                raise unknown(ch.column)
+            if ch.column in pk:
+                raise UsageError(
+                    f"column {ch.column!r} is part of the primary key of {table!r} and cannot be dropped",
+                    hint="shadowswap keeps the primary key; change the key in a separate migration",
+                )
+            if ch.column in drops:
+                raise UsageError(f"column {ch.column!r} is dropped twice")
+            drops.append(ch.column)
+        elif isinstance(ch, AddColumn):
+            if ch.column in original or ch.column in adds:
+                raise exists(ch.column)
+            if not ch.nullable and ch.default is None and ch.column not in usings:
+                raise UsageError(
+                    f"new column {ch.column!r} is NOT NULL without a default: the existing rows need a value",
+                    hint=f"add `default EXPR`, or give --using {ch.column}=EXPR to compute it from each row",
+                )
+            adds[ch.column] = ch
+    for name in adds:
+        if name in renames.values():
+            raise exists(name)
+    both = set(drops) & set(renames)
+    if both:
+        raise UsageError(f"column {sorted(both)[0]!r} is both dropped and renamed")
+    if len(drops) == len(original):
+        raise UsageError(f"the changes drop every column of {table!r}")
+    new_to_old = {new: old for old, new in renames.items()}
+
+    def source_of(name: str, what: str) -> str:
+        """An original column named by its current or its new name."""
+        source = name if name in original else new_to_old.get(name)
+        if source is None:
+            if name in adds:
+                raise UsageError(f"column {name!r} is added by this plan; give its whole definition in --add")
+            raise unknown(name)
+        if source in drops:
+            raise UsageError(f"column {name!r} is dropped by this plan, so it cannot also be {what}")
+        return source
+
+    alters: dict[str, AlterColumn] = {}
+    for ch in changes:
+        if isinstance(ch, AlterColumn):
+            source = source_of(ch.column, "altered")
+            if source in alters:
+                raise UsageError(f"column {ch.column!r} is altered twice", hint="give one --alter with everything")
+            alters[source] = ch
+
+    using_by_target: dict[str, str] = {}
+    recomputed = []
+    for name, expr in usings.items():
+        if name in adds:
+            using_by_target[name] = expr
+            continue
+        source = source_of(name, "given a --using expression")
+        using_by_target[renames.get(source, source)] = expr
+        if source not in alters:
+            recomputed.append(renames.get(source, source))
+
+    targets: list[Target] = []
+    for col in ref.columns:
+        source = col["name"]
+        if source in drops:
+            continue
+        name = renames.get(source, source)
+        alter = alters.get(source)
+        target = Target(
+            name=name,
+            source=source,
+            reflected=col,
+            nullable=bool(col["nullable"]),
+            default=col.get("default"),
+            using=using_by_target.get(name),
+            alter=alter,
+        )
+        if alter is not None:
+            target.type_sql = alter.type_sql
+            if alter.nullable is not None:
+                target.nullable = alter.nullable
+            if alter.default is not None:
+                target.default, target.default_changed = alter.default, True
+            elif alter.drop_default:
+                target.default, target.default_changed = None, True
+        if source in pk:
+            if target.nullable is False or alter is None or alter.nullable is None:
+                target.nullable = False
+            else:
+                raise UsageError(f"column {source!r} is part of the primary key and cannot be made nullable")
+        targets.append(target)
+    for add in adds.values():
+        targets.append(
+            Target(
+                name=add.column,
+                source=None,
+                reflected=None,
+                type_sql=add.type_sql,
+                nullable=add.nullable,
+                default=add.default,
+                default_changed=add.default is not None,
+                using=using_by_target.get(add.column),
+                add=add,
+            )
+        )
+    target_name = {t.source: t.name for t in targets if t.source is not None}
+
+    existing_indexes = {str(ix["name"]): ix for ix in ref.indexes if ix.get("name")}
+    existing_uniques = {str(uq["name"]): uq for uq in ref.unique_constraints if uq.get("name")}
+    dropped_indexes: list[str] = []
+    new_indexes: list[AddIndex] = []
+    for ch in changes:
+        if isinstance(ch, DropIndex):
+            if ch.name == ref.primary_key.get("name"):
+                raise UsageError(f"{ch.name!r} is the primary key of {table!r}; shadowswap keeps it")
+            if ch.name not in existing_indexes and ch.name not in existing_uniques:
+                names = sorted([*existing_indexes, *existing_uniques])
+                raise UsageError(
+                    f"table {table!r} has no index or unique constraint named {ch.name!r}",
+                    hint=("indexes: " + ", ".join(names)) if names else "the table has no secondary indexes",
+                )
+            if ch.name in dropped_indexes:
+                raise UsageError(f"index {ch.name!r} is dropped twice")
+            dropped_indexes.append(ch.name)
+        elif isinstance(ch, AddIndex):
+            if ch.name in existing_indexes or ch.name in existing_uniques or ch.name == ref.primary_key.get("name"):
+                raise UsageError(f"index {ch.name!r} already exists on {table!r}", hint="choose another name")
+            if any(ix.name == ch.name for ix in new_indexes):
+                raise UsageError(f"index {ch.name!r} is added twice")
+            target_names = {t.name for t in targets}
+            for column in ch.columns:
+                if column not in target_names:
+                    hint = "an index names the columns of the new table: " + ", ".join(t.name for t in targets)
+                    if column in drops:
+                        raise UsageError(f"index {ch.name!r} uses column {column!r}, which is dropped", hint=hint)
+                    raise UsageError(f"index {ch.name!r}: column {column!r} does not exist", hint=hint)
+            new_indexes.append(ch)
+
+    # What survives must not lean on a dropped column: the engine would drop it silently.
+    for name, ix in [*existing_indexes.items(), *existing_uniques.items()]:
+        if name in dropped_indexes:
+            continue
+        used = set(ix.get("column_names") or []) | mentions(
+            " ".join(str(e) for e in ix.get("expressions") or []), drops
+        )
+        where = (ix.get("dialect_options") or {}).get("postgresql_where") or (ix.get("dialect_options") or {}).get(
+            "sqlite_where"
+        )
+        used |= mentions(str(where) if where is not None else "", drops)
+        gone = sorted(used & set(drops))
+        if gone:
+            raise UsageError(
+                f"index {name!r} uses column {gone[0]!r}, which is dropped",
+                hint=f"drop the index too: --drop-index {name}",
+            )
+    for fk in ref.foreign_keys:
+        gone = sorted(set(fk["constrained_columns"]) & set(drops))
+        if gone:
+            raise UsageError(
+                f"foreign key {fk.get('name')!r} uses column {gone[0]!r}, which is dropped",
+                hint="drop the foreign key first (ALTER TABLE ... DROP CONSTRAINT is instant)",
+            )
+    for check in ref.check_constraints:
+        gone = sorted(mentions(str(check.get("sqltext") or ""), drops))
+        if gone:
+            raise UsageError(
+                f"check constraint {check.get('name')!r} uses column {gone[0]!r}, which is dropped",
+                hint="drop the constraint first (ALTER TABLE ... DROP CONSTRAINT is instant)",
+            )
+    return Resolved(
+        targets=targets,
+        drops=drops,
+        renames=renames,
+        new_indexes=new_indexes,
+        dropped_indexes=dropped_indexes,
+        target_name=target_name,
+        recomputed=recomputed,
+    )
+
+
+def mentions(sql: str, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` an SQL fragment (index expression, check) refers to; errs towards yes."""
+    if not sql or not names:
+        return set()
+    found = set()
+    for name in names:
+        plain = re.escape(name)
+        if re.search(rf'(?<![\w"`]){plain}(?![\w"`])|"{plain}"|`{plain}`', sql, re.IGNORECASE):
+            found.add(name)
+    return found
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def _facts(dialect: Dialect, ref: Reflection, resolved: Resolved, changes: list[Change]) -> list[ChangeFacts]:
+    read = dialect.sqlglot_dialect
+    by_name = {t.name: t for t in resolved.targets}
+    facts = []
+    for ch in changes:
+        if isinstance(ch, AlterColumn):
+            target = next(t for t in resolved.targets if t.alter is ch)
+            col = target.reflected or {}
+            facts.append(
+                ChangeFacts(
+                    kind="alter",
+                    description=ch.describe(),
+                    column=target.source,
+                    old_type=_type_sql(dialect, col["type"]),
+                    new_type=ch.type_sql,
+                    old_nullable=bool(col.get("nullable")),
+                    new_nullable=ch.nullable,
+                    default=target.default,
+                    default_changed=target.default_changed,
+                    default_is_constant=strategy.is_constant(target.default, read),
+                    has_using=target.using is not None,
+                )
+            )
+        elif isinstance(ch, AddColumn):
+            target = by_name[ch.column]
+            facts.append(
+                ChangeFacts(
+                    kind="add",
+                    description=ch.describe(),
+                    column=ch.column,
+                    new_type=ch.type_sql,
+                    new_nullable=ch.nullable,
+                    default=ch.default,
+                    default_changed=ch.default is not None,
+                    default_is_constant=strategy.is_constant(ch.default, read),
+                    has_using=target.using is not None,
+                )
+            )
+        elif isinstance(ch, DropColumn | RenameColumn):
+            column = ch.column if isinstance(ch, DropColumn) else ch.old
+            facts.append(ChangeFacts(kind=ch.kind, description=ch.describe(), column=column))
+        elif isinstance(ch, DropIndex):
+            unique = any(u.get("name") == ch.name for u in ref.unique_constraints)
+            facts.append(ChangeFacts(kind="drop_index", description=ch.describe(), column=ch.name, unique=unique))
+        elif isinstance(ch, AddIndex):
+            facts.append(ChangeFacts(kind=ch.kind, description=ch.describe(), unique=ch.unique))
+    for name in resolved.recomputed:
+        target = by_name[name]
+        facts.append(
+            ChangeFacts(
+                kind="using",
+                description=f"recompute {name} as {target.using}",
+                column=target.source,
+                has_using=True,
+            )
+        )
+    return facts
+
+
+def _destructive(dialect: Dialect, fact: ChangeFacts) -> str | None:
+    if fact.kind == "drop":
+        return f"drops column {fact.column} and its data"
+    if fact.kind == "drop_index":
+        return f"drops {'unique constraint' if fact.unique else 'index'} {fact.column}"
+    if fact.kind == "alter" and fact.new_type is not None and fact.column is not None:
+        return strategy.narrowing_reason(fact.column, fact.old_type, fact.new_type, dialect.sqlglot_dialect)
+    return None
 
 
 def _plan_from_reflection(
     conn: Connection,
     dialect: Dialect,
     ref: Reflection,
-    alters: list[AlterColumn],
+    changes: list[Change],
     usings: dict[str, str],
+    strategy_name: str = "auto",
+) -> Plan:
+    table = ref.table
+    resolved = resolve(ref, changes, usings)
+    for target in resolved.targets:
+        if target.type_sql is not None:
+            _validate(
+                conn,
+                dialect,
+                dialect.validate_type_sql(target.type_sql),
+                f"invalid type {target.type_sql!r} for column {target.name!r}",
+                hint="give a type this database knows, e.g. varchar(20)",
+            )
+        if target.default_changed and target.default is not None:
+            type_sql = target.type_sql or _type_sql(dialect, (target.reflected or {})["type"])
+            _validate(
+                conn,
+                dialect,
+                dialect.validate_default_sql(target.default, type_sql),
+                f"invalid default {target.default!r} for column {target.name!r}",
+                hint="give a value of the column's type, e.g. default '0'",
+            )
+    for index in resolved.new_indexes:
+        if dialect.name_taken(conn, table, index.name):
+            raise UsageError(f"the name {index.name!r} is already taken in this database", hint="choose another name")
+
+    facts = _facts(dialect, ref, resolved, changes)
+    decisions = []
+    for fact in facts:
+        instant, reason = dialect.instant_reason(fact)
+        decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
+    chosen, why = strategy.choose(decisions, strategy_name)
+    change_plans = []
+    for d in decisions:
+        reason = d.reason
+        if chosen == strategy.SHADOW and d.instant:
+            reason = f"in place on its own ({d.reason}), but made by the copy with the other changes"
+        if chosen == strategy.SHADOW and strategy_name == strategy.SHADOW:
+            reason = "forced by --strategy shadow" + (f" (in place would do: {d.reason})" if d.instant else "")
+        change_plans.append(
+            ChangePlan(d.facts.kind, d.facts.description, chosen, reason, d.destructive, column=d.facts.column)
+        )
+
+    column_plans, default_columns = _column_plans(dialect, resolved)
+    common = {
+        "dialect": dialect.name,
+        "table": table,
+        "shadow_table": dialect.shadow_name(table),
+        "old_table": dialect.old_name(table),
+        "primary_key": list(ref.primary_key.get("constrained_columns") or []),
+        "source_columns": [c["name"] for c in ref.columns],
+        "columns": column_plans,
+        "default_columns": default_columns,
+        "fingerprint": ref.fingerprint(),
+        "changes": [f.description for f in facts],
+        "strategy": chosen,
+        "strategy_reason": why,
+        "change_plans": change_plans,
+    }
+    if chosen == strategy.INSTANT:
+        plan = Plan(
+            **common,
+            estimated_rows=dialect.estimated_rows(conn, table),
+            shadow_ddl=[],
+            indexes=[],
+            trigger_names=[],
+            trigger_ddl=[],
+            drop_trigger_ddl=[],
+            swap_sql=[],
+            post_swap_sql=[],
+        )
+        plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
+        plan.notes = [
+            "the ALTERs run in one transaction under --lock-timeout, retried with backoff; "
+            "a statement that runs longer than expected is cancelled and rolled back"
+        ]
+        return plan
+    return _shadow_plan(conn, dialect, ref, resolved, common)
+
+
+def _column_plans(dialect: Dialect, resolved: Resolved) -> tuple[list[ColumnPlan], list[ColumnPlan]]:
+    """The copy's columns (each with its expression over ``src``), and the columns left to their default."""
+    copied, defaulted = [], []
+    for t in resolved.targets:
+        col = t.reflected
+        new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
+        assert new_type is not None
+        if t.using is not None:
+            expression = f"({t.using})"
+            if t.type_sql is not None:
+                expression = dialect.cast_sql(expression, t.type_sql)
+        elif t.source is None:
+            # an added column: its server default (NULL without one) fills the old rows and new ones
+            defaulted.append(
+                ColumnPlan(
+                    name=t.name,
+                    old_type=None,
+                    new_type=new_type,
+                    old_nullable=None,
+                    new_nullable=t.nullable,
+                    expression=f"DEFAULT {t.default}" if t.default is not None else "NULL",
+                    changed=True,
+                    source_column=None,
+                )
+            )
+            continue
+        elif t.type_sql is not None:
+            expression = dialect.cast_expression(t.source, t.type_sql)
+        else:
+            expression = dialect.column_reference(t.source)
+        copied.append(
+            ColumnPlan(
+                name=t.name,
+                old_type=_type_sql(dialect, col["type"]) if col is not None else None,
+                new_type=new_type,
+                old_nullable=bool(col["nullable"]) if col is not None else None,
+                new_nullable=t.nullable,
+                expression=expression,
+                changed=t.alter is not None or t.using is not None or t.source is None or t.name != t.source,
+                source_column=t.source,
+            )
+        )
+    return copied, defaulted
+
+
+def _instant_ops(dialect: Dialect, ref: Reflection, resolved: Resolved) -> strategy.InstantOps:
+    uniques = {u.get("name") for u in ref.unique_constraints}
+
+    def existing(col: dict[str, Any]) -> dict[str, Any]:
+        default = col.get("default")
+        return {
+            "existing_type": col["type"],
+            "existing_nullable": bool(col["nullable"]),
+            "existing_server_default": sa.text(default) if default is not None else None,
+            "existing_comment": col.get("comment"),
+        }
+
+    alters = []
+    for t in resolved.targets:
+        if t.alter is None or t.reflected is None:
+            continue
+        kwargs: dict[str, Any] = {"column_name": t.source, **existing(t.reflected)}
+        if t.alter.type_sql is not None:
+            kwargs["type_"] = ColumnTypeSQL(t.alter.type_sql)
+        if t.alter.nullable is not None and t.alter.nullable != bool(t.reflected["nullable"]):
+            kwargs["nullable"] = t.alter.nullable
+        if t.default_changed:
+            kwargs["server_default"] = sa.text(t.default) if t.default is not None else None
+        alters.append(kwargs)
+    renames = []
+    for old, new in resolved.renames.items():
+        col = ref.column(old)
+        assert col is not None
+        renames.append((old, new, existing(col)))
+    adds = [
+        sa.Column(
+            t.name,
+            ColumnTypeSQL(t.type_sql or ""),
+            nullable=t.nullable,
+            server_default=sa.text(t.default) if t.default is not None else None,
+        )
+        for t in resolved.targets
+        if t.source is None
+    ]
+    return strategy.InstantOps(
+        table=ref.table,
+        drop_indexes=[(name, name in uniques) for name in resolved.dropped_indexes],
+        alters=alters,
+        drops=list(resolved.drops),
+        renames=renames,
+        adds=adds,
+    )
+
+
+def _shadow_plan(
+    conn: Connection, dialect: Dialect, ref: Reflection, resolved: Resolved, common: dict[str, Any]
 ) -> Plan:
     table = ref.table
     pk = list(ref.primary_key.get("constrained_columns") or [])
     if not pk:
         raise UsageError(
-            f"table {table!r} has no primary key",
-            hint="shadowswap copies and tracks rows by primary key; add one first",
+            f"table {table!r} has no primary key; the shadow copy tracks rows by it",
+            hint=f"add one first, e.g. ALTER TABLE {dialect.q(table)} ADD PRIMARY KEY (id) over a unique, "
+            "NOT NULL column (changes that run in place need none)",
         )
     if ref.referenced_by:
         raise UsageError(
@@ -142,16 +677,33 @@ def _plan_from_reflection(
         )
     for col in ref.columns:
         if col.get("computed"):
-            raise UsageError(f"column {col['name']!r} is a generated column, which shadowswap cannot copy yet")
-    if not alters:
-        raise UsageError("no change given", hint="e.g. --alter price:varchar(20)")
-
-    by_name = {alter.column: alter for alter in alters}
-    for name in [*by_name, *usings]:
-        if ref.column(name) is None:
             raise UsageError(
-                f"column {name!r} does not exist in table {table!r}",
-                hint="columns: " + ", ".join(c["name"] for c in ref.columns),
+                f"column {col['name']!r} is a generated column, which the shadow copy cannot fill",
+                hint="only changes that run in place are possible on this table for now",
+            )
+    renamed = set(resolved.renames)
+    for ix in ref.indexes:
+        if ix["name"] in resolved.dropped_indexes:
+            continue
+        options = ix.get("dialect_options") or {}
+        text = " ".join(
+            [str(e) for e in ix.get("expressions") or []]
+            + [str(options.get(k, "")) for k in ("postgresql_where", "sqlite_where")]
+        )
+        hit = sorted(mentions(text, sorted(renamed)))
+        if hit:
+            raise UsageError(
+                f"index {ix['name']!r} has an expression or predicate over column {hit[0]!r}, which is renamed; "
+                "shadowswap does not rewrite expressions",
+                hint=f"drop the index (--drop-index {ix['name']}) and create it again after the migration",
+            )
+    for check in ref.check_constraints:
+        hit = sorted(mentions(str(check.get("sqltext") or ""), sorted(renamed)))
+        if hit:
+            raise UsageError(
+                f"check constraint {check.get('name')!r} uses column {hit[0]!r}, which is renamed; "
+                "shadowswap does not rewrite expressions",
+                hint="drop the constraint first and add it again after the migration",
             )
 
     shadow = dialect.shadow_name(table)
@@ -168,72 +720,43 @@ def _plan_from_reflection(
     if foreign and not dialect.can_stack_triggers:
         raise UsageError(
             f"table {table!r} already has triggers ({', '.join(foreign)}) that this database "
-            "cannot stack with shadowswap's own"
+            "cannot stack with shadowswap's own",
+            hint="drop them for the migration, or use a change that runs in place",
         )
 
     metadata = sa.MetaData()
     columns: list[sa.Column[Any]] = []
-    column_plans: list[ColumnPlan] = []
-    changes: list[str] = []
-    for col in ref.columns:
-        name = col["name"]
-        alter = by_name.get(name)
-        old_type = _type_sql(dialect, col["type"])
-        if alter:
-            _validate(
-                conn,
-                dialect,
-                dialect.validate_type_sql(alter.type_sql),
-                f"invalid type {alter.type_sql!r}",
-                hint="give a type this database knows, e.g. varchar(20)",
-            )
-            new_type: sa.types.TypeEngine[Any] = LiteralType(alter.type_sql)
-            nullable = col["nullable"] if alter.nullable is None else alter.nullable
-            default = col.get("default") if alter.default is None else alter.default
-            changes.append(alter.describe())
+    for t in resolved.targets:
+        if t.reflected is not None:
+            reflected = {**t.reflected, "name": t.name}
+            type_: sa.types.TypeEngine[Any] = ColumnTypeSQL(t.type_sql) if t.type_sql else t.reflected["type"]
         else:
-            new_type = col["type"]
-            nullable = col["nullable"]
-            default = col.get("default")
-        if name in pk:
-            nullable = False
-        if name in usings:
-            expression = usings[name]
-        elif alter:
-            expression = dialect.cast_expression(name, alter.type_sql)
-        else:
-            expression = dialect.column_reference(name)
-        columns.append(dialect.shadow_column(col, new_type, nullable, default))
-        column_plans.append(
-            ColumnPlan(
-                name=name,
-                old_type=old_type,
-                new_type=_type_sql(dialect, new_type),
-                old_nullable=bool(col["nullable"]),
-                new_nullable=bool(nullable),
-                expression=expression,
-                changed=bool(alter) or name in usings,
-                source_column=name,
-            )
-        )
+            reflected = {"name": t.name, "type": None, "nullable": t.nullable, "default": t.default, "comment": None}
+            type_ = ColumnTypeSQL(t.type_sql or "")
+        columns.append(dialect.shadow_column(reflected, type_, t.nullable, t.default))
 
+    rename = resolved.target_name
+    pk_target = [rename[c] for c in pk]
     constraint_renames: list[tuple[str, str, str]] = []
     constraints: list[sa.schema.Constraint] = []
     pk_name = ref.primary_key.get("name")
     if pk_name and dialect.names_constraints:
         shadow_pk = dialect.shadow_index_name(table, pk_name)
         constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
-        constraints.append(sa.PrimaryKeyConstraint(*pk, name=shadow_pk))
+        constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
     else:
-        constraints.append(sa.PrimaryKeyConstraint(*pk))
+        constraints.append(sa.PrimaryKeyConstraint(*pk_target))
     for uq in ref.unique_constraints:
         uq_name = uq.get("name")
+        if uq_name in resolved.dropped_indexes:
+            continue
+        uq_columns = [rename[c] for c in uq["column_names"]]
         if uq_name and dialect.names_constraints:
             shadow_uq = dialect.shadow_index_name(table, uq_name)
             constraint_renames.append((dialect.old_index_name(table, uq_name), shadow_uq, uq_name))
-            constraints.append(sa.UniqueConstraint(*uq["column_names"], name=shadow_uq))
+            constraints.append(sa.UniqueConstraint(*uq_columns, name=shadow_uq))
         else:
-            constraints.append(sa.UniqueConstraint(*uq["column_names"], name=uq_name))
+            constraints.append(sa.UniqueConstraint(*uq_columns, name=uq_name))
     for check in ref.check_constraints:
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
     shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **dialect.shadow_table_options(conn, table))
@@ -257,7 +780,7 @@ def _plan_from_reflection(
             extend_existing=True,
         )
         constraint = sa.ForeignKeyConstraint(
-            fk["constrained_columns"],
+            [rename[c] for c in fk["constrained_columns"]],
             [referred.c[c] for c in fk["referred_columns"]],
             name=fk.get("name"),
             **{
@@ -272,20 +795,31 @@ def _plan_from_reflection(
         shadow_ddl = dialect.create_table_sql(shadow_table)
         foreign_key_ddl = []
 
-    index_plans = []
-    for ix in ref.indexes:
-        index_plans.append(_index_plan(dialect, table, shadow_table, ix))
-    index_plans = dialect.shadow_indexes(conn, table, shadow, index_plans)
+    index_plans = [
+        _index_plan(dialect, table, shadow_table, ix, rename)
+        for ix in ref.indexes
+        if ix["name"] not in resolved.dropped_indexes
+    ]
+    if not resolved.renames:
+        # stored index SQL names the original columns, so it serves only when none is renamed
+        index_plans = dialect.shadow_indexes(conn, table, shadow, index_plans)
+    for new in resolved.new_indexes:
+        shadow_ix_name = dialect.shadow_index_name(table, new.name)
+        index = sa.Index(shadow_ix_name, *[shadow_table.c[c] for c in new.columns], unique=new.unique)
+        index._set_parent(shadow_table)  # bind to the shadow without adding it to CreateTable
+        index_plans.append(
+            IndexPlan(
+                shadow_name=shadow_ix_name,
+                final_name=new.name,
+                old_name=dialect.old_index_name(table, new.name),
+                create_sql=dialect.create_index_sql(index),
+                unique=new.unique,
+                new=True,
+            )
+        )
 
     plan = Plan(
-        dialect=dialect.name,
-        table=table,
-        shadow_table=shadow,
-        old_table=old,
-        primary_key=pk,
-        source_columns=[c["name"] for c in ref.columns],
-        columns=column_plans,
-        fingerprint=ref.fingerprint(),
+        **common,
         estimated_rows=dialect.estimated_rows(conn, table),
         shadow_ddl=shadow_ddl,
         foreign_key_ddl=foreign_key_ddl,
@@ -295,7 +829,6 @@ def _plan_from_reflection(
         drop_trigger_ddl=[],
         swap_sql=[],
         post_swap_sql=[],
-        changes=changes,
     )
     plan.trigger_ddl = dialect.trigger_ddl(plan)
     plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
@@ -313,7 +846,9 @@ def _plan_from_reflection(
     return plan
 
 
-def _index_plan(dialect: Dialect, table: str, shadow_table: sa.Table, ix: dict[str, Any]) -> IndexPlan:
+def _index_plan(
+    dialect: Dialect, table: str, shadow_table: sa.Table, ix: dict[str, Any], rename: dict[str, str]
+) -> IndexPlan:
     name = ix["name"]
     expressions = ix.get("expressions") or []
     elements: list[Any] = []
@@ -321,7 +856,7 @@ def _index_plan(dialect: Dialect, table: str, shadow_table: sa.Table, ix: dict[s
         if col is None:
             elements.append(sa.text(expressions[i]))
         else:
-            elements.append(shadow_table.c[col])
+            elements.append(shadow_table.c[rename[col]])
     kwargs: dict[str, Any] = {}
     for key, value in (ix.get("dialect_options") or {}).items():
         if key == "postgresql_where":
@@ -337,7 +872,7 @@ def _index_plan(dialect: Dialect, table: str, shadow_table: sa.Table, ix: dict[s
         ):
             kwargs[key] = value
     if ix.get("include_columns") and "postgresql_include" not in kwargs:
-        kwargs["postgresql_include"] = ix["include_columns"]
+        kwargs["postgresql_include"] = [rename.get(c, c) for c in ix["include_columns"]]
     shadow_ix_name = dialect.shadow_index_name(table, name)
     index = sa.Index(shadow_ix_name, *elements, unique=bool(ix.get("unique")), **kwargs)
     index._set_parent(shadow_table)  # bind to the shadow without adding it to CreateTable

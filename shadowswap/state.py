@@ -50,8 +50,10 @@ CUT_OVER = "cut_over"
 CLEANED_UP = "cleaned_up"
 ABORTED = "aborted"
 FAILED = "failed"
+#: an in-place ALTER ran (strategy instant): no shadow, no old table to clean up
+ALTERED = "altered"
 PHASES = [PLANNED, SHADOW_CREATED, TRIGGERS_INSTALLED, COPIED, INDEXES_BUILT, VERIFIED, CUT_OVER]
-FINISHED = {CUT_OVER, CLEANED_UP, ABORTED}
+FINISHED = {CUT_OVER, CLEANED_UP, ABORTED, ALTERED}
 
 
 def now() -> dt.datetime:

@@ -1,0 +1,177 @@
+"""``--check-casts``: which existing rows will not survive the new definition, found before anything runs.
+
+Read-only and server-side: each key-range chunk (invariant 4) is asked, per changed column, how many
+values the new column would refuse (too long, NULL into NOT NULL) and how many a plain cast would
+change (a round trip into the old type differs). A value the cast cannot convert at all makes the
+statement itself fail; the chunk is then bisected, each half in its own rolled-back transaction,
+until the failing rows are single keys. The scan is a snapshot: writes that come later are still
+checked by the copy itself, which stops on the first bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from shadowswap.copier import key_params
+from shadowswap.dialects import Dialect
+from shadowswap.plan import CastCheck, ColumnCheck, ColumnPlan, Plan
+
+log = structlog.get_logger("shadowswap.castcheck")
+
+SAMPLE_KEYS = 5
+
+
+def columns_to_check(dialect: Dialect, plan: Plan) -> list[tuple[ColumnPlan, bool]]:
+    """Columns whose values pass through a conversion or a new NOT NULL; and whether it is a plain cast."""
+    out = []
+    for c in plan.columns:
+        converted = c.source_column is None or c.expression != dialect.column_reference(c.source_column)
+        newly_required = bool(c.old_nullable) and not c.new_nullable
+        if converted or newly_required:
+            plain = c.source_column is not None and c.expression == dialect.cast_expression(c.source_column, c.new_type)
+            out.append((c, plain))
+    return out
+
+
+@dataclass
+class _Column:
+    plan: ColumnPlan
+    fails: str
+    changes: str | None
+    result: ColumnCheck
+    probes: int = 0
+
+    def count_sql(self, table: str, where: str) -> str:
+        changed = f"CASE WHEN {self.fails} THEN 0 WHEN {self.changes} THEN 1 ELSE 0 END" if self.changes else "0"
+        return f"SELECT SUM(CASE WHEN {self.fails} THEN 1 ELSE 0 END), SUM({changed}) FROM {table} AS src WHERE {where}"
+
+    def sample_sql(self, table: str, where: str, pk: str) -> str:
+        either = f"CASE WHEN {self.fails} THEN 1 WHEN {self.changes or '1 = 0'} THEN 1 ELSE 0 END"
+        return f"SELECT {pk} FROM {table} AS src WHERE {where} AND ({either}) = 1 ORDER BY {pk} LIMIT {SAMPLE_KEYS}"
+
+
+@dataclass
+class _Scan:
+    engine: Engine
+    dialect: Dialect
+    plan: Plan
+    chunk_size: int
+    budget: int
+    columns: list[_Column] = field(default_factory=list)
+
+    def statement(self, conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+        try:
+            rows = list(conn.execute(self.dialect.statement(sql), params))
+        finally:
+            conn.rollback()  # nothing is kept, and a failed statement does not poison the next
+        return rows
+
+    def range_sql(self, has_lo: bool) -> str:
+        if not self.plan.primary_key:
+            return "1 = 1"
+        return self.dialect.range_predicate(self.plan.primary_key, has_lo, "src.")
+
+    def check(self, conn: Connection, col: _Column, lo: list[Any] | None, hi: list[Any] | None) -> None:
+        """Count (lo, hi] for one column, bisecting on a conversion error."""
+        params = {**key_params("lo", lo), **key_params("hi", hi)}
+        has_lo = lo is not None
+        table = self.dialect.q(self.plan.table)
+        try:
+            failing, changed = self.statement(conn, col.count_sql(table, self.range_sql(has_lo)), params)[0]
+        except DBAPIError as exc:
+            if not self.dialect.is_data_error(exc):
+                raise
+            self.bisect(conn, col, lo, hi, exc)
+            return
+        failing, changed = int(failing or 0), int(changed or 0)
+        col.result.rows_failing += failing
+        col.result.rows_changed += changed
+        if (failing or changed) and len(col.result.sample_keys) < SAMPLE_KEYS and self.plan.primary_key:
+            pk = ", ".join(f"src.{self.dialect.q(c)}" for c in self.plan.primary_key)
+            sql = col.sample_sql(table, self.range_sql(has_lo), pk)
+            for row in self.statement(conn, sql, params):
+                if len(col.result.sample_keys) < SAMPLE_KEYS:
+                    col.result.sample_keys.append(list(row))
+
+    def bisect(
+        self, conn: Connection, col: _Column, lo: list[Any] | None, hi: list[Any] | None, exc: Exception
+    ) -> None:
+        pk = self.plan.primary_key
+        if not pk or hi is None:
+            col.result.rows_failing += 1
+            col.result.exact = False
+            return
+        has_lo = lo is not None
+        params = {**key_params("lo", lo), **key_params("hi", hi)}
+        table = self.dialect.q(self.plan.table)
+        rows = int(
+            self.statement(conn, f"SELECT count(*) FROM {table} AS src WHERE {self.range_sql(has_lo)}", params)[0][0]
+        )
+        if rows <= 1:
+            col.result.rows_failing += 1
+            if len(col.result.sample_keys) < SAMPLE_KEYS:
+                col.result.sample_keys.append(list(hi))
+            return
+        col.probes += 1
+        if col.probes > self.budget:
+            # too many failing rows to pin down one by one: count the range once, as a lower bound
+            col.result.rows_failing += 1
+            col.result.exact = False
+            return
+        found = self.statement(conn, self.dialect.chunk_bound_sql(self.plan, has_lo), {**params, "skip": rows // 2 - 1})
+        mid = list(found[0]) if found else hi
+        if mid == hi:  # rows went away under us: count what failed, as a lower bound
+            col.result.rows_failing += 1
+            col.result.exact = False
+            return
+        self.check(conn, col, lo, mid)
+        self.check(conn, col, mid, hi)
+
+    def run(self) -> int:
+        scanned = 0
+        with self.engine.connect() as conn:
+            if not self.plan.primary_key:
+                for col in self.columns:
+                    self.check(conn, col, None, None)
+                return int(self.statement(conn, f"SELECT count(*) FROM {self.dialect.q(self.plan.table)}", {})[0][0])
+            top = self.statement(conn, self.dialect.max_key_sql(self.plan), {})
+            if not top:
+                return 0
+            max_key = list(top[0])
+            lo: list[Any] | None = None
+            while lo is None or lo != max_key:
+                params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.chunk_size - 1}
+                found = self.statement(conn, self.dialect.chunk_bound_sql(self.plan, lo is not None), params)
+                hi = list(found[0]) if found else max_key
+                count_params = {**key_params("lo", lo), **key_params("hi", hi)}
+                range_sql = self.range_sql(lo is not None)
+                scanned += int(
+                    self.statement(
+                        conn,
+                        f"SELECT count(*) FROM {self.dialect.q(self.plan.table)} AS src WHERE {range_sql}",
+                        count_params,
+                    )[0][0]
+                )
+                for col in self.columns:
+                    self.check(conn, col, lo, hi)
+                log.debug("cast check chunk", hi=hi)
+                lo = hi
+        return scanned
+
+
+def check_casts(engine: Engine, dialect: Dialect, plan: Plan, chunk_size: int = 10_000, budget: int = 500) -> CastCheck:
+    """Scan the table through the plan's conversions; nothing is written."""
+    checked = columns_to_check(dialect, plan)
+    scan = _Scan(engine, dialect, plan, chunk_size, budget)
+    for column, plain in checked:
+        fails, changes = dialect.cast_check_predicates(column, plain)
+        scan.columns.append(
+            _Column(column, fails, changes, ColumnCheck(column=column.name, expression=column.expression))
+        )
+    rows = scan.run() if scan.columns else 0
+    return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns])
