@@ -61,6 +61,21 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_NUMERIC_AFFINITY_NAMES = {
+    "NUMERIC",
+    "DECIMAL",
+    "BOOLEAN",
+    "BOOL",
+    "DATE",
+    "DATETIME",
+    "TIMESTAMP",
+    "TIME",
+    "NUMBER",
+    "MONEY",
+    "JSON",
+}
+
+
 def affinity(type_sql: str) -> str:
     """SQLite's column affinity of a declared type (the rules of its datatype3 page, in order)."""
     t = type_sql.upper()
@@ -299,6 +314,22 @@ class SQLiteDialect(Dialect):
             )
         return out
 
+    def validate_type_sql(self, type_sql: str) -> str:
+        """SQLite accepts any type name, so a typo (``varchr(20)``) would silently get NUMERIC
+        affinity. Names that reach that fallback must be numeric or date words SQLite users mean."""
+        if affinity(type_sql) == "NUMERIC":
+            head = type_sql.split("(")[0].strip().upper()
+            if head not in _NUMERIC_AFFINITY_NAMES:
+                from shadowswap.errors import UsageError
+
+                raise UsageError(
+                    f"invalid type {type_sql!r}: SQLite would store it with NUMERIC affinity, "
+                    "which is rarely what a typo meant",
+                    hint="use a type SQLite recognises: integer, text, varchar(n), real, blob, numeric, "
+                    "decimal(p,s), boolean, date, datetime",
+                )
+        return super().validate_type_sql(type_sql)
+
     # -- expressions -------------------------------------------------------------------------
 
     def cast_expression(self, column: str, type_sql: str) -> str:
@@ -451,9 +482,7 @@ class SQLiteDialect(Dialect):
         user_triggers = [
             (r[0], r[1])
             for r in conn.execute(
-                sa.text(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY rowid"
-                ),
+                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY rowid"),
                 {"t": plan.table},
             )
             if r[0] not in plan.trigger_names
