@@ -488,7 +488,8 @@ class SQLiteDialect(Dialect):
             if r[0] not in plan.trigger_names
         ]
         index_sql = self._original_indexes(conn, plan.table)
-        if set(index_sql) != {ix.final_name for ix in plan.indexes}:
+        carried = {ix.final_name for ix in plan.indexes if not ix.new}
+        if not carried <= set(index_sql):
             # reflection-based fingerprints miss expression indexes: check the names here
             from shadowswap.errors import StalePlan
 
@@ -497,8 +498,14 @@ class SQLiteDialect(Dialect):
                 hint="`shadowswap abort`, then plan again",
             )
         # the original's name token as the user wrote it, to replace it in its stored SQL
+        # (a new index has no original to move out of the way: its token is None)
         renames = [
-            (ix.final_name, index_name_token(index_sql[ix.final_name]), ix.old_name, ix.shadow_name)
+            (
+                ix.final_name,
+                None if ix.new else index_name_token(index_sql[ix.final_name]),
+                ix.old_name,
+                ix.shadow_name,
+            )
             for ix in plan.indexes
         ]
         return {
@@ -545,11 +552,13 @@ class SQLiteDialect(Dialect):
         if not reflected["rename_indexes_in_schema"]:
             # No way to rename an index: build the final one on the shadow inside the swap.
             # Costs a full index build under the write lock; only for builds that forbid the edit below.
-            for final, _token, _old, shadow_name in renames:
+            for final, token, _old, shadow_name in renames:
                 ix = by_final[final]
                 prefix = "CREATE UNIQUE INDEX " if ix.unique else "CREATE INDEX "
                 create = prefix + self.q(final) + ix.create_sql[len(index_name_token(ix.create_sql)) :]
-                stmts += [f"DROP INDEX {self.q(final)}", create, f"DROP INDEX {self.q(shadow_name)}"]
+                if token is not None:
+                    stmts.append(f"DROP INDEX {self.q(final)}")
+                stmts += [create, f"DROP INDEX {self.q(shadow_name)}"]
         stmts += [f"ALTER TABLE {t} RENAME TO {o}", f"ALTER TABLE {s} RENAME TO {t}"]
         stmts += [sql for _name, sql in reflected["user_triggers"]]
         if reflected["autoincrement"]:
@@ -572,7 +581,8 @@ class SQLiteDialect(Dialect):
                 ix = by_final[final]
                 prefix = "CREATE UNIQUE INDEX " if ix.unique else "CREATE INDEX "
                 shadow_token = index_name_token(ix.create_sql)
-                stmts.append(self._rename_index_sql(final, token, old_name, prefix))
+                if token is not None:
+                    stmts.append(self._rename_index_sql(final, token, old_name, prefix))
                 stmts.append(self._rename_index_sql(shadow_name, shadow_token, final, prefix))
             stmts.append("PRAGMA writable_schema = OFF")
         stmts.append("PRAGMA legacy_alter_table = OFF")
