@@ -52,3 +52,15 @@ class CutoverFailed(ShadowswapError):
 
 class VerificationFailed(ShadowswapError):
     exit_code = 8
+
+
+class BackupFailed(ShadowswapError):
+    """``--backup`` could not write its dump; nothing was swapped."""
+
+    exit_code = 9
+
+
+class HookFailed(ShadowswapError):
+    """An ``on-start`` hook refused the migration; nothing was changed."""
+
+    exit_code = 10
