@@ -1,4 +1,4 @@
-"""PostgreSQL: plpgsql triggers, FOR KEY SHARE chunks, CREATE INDEX CONCURRENTLY, one-transaction swap."""
+"""PostgreSQL: plpgsql triggers, FOR SHARE chunks, CREATE INDEX CONCURRENTLY, one-transaction swap."""
 
 from __future__ import annotations
 
@@ -81,15 +81,19 @@ class PostgresDialect(Dialect):
         return [r[0] for r in rows]
 
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
-        # FOR KEY SHARE blocks exactly the writes that could leave a ghost row (a DELETE or key
-        # change committing between this chunk's snapshot and its insert, invariant 3) while
-        # ordinary updates go on: their trigger overwrites whatever this chunk inserts.
+        # FOR SHARE (invariant 3): a DELETE or key change committing between this chunk's
+        # snapshot and its insert would leave a ghost row. FOR KEY SHARE would stop only those,
+        # but it lets an ordinary UPDATE's trigger insert the same key into the shadow at the
+        # same instant as this chunk; ON CONFLICT arbitrates only the primary key, so the race
+        # surfaces as a unique violation on another unique index (sku, say) in the
+        # application's own UPDATE. FOR SHARE makes the two take turns on the row instead; an
+        # update waits at most one chunk (--chunk-time).
         pk_shadow = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
         return (
             f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
             f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
             f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
-            f"FOR KEY SHARE OF src "
+            f"FOR SHARE OF src "
             f"ON CONFLICT ({pk_shadow}) DO NOTHING"
         )
 

@@ -322,15 +322,22 @@ def status(db: DbOption = None) -> None:
         out.print("no migrations recorded")
         return
     table = Table()
-    for heading in ("id", "table", "phase", "rows copied", "elapsed", "swap lock", "kept old table", "notes"):
+    for heading in ("id", "table", "phase", "rows copied", "elapsed", "swap lock", "kept old table"):
         table.add_column(heading)
+    details = []
     for m in migrations:
         end = m.finished_at or m.updated_at
         elapsed = f"{(end - m.started_at).total_seconds():.0f}s"
         kept = m.old_table if m.phase == state.CUT_OVER else ""
         lock = f"{m.cutover_lock_ms:.1f} ms" if m.cutover_lock_ms is not None else ""
-        table.add_row(str(m.id), m.table_name, m.phase, f"{m.rows_copied:,}", elapsed, lock, kept, Text(_notes(m)))
+        table.add_row(str(m.id), m.table_name, m.phase, f"{m.rows_copied:,}", elapsed, lock, kept)
+        notes = _notes(m)
+        if notes:
+            details.append(f"{m.id} {m.table_name}: {notes}")
     out.print(table)
+    # notes are sentences (what it waits for, the error, the backup file): below the table, never truncated
+    for line in details:
+        out.print(Text(line))
 
 
 def _notes(m: Any) -> str:
@@ -346,7 +353,7 @@ def _notes(m: Any) -> str:
     if unfinished and m.cutover_postponed and "postponed" not in (m.waiting or ""):
         notes.append("cut-over postponed")
     if m.error:
-        notes.append(f"error: {m.error[:120]}")
+        notes.append(f"error: {m.error}")
     if m.backup_path:
         notes.append(f"backup: {m.backup_path}")
     return "; ".join(notes)

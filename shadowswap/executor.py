@@ -139,14 +139,17 @@ class Executor:
                     f"another shadowswap process is migrating {self.plan.table!r}",
                     hint="wait for it, or check `shadowswap status`",
                 )
-            migration = self._claim()
-            self._migration_id = migration.id
-            log.info("migration claimed", table=self.plan.table, id=migration.id, phase=migration.phase)
-            self.throttler = Throttler(
-                self.engine, self.dialect, migration.id, self.options.throttle, note=self._note_waiting
-            )
+            # bad throttle options (an unreachable replica, an unknown load metric) fail before any change
+            self.throttler = Throttler(self.engine, self.dialect, self.options.throttle, note=self._note_waiting)
             try:
                 self.throttler.open()
+                migration = self._claim()
+            except BaseException:
+                self.throttler.close()
+                raise
+            self._migration_id = self.throttler.migration_id = migration.id
+            log.info("migration claimed", table=self.plan.table, id=migration.id, phase=migration.phase)
+            try:
                 migration = self._start(migration)
                 migration = self._run_phases(migration)
             except CopyFailed as exc:
@@ -180,7 +183,7 @@ class Executor:
 
     def _start(self, m: state.Migration) -> state.Migration:
         """Record this run's operator settings, then ask the on-start hook (it may refuse)."""
-        values: dict[str, Any] = {"error": None}
+        values: dict[str, Any] = {"error": None, "waiting": None}
         if self.options.postpone_cutover or self.options.postpone_file is not None:
             values["cutover_postponed"] = True
             if self.options.postpone_file is not None and not m.reached(state.CUT_OVER):
@@ -316,9 +319,12 @@ class Executor:
             (state.INDEXES_BUILT, state.VERIFIED, self._verify),
             (state.VERIFIED, state.CUT_OVER, self._cut_over),
         ]
+        assert self.throttler is not None
         for before, after, step in steps:
             if m.phase != before:
                 continue
+            # a pause (or lag, or load) also holds the next phase from starting, not just the next chunk
+            self.throttler.wait()
             t0 = time.perf_counter()
             values = step(m) or {}
             self.timings[after] = time.perf_counter() - t0

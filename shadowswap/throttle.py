@@ -68,13 +68,13 @@ class Throttler:
         self,
         engine: Engine,
         dialect: Dialect,
-        migration_id: int,
         settings: ThrottleSettings,
         note: Note | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = dialect
-        self.migration_id = migration_id
+        #: set once the migration is claimed; until then only the pause file can pause
+        self.migration_id: int | None = None
         self.settings = settings
         self.note = note or (lambda _reason: None)
         self.replicas: list[tuple[str, Engine]] = []
@@ -128,8 +128,10 @@ class Throttler:
 
     def reason(self) -> str | None:
         """Why the migration must wait now, or None."""
-        with self.engine.connect() as conn:
-            paused, _postponed = state.flags(conn, self.migration_id)
+        paused = False
+        if self.migration_id is not None:
+            with self.engine.connect() as conn:
+                paused, _postponed = state.flags(conn, self.migration_id)
         if paused:
             return "paused by `shadowswap pause` (`shadowswap resume` continues)"
         pause_file = self.settings.pause_file
