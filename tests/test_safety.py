@@ -29,7 +29,7 @@ from shadowswap.changes import parse_alter
 from shadowswap.cli import RichReporter, app
 from shadowswap.copier import ChunkSizer
 from shadowswap.db import connect
-from shadowswap.errors import BackupFailed, CutoverFailed, HookFailed
+from shadowswap.errors import BackupFailed, CutoverFailed, HookFailed, UsageError
 from shadowswap.executor import Executor, Options, SilentReporter
 from shadowswap.hooks import Hooks
 from shadowswap.planner import build_plan
@@ -282,6 +282,34 @@ def test_rate_cap_and_load_throttle(db_url: str) -> None:
 def _load(engine: sa.Engine, dialect: Any) -> float:
     with engine.connect() as conn:
         return dialect.server_load(conn, None)
+
+
+def test_max_lag_probes_the_replicas(db_url: str) -> None:
+    """--max-lag reads the primary's view of its replicas (or each --replica); a server that is not a
+    replica, or an engine without replication, is refused before anything changes."""
+    engine, dialect = connect(db_url)
+    initial = create_products(engine, 500)
+    plan = plan_price(engine, dialect)
+    not_a_replica = ThrottleSettings(max_lag=1.0, replicas=[db_url])
+    with pytest.raises(UsageError, match=r"--replica|--max-lag"):
+        Executor(engine, dialect, plan, Options(throttle=not_a_replica)).run()
+    assert plan.shadow_table not in tables(engine)
+    with engine.connect() as conn:
+        assert not sa.inspect(conn).has_table(state.STATE_TABLE) or state.all_migrations(conn) == []
+        try:
+            lag = dialect.replication_lag(conn)
+        except NotImplementedError:
+            lag = "needs --replica"
+    settings = ThrottleSettings(max_lag=30.0, probe_interval=0.0)
+    if lag == "needs --replica":
+        with pytest.raises(UsageError, match="--max-lag"):
+            Executor(engine, dialect, plan, Options(throttle=settings)).run()
+        return
+    # this test server has no replicas (lag None): nothing to hold for, the migration completes
+    assert lag is None or lag >= 0
+    Executor(engine, dialect, plan, Options(throttle=settings)).run()
+    assert price_is_text(engine)
+    compare(engine, initial).assert_exact()
 
 
 def test_progress_line_shows_the_throttle_reason() -> None:
