@@ -741,3 +741,52 @@ def test_pause_without_a_migration_is_a_one_line_error(db_url: str, tmp_path: Pa
         for command in ("pause", "resume", "cutover"):
             result = invoke_any(command, url=db_url)
             assert result.exit_code == 2 and "no unfinished migration" in result.output, result.output
+
+
+@pytest.mark.parametrize("then", ["execute", "abort"])
+def test_sigkill_mid_concurrent_index_build_postgresql(pg_url: str, tmp_path: Path, then: str) -> None:
+    """Killed inside CREATE INDEX CONCURRENTLY, the one non-transactional step: an INVALID index stays
+    behind (and the server may still be building it for the dead client); resume rebuilds, abort drops."""
+    engine, dialect = connect(pg_url)
+    initial = create_products(engine, SMALL)
+    plan = plan_price(engine, dialect)
+    plan.write(tmp_path / "plan.json")
+    with Writers(pg_url, initial, threads=2, seed=12) as writers:
+        Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+        # an open snapshot in this database: the build waits for it after creating the index INVALID
+        snapshot = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        snapshot.execute(sa.text("SELECT 1"))
+        proc = spawn("execute", "plan.json", url=pg_url, cwd=tmp_path)
+
+        def invalid_index() -> bool:
+            with engine.connect() as conn:
+                return bool(
+                    conn.execute(
+                        sa.text("SELECT count(*) FROM pg_index WHERE NOT indisvalid AND indrelid = to_regclass(:t)"),
+                        {"t": dialect.q(plan.shadow_table)},
+                    ).scalar_one()
+                )
+
+        wait_for("an index build in progress", invalid_index)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        snapshot.rollback()
+        snapshot.close()
+        assert latest(engine).phase == state.COPIED
+        with contextlib.chdir(tmp_path):
+            invoke(then, "plan.json" if then == "execute" else "products", url=pg_url)
+        time.sleep(0.2)
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        invalid = conn.execute(sa.text("SELECT count(*) FROM pg_index WHERE NOT indisvalid")).scalar_one()
+    assert invalid == 0
+    if then == "execute":
+        assert latest(engine).phase == state.CUT_OVER
+        assert {ix["name"] for ix in sa.inspect(engine).get_indexes("products")} >= {
+            "ix_products_name",
+            "ix_products_active_created",
+        }
+    else:
+        assert latest(engine).phase == state.ABORTED and plan.shadow_table not in tables(engine)
+    assert triggers(engine, dialect) == []
