@@ -160,9 +160,15 @@ class Executor:
                 raise
             except (ShadowswapError, DBAPIError) as exc:
                 message = str(exc) if isinstance(exc, ShadowswapError) else f"database error: {exc.orig}"
-                with self.engine.begin() as conn:
-                    state.update(conn, migration.id, error=message.splitlines()[0][:2000])
-                self._hook(hooks.ON_FAILURE, self._current(migration.id), error=message.splitlines()[0])
+                message = message.splitlines()[0][:2000]
+                try:
+                    with self.engine.begin() as conn:
+                        state.update(conn, migration.id, error=message)
+                    failed = self._current(migration.id)
+                except DBAPIError as again:  # the database itself is gone: report the first error
+                    log.warning("could not record the error", error=str(again.orig).splitlines()[0])
+                    failed = migration
+                self._hook(hooks.ON_FAILURE, failed, error=message)
                 raise
             finally:
                 self._note_waiting(None)
