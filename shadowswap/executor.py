@@ -194,9 +194,12 @@ class Executor:
             values["cutover_postponed"] = True
             if self.options.postpone_file is not None and not m.reached(state.CUT_OVER):
                 self.options.postpone_file.touch(exist_ok=True)
-        with self.engine.begin() as conn:
-            state.update(conn, m.id, **values)
-            m = state.get(conn, m.id)
+        # only what changed: on SQLite every write, even to the state table, needs the one write lock
+        values = {k: v for k, v in values.items() if getattr(m, k) != v}
+        if values:
+            with self.engine.begin() as conn:
+                state.update(conn, m.id, **values)
+                m = state.get(conn, m.id)
         status = self._hook(hooks.ON_START, m)
         if status != 0:
             raise HookFailed(
