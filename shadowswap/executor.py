@@ -163,6 +163,9 @@ class Executor:
                 message = message.splitlines()[0][:2000]
                 try:
                     with self.engine.begin() as conn:
+                        # the lock that just stopped us may still be held: do not queue behind it (invariant 5)
+                        for setting in self.dialect.lock_timeout_sql(self.options.lock_timeout_ms):
+                            self.dialect.run(conn, setting)
                         state.update(conn, migration.id, error=message)
                     failed = self._current(migration.id)
                 except DBAPIError as again:  # the database itself is gone: report the first error
