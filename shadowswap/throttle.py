@@ -10,6 +10,7 @@ Nothing is held while waiting: the copy waits between chunks, with no transactio
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,11 @@ def parse_max_load(spec: str) -> tuple[str | None, float]:
 
 
 Note = Callable[[str | None], None]
+RENOTE_SECONDS = 5.0
+
+
+def _kind(reason: str) -> str:
+    return re.sub(r"\d+(\.\d+)?", "#", reason)
 
 
 class Throttler:
@@ -186,12 +192,13 @@ class Throttler:
         if reason is None:
             return 0.0
         started = time.perf_counter()
-        current = None
+        kind, noted_at = None, 0.0
         while reason is not None:
-            if reason != current:
+            # a new reason is told at once; the same one with a new reading (lag 3.1s, 3.4s…) every few seconds
+            if _kind(reason) != kind or time.monotonic() - noted_at >= RENOTE_SECONDS:
                 log.info("throttled", reason=reason)
                 self.note(reason)
-                current = reason
+                kind, noted_at = _kind(reason), time.monotonic()
             time.sleep(self.settings.interval)
             reason = self.reason()
         waited = time.perf_counter() - started
