@@ -80,7 +80,7 @@ def take_backup(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int,
     except NotImplementedError:
         raise UsageError(f"--backup is not available for {dialect.name}") from None
     except BackupFailed:
-        for leftover in directory.glob(f"{stem}*"):
+        for leftover in directory.glob(f"*{stem}*"):
             leftover.unlink(missing_ok=True)
         raise
     if not backup.path.exists() or backup.path.stat().st_size == 0:

@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import structlog
+import structlog.testing
 from conftest import fresh_database
 from harness import Writers, compare, create_products
 from rich.console import Console
 from typer.testing import CliRunner
 
 from shadowswap import state
+from shadowswap.backup import take_backup
 from shadowswap.changes import parse_alter
 from shadowswap.cli import RichReporter, app
 from shadowswap.copier import ChunkSizer
@@ -618,6 +620,15 @@ def restore_into(url: str, backup: Path) -> None:
             env=env, check=True, capture_output=True,
         )  # fmt: skip
         return
+    if kind in ("mysql", "mariadb"):
+        client = shutil.which("mariadb") or shutil.which("mysql") or "mysql"
+        with backup.open("rb") as dump:
+            subprocess.run(
+                [client, f"--host={parsed.host}", f"--port={parsed.port or 3306}", f"--user={parsed.username}",
+                 parsed.database or ""],
+                stdin=dump, check=True, capture_output=True,
+            )  # fmt: skip
+        return
     if kind == "sqlite":  # a copy of the whole database file
         shutil.copyfile(backup, parsed.database or "")
         return
@@ -625,9 +636,9 @@ def restore_into(url: str, backup: Path) -> None:
 
 
 def test_backup_restores_and_a_failed_backup_stops_before_the_swap(db_url: str, tmp_path: Path) -> None:
-    secret = "s3cret-pw"  # the servers trust local connections, so any password works; it must never show
+    secret = "s3cret-pw"  # the test PostgreSQL trusts local connections, so any password works; it must never show
     url = sa.make_url(db_url)
-    if url.get_backend_name() != "sqlite":
+    if url.get_backend_name() == "postgresql":
         url = url.set(password=secret)
     secret_url = url.render_as_string(hide_password=False)
     engine, dialect = connect(secret_url)
@@ -675,6 +686,28 @@ def test_backup_restores_and_a_failed_backup_stops_before_the_swap(db_url: str, 
         check.dispose()
     finally:
         restored.close()
+
+
+@pytest.fixture
+def mysql_url(tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database("mysql", tmp_path)
+
+
+def test_mysql_backup_password_goes_to_an_option_file_never_the_arguments(mysql_url: str, tmp_path: Path) -> None:
+    """A wrong password must reach mysqldump (the server says `using password: YES`) without ever
+    appearing in its arguments, the logs or the error."""
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 10)
+    plan = plan_price(engine, dialect)
+    secret = "wr0ng-s3cret"
+    wrong = sa.create_engine(sa.make_url(mysql_url).set(password=secret))
+    with structlog.testing.capture_logs() as logs, pytest.raises(BackupFailed) as failure:
+        take_backup(wrong, dialect, plan, 1, tmp_path / "backups")
+    assert "using password: YES" in str(failure.value)
+    assert secret not in str(failure.value) and secret not in repr(logs)
+    assert any(entry.get("event") == "running backup tool" for entry in logs)
+    assert list((tmp_path / "backups").iterdir()) == []  # nothing half-written is left behind
+    wrong.dispose()
 
 
 # -- SIGKILL in every phase ------------------------------------------------------------------
