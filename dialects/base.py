@@ -16,6 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shadowswap.backup import Backup
     from shadowswap.plan import ColumnPlan, IndexPlan, Plan
     from shadowswap.strategy import ChangeFacts
 
@@ -347,6 +350,53 @@ class Dialect:
         """Start a transaction in which the original and the shadow are read at one instant."""
 
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        raise NotImplementedError
+
+    def row_image(self, plan: Plan, source: bool) -> str:
+        """A row as the checksum sees it: the original through the copy expressions, the shadow as stored.
+
+        Engines whose checksum hashes a text rendering override this with that rendering, so the
+        row-by-row narrowing of a differing chunk agrees with the checksum that flagged it.
+        """
+        if source:
+            return ", ".join(c.expression for c in plan.columns)
+        return ", ".join(f"src.{self.q(c.name)}" for c in plan.columns)
+
+    def rows_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        """Key and row image of every row in a key range, to name the keys of a differing chunk."""
+        if source:
+            keys = [c.expression for c in plan.shadow_primary_key]
+            pk = plan.primary_key
+            table = plan.table
+        else:
+            pk = [c.name for c in plan.shadow_primary_key]
+            keys = [f"src.{self.q(k)}" for k in pk]
+            table = plan.shadow_table
+        return (
+            f"SELECT {', '.join(keys)}, {self.row_image(plan, source)} FROM {self.q(table)} AS src "
+            f"WHERE {self.range_predicate(pk, has_lo, 'src.')} ORDER BY {self.order_by(pk, 'src.')}"
+        )
+
+    # -- throttling probes -------------------------------------------------------------------
+    # Each raises NotImplementedError where the engine has no such thing; the throttler turns
+    # that into a usage error before the migration starts.
+
+    def replication_lag(self, conn: Connection) -> float | None:
+        """Seconds the slowest replica is behind, as the primary sees it; None when it has none."""
+        raise NotImplementedError
+
+    def replica_lag(self, conn: Connection) -> float:
+        """Seconds this server (given with ``--replica URL``) is behind its primary."""
+        raise NotImplementedError
+
+    def server_load(self, conn: Connection, metric: str | None) -> float:
+        """The ``--max-load`` metric's current value (``metric`` None: the engine's default one)."""
+        raise NotImplementedError
+
+    # -- backups -----------------------------------------------------------------------------
+
+    def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
+        """Back up the original table with the engine's own tool, into ``directory``."""
         raise NotImplementedError
 
 

@@ -1,4 +1,4 @@
-"""PostgreSQL: plpgsql triggers, FOR KEY SHARE chunks, CREATE INDEX CONCURRENTLY, one-transaction swap."""
+"""PostgreSQL: plpgsql triggers, FOR SHARE chunks, CREATE INDEX CONCURRENTLY, one-transaction swap."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from sqlalchemy.engine import Connection, Engine
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shadowswap.backup import Backup
     from shadowswap.plan import ColumnPlan, IndexPlan, Plan
     from shadowswap.strategy import ChangeFacts
 
@@ -173,15 +176,19 @@ class PostgresDialect(Dialect):
         return fails, changes
 
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
-        # FOR KEY SHARE blocks exactly the writes that could leave a ghost row (a DELETE or key
-        # change committing between this chunk's snapshot and its insert, invariant 3) while
-        # ordinary updates go on: their trigger overwrites whatever this chunk inserts.
+        # FOR SHARE (invariant 3): a DELETE or key change committing between this chunk's
+        # snapshot and its insert would leave a ghost row. FOR KEY SHARE would stop only those,
+        # but it lets an ordinary UPDATE's trigger insert the same key into the shadow at the
+        # same instant as this chunk; ON CONFLICT arbitrates only the primary key, so the race
+        # surfaces as a unique violation on another unique index (sku, say) in the
+        # application's own UPDATE. FOR SHARE makes the two take turns on the row instead; an
+        # update waits at most one chunk (--chunk-time).
         pk_shadow = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
         return (
             f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
             f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
             f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
-            f"FOR KEY SHARE OF src "
+            f"FOR SHARE OF src "
             f"ON CONFLICT ({pk_shadow}) DO NOTHING"
         )
 
@@ -395,19 +402,107 @@ END
     def begin_snapshot(self, conn: Connection) -> None:
         self.run(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
+    def row_image(self, plan: Plan, source: bool) -> str:
+        return f"ROW({super().row_image(plan, source)})::text"
+
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
         if source:
-            row = ", ".join(c.expression for c in plan.columns)
             where = self.range_predicate(plan.primary_key, has_lo, "src.")
             order = self.order_by(plan.primary_key, "src.")
             table = self.q(plan.table)
         else:
-            row = ", ".join(f"src.{self.q(c.name)}" for c in plan.columns)
             pk = [c.name for c in plan.shadow_primary_key]
             where = self.range_predicate(pk, has_lo, "src.")
             order = self.order_by(pk, "src.")
             table = self.q(plan.shadow_table)
         return (
-            f"SELECT count(*), md5(string_agg(ROW({row})::text, E'\\n' ORDER BY {order})) "
+            f"SELECT count(*), md5(string_agg({self.row_image(plan, source)}, E'\\n' ORDER BY {order})) "
             f"FROM {table} AS src WHERE {where}"
+        )
+
+    # -- throttling probes -------------------------------------------------------------------
+
+    def replication_lag(self, conn: Connection) -> float | None:
+        # replay_lag is NULL once a standby has caught up and gone quiet: that is no lag at all.
+        row = conn.execute(
+            sa.text("SELECT count(*), coalesce(extract(epoch FROM max(replay_lag)), 0) FROM pg_stat_replication")
+        ).one()
+        return float(row[1]) if row[0] else None
+
+    def replica_lag(self, conn: Connection) -> float:
+        row = conn.execute(
+            sa.text(
+                "SELECT pg_is_in_recovery(), "
+                "CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END"
+            )
+        ).one()
+        if not row[0]:
+            raise ValueError("this server is not a standby (pg_is_in_recovery() is false)")
+        return float(row[1])
+
+    def server_load(self, conn: Connection, metric: str | None) -> float:
+        if metric not in (None, "active", "active_backends"):
+            raise ValueError(f"PostgreSQL's load metric is active backends (--max-load N), not {metric!r}")
+        # Client backends running a statement, on the whole server: that is what competes with us.
+        return float(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        )
+
+    # -- backups -----------------------------------------------------------------------------
+
+    def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
+        from shadowswap.backup import Backup, run_tool
+
+        with engine.connect() as conn:
+            schema = plan.schema or conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+        url = engine.url
+        env = {
+            "PGHOST": str(url.query.get("host") or url.host or ""),
+            "PGPORT": str(url.port or ""),
+            "PGUSER": url.username or "",
+            "PGDATABASE": url.database or "",
+            "PGAPPNAME": "shadowswap-backup",
+        }
+        if url.password is not None:
+            env["PGPASSWORD"] = str(url.password)  # the environment, never the arguments
+        env = {k: v for k, v in env.items() if v}
+
+        def literal(name: str) -> str:
+            # Inside double quotes pg_dump's pattern characters are literal; "" is a quote.
+            return '"' + name.replace('"', '""') + '"'
+
+        dump = directory / f"{stem}.dump"
+        run_tool(
+            [
+                "pg_dump",
+                "--format=custom",
+                "--strict-names",
+                f"--table={literal(schema)}.{literal(plan.table)}",
+                f"--file={dump}",
+            ],
+            env,
+            secret=url.password,
+        )
+        # The dump carries shadowswap's own triggers, whose function lives outside the table and
+        # is not in it: a restore list without them restores cleanly.
+        listing = run_tool(["pg_restore", "--list", str(dump)], env, secret=url.password)
+        ours = set(plan.trigger_names)
+        lines = []
+        for line in listing.splitlines():
+            words = line.split()
+            if " TRIGGER " in line and ours.intersection(words):
+                line = ";" + line
+            lines.append(line)
+        restore_list = directory / f"{stem}.list"
+        restore_list.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return Backup(
+            path=dump,
+            restore=f"pg_restore --use-list={restore_list} --dbname=DBNAME {dump}",
+            extra=[restore_list],
         )

@@ -14,11 +14,12 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import DBAPIError
 
 from shadowswap import logs
 from shadowswap.db import connect, first_line
-from shadowswap.errors import ShadowswapError, UsageError
+from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
 from shadowswap.plan import Plan
 
 app = typer.Typer(
@@ -212,12 +213,13 @@ def render_plan(p: Plan) -> None:
 
 
 class RichReporter:
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or err
         self.progress: Progress | None = None
         self.task: TaskID | None = None
 
     def phase(self, name: str, **facts: Any) -> None:
-        err.print(f"[green]✓[/green] {name.replace('_', ' ')}")
+        self.console.print(f"[green]✓[/green] {name.replace('_', ' ')}")
 
     def copy_started(self, total_estimate: int, already: int) -> None:
         self.progress = Progress(
@@ -227,11 +229,22 @@ class RichReporter:
             TextColumn("{task.fields[rate]} rows/s"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=err,
+            TextColumn("{task.fields[note]}"),
+            console=self.console,
             transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task("copy", total=max(total_estimate, 1), completed=already, rate="-")
+        self.task = self.progress.add_task("copy", total=max(total_estimate, 1), completed=already, rate="-", note="")
+
+    def waiting(self, reason: str | None) -> None:
+        """A throttle or hold: on the progress line while copying, its own line otherwise."""
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, note=f"[yellow]⏸ {reason}[/yellow]" if reason else "")
+            self.progress.refresh()
+        elif reason:
+            self.console.print(f"[yellow]⏸ waiting:[/yellow] {reason}", highlight=False)
+        else:
+            self.console.print("[green]▶[/green] continuing", highlight=False)
 
     def copied(self, rows: int) -> None:
         if self.progress is not None and self.task is not None:
@@ -242,6 +255,8 @@ class RichReporter:
     def copy_finished(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+        self.progress = None
+        self.task = None
 
 
 @app.command()
@@ -257,6 +272,49 @@ def execute(
     ] = None,
     min_chunk: Annotated[int, typer.Option(help="Smallest chunk the adaptive sizer may choose.")] = 100,
     max_chunk: Annotated[int, typer.Option(help="Largest chunk the adaptive sizer may choose.")] = 100_000,
+    max_rows_per_second: Annotated[
+        float | None, typer.Option(help="Cap on rows copied per second.", show_default=False)
+    ] = None,
+    max_lag: Annotated[
+        float | None,
+        typer.Option(help="Hold the copy while a replica is more than this many seconds behind.", show_default=False),
+    ] = None,
+    replica: Annotated[
+        list[str] | None,
+        typer.Option("--replica", help="URL of a replica whose lag --max-lag watches; repeatable.", show_default=False),
+    ] = None,
+    max_load: Annotated[
+        str | None,
+        typer.Option(
+            help="Hold the copy while the server is busier than [METRIC=]N (MySQL: Threads_running=N; "
+            "PostgreSQL: N active backends).",
+            show_default=False,
+        ),
+    ] = None,
+    pause_file: Annotated[
+        Path | None, typer.Option(help="Hold the copy while this file exists.", show_default=False)
+    ] = None,
+    postpone_cutover: Annotated[
+        bool, typer.Option("--postpone-cutover", help="Wait before the swap until `shadowswap cutover`.")
+    ] = False,
+    postpone_cutover_file: Annotated[
+        Path | None,
+        typer.Option(help="Wait before the swap while this file exists (created if missing).", show_default=False),
+    ] = None,
+    hook: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hook",
+            help="EVENT=COMMAND, EVENT one of on-start, on-copy-done, on-before-cutover, on-success, on-failure; "
+            "repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    hook_timeout: Annotated[float, typer.Option(help="Seconds a hook may run.")] = 300.0,
+    backup: Annotated[
+        Path | None,
+        typer.Option("--backup", help="Directory for a backup of the table taken before the swap.", show_default=False),
+    ] = None,
     lock_timeout: Annotated[int, typer.Option(help="Milliseconds to wait for a lock before retrying.")] = 200,
     cutover_retries: Annotated[int, typer.Option(help="Attempts to take a strong lock.")] = 30,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the checksum before the swap.")] = False,
@@ -267,7 +325,30 @@ def execute(
 ) -> None:
     """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
     from shadowswap.executor import Executor, Options
+    from shadowswap.hooks import Hooks, parse_hooks
+    from shadowswap.throttle import ThrottleSettings, parse_max_load
 
+    for name, value in (("--chunk-size", chunk_size), ("--min-chunk", min_chunk), ("--max-chunk", max_chunk)):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1")
+    if min_chunk > max_chunk:
+        raise UsageError("--min-chunk is larger than --max-chunk")
+    if chunk_time is not None and chunk_time <= 0:
+        raise UsageError("--chunk-time must be positive")
+    if max_rows_per_second is not None and max_rows_per_second <= 0:
+        raise UsageError("--max-rows-per-second must be positive")
+    if lock_timeout < 1 or cutover_retries < 1:
+        raise UsageError("--lock-timeout and --cutover-retries must be at least 1")
+    if hook_timeout <= 0:
+        raise UsageError("--hook-timeout must be positive")
+    throttle = ThrottleSettings(
+        max_rows_per_second=max_rows_per_second,
+        max_lag=max_lag,
+        replicas=list(replica or []),
+        max_load=parse_max_load(max_load) if max_load is not None else None,
+        pause_file=pause_file,
+    )
+    hooks = Hooks(parse_hooks(hook or []), timeout=hook_timeout)
     the_plan = Plan.read(plan_file)
     engine, dialect = connect(db)
     options = Options(
@@ -279,6 +360,11 @@ def execute(
         lock_retries=cutover_retries,
         verify=not no_verify,
         allow_destructive=allow_destructive,
+        throttle=throttle,
+        postpone_cutover=postpone_cutover,
+        postpone_file=postpone_cutover_file,
+        hooks=hooks,
+        backup_dir=backup,
     )
     summary = Executor(engine, dialect, the_plan, options, RichReporter()).run()
     if summary.strategy == "instant":
@@ -295,6 +381,9 @@ def execute(
         f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
         highlight=False,
     )
+    if summary.backup_path:
+        restore = f" (restore: {summary.backup_restore})" if summary.backup_restore else ""
+        out.print(f"backup of the original: [bold]{summary.backup_path}[/bold]{restore}", highlight=False)
 
 
 # -- status / abort / cleanup ----------------------------------------------------------------
@@ -314,15 +403,41 @@ def status(db: DbOption = None) -> None:
         out.print("no migrations recorded")
         return
     table = Table()
-    for heading in ("id", "table", "phase", "rows copied", "elapsed", "swap lock", "kept old table", "error"):
+    for heading in ("id", "table", "phase", "rows copied", "elapsed", "swap lock", "kept old table"):
         table.add_column(heading)
+    details = []
     for m in migrations:
         end = m.finished_at or m.updated_at
         elapsed = f"{(end - m.started_at).total_seconds():.0f}s"
         kept = m.old_table if m.phase == state.CUT_OVER else ""
         lock = f"{m.cutover_lock_ms:.1f} ms" if m.cutover_lock_ms is not None else ""
-        table.add_row(str(m.id), m.table_name, m.phase, f"{m.rows_copied:,}", elapsed, lock, kept, (m.error or "")[:80])
+        table.add_row(str(m.id), m.table_name, m.phase, f"{m.rows_copied:,}", elapsed, lock, kept)
+        notes = _notes(m)
+        if notes:
+            details.append(f"{m.id} {m.table_name}: {notes}")
     out.print(table)
+    # notes are sentences (what it waits for, the error, the backup file): below the table, never truncated
+    for line in details:
+        out.print(Text(line))
+
+
+def _notes(m: Any) -> str:
+    """What an operator should know about a migration beyond its phase, most urgent first."""
+    from shadowswap import state
+
+    notes = []
+    unfinished = m.phase not in state.FINISHED
+    if unfinished and m.waiting:
+        notes.append(f"waiting: {m.waiting}")
+    if unfinished and m.paused and not (m.waiting or "").startswith("paused"):
+        notes.append("paused")
+    if unfinished and m.cutover_postponed and "postponed" not in (m.waiting or ""):
+        notes.append("cut-over postponed")
+    if m.error:
+        notes.append(f"error: {m.error}")
+    if m.backup_path:
+        notes.append(f"backup: {m.backup_path}")
+    return "; ".join(notes)
 
 
 def _table_from(table: str | None, plan_file: Path) -> str:
@@ -331,6 +446,117 @@ def _table_from(table: str | None, plan_file: Path) -> str:
     if plan_file.exists():
         return Plan.read(plan_file).table
     raise UsageError("which table?", hint="give the table name, or run where shadowswap.plan.json is")
+
+
+def _unfinished(engine: Any, table: str | None, plan_file: Path) -> Any:
+    """The unfinished migration the operator means: of TABLE, of the plan's table, or the only one."""
+    from shadowswap import state
+
+    state.ensure(engine)
+    with engine.connect() as conn:
+        if table is None and not plan_file.exists():
+            running = state.unfinished(conn)
+            if len(running) == 1:
+                return running[0]
+            if not running:
+                raise UsageError("no unfinished migration", hint="`shadowswap status` lists them")
+            names = ", ".join(sorted({m.table_name for m in running}))
+            raise UsageError(f"which table? unfinished migrations: {names}", hint="give the table name")
+        name = _table_from(table, plan_file)
+        migration = state.active(conn, name)
+    if migration is None:
+        raise UsageError(f"no unfinished migration of {name!r}", hint="`shadowswap status` lists them")
+    return migration
+
+
+def _set_flag(table: str | None, plan_file: Path, db: str | None, **flag: bool) -> Any:
+    from shadowswap import state
+
+    engine, _dialect = connect(db)
+    migration = _unfinished(engine, table, plan_file)
+    with engine.begin() as conn:
+        state.update(conn, migration.id, **flag)
+    return migration
+
+
+TableArg = Annotated[str | None, typer.Argument(help="The migrated table; default: the plan's, or the only one.")]
+PlanOption = Annotated[Path, typer.Option("--plan", help="Plan file naming the table.")]
+
+
+@app.command()
+@user_errors
+def pause(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
+    """Hold the copy (and the swap) between chunks, from any host; `shadowswap resume` continues."""
+    m = _set_flag(table, plan_file, db, paused=True)
+    out.print(f"paused migration {m.id} of {m.table_name}: it stops after its current chunk; dual-write stays on")
+
+
+@app.command()
+@user_errors
+def resume(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
+    """Lift `shadowswap pause`."""
+    m = _set_flag(table, plan_file, db, paused=False)
+    out.print(f"resumed migration {m.id} of {m.table_name}")
+
+
+@app.command()
+@user_errors
+def cutover(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
+    """Let a migration run with --postpone-cutover swap, from any host."""
+    m = _set_flag(table, plan_file, db, cutover_postponed=False)
+    if m.cutover_postponed:
+        out.print(f"migration {m.id} of {m.table_name} will swap now (it checks within a second)")
+    else:
+        out.print(f"migration {m.id} of {m.table_name} was not postponed; it swaps as soon as it is verified")
+
+
+@app.command()
+@user_errors
+def verify(
+    table: TableArg = None,
+    plan_file: PlanOption = DEFAULT_PLAN,
+    chunk_size: Annotated[int, typer.Option(help="Rows per checksum chunk.")] = 20_000,
+    db: DbOption = None,
+) -> None:
+    """Compare the tables through the copy expressions: after the swap the new table with the kept old
+    one; before it, the original with the shadow. Rows written since the swap differ, naturally."""
+    from shadowswap import state
+    from shadowswap.verify import after_swap_view, describe
+    from shadowswap.verify import verify as run_verify
+
+    engine, dialect = connect(db)
+    state.ensure(engine)
+    name = _table_from(table, plan_file) if table or plan_file.exists() else None
+    with engine.connect() as conn:
+        candidates = [m for m in state.all_migrations(conn, limit=200) if name is None or m.table_name == name]
+    migration = next(
+        (
+            m
+            for m in candidates
+            if m.phase == state.CUT_OVER or (m.phase not in state.FINISHED and m.reached(state.COPIED))
+        ),
+        None,
+    )
+    if migration is None:
+        raise UsageError(
+            "nothing to verify" + (f" for {name!r}" if name else ""),
+            hint="verify compares a kept old table after a swap, or a copied shadow before it",
+        )
+    the_plan = Plan.from_json(migration.plan_json)
+    if migration.phase == state.CUT_OVER:
+        view, what = after_swap_view(the_plan), f"{the_plan.table} against the kept {the_plan.old_table}"
+    else:
+        view, what = the_plan, f"{the_plan.table} against the shadow {the_plan.shadow_table}"
+    if chunk_size < 1:
+        raise UsageError("--chunk-size must be at least 1")
+    result = run_verify(engine, dialect, view, chunk_size=chunk_size, rechecks=0, stop_at_first=False)
+    if result.ok:
+        out.print(f"[bold green]identical:[/bold green] {what} through the copy expressions ({result.rows:,} rows)")
+        return
+    raise VerificationFailed(
+        f"{what}: {result.differing_keys:,} rows differ: {describe(the_plan, result.differences)}",
+        hint="rows the application wrote after the swap differ from the old table by design",
+    )
 
 
 @app.command()

@@ -7,9 +7,11 @@ the table as at the start (invariant 4). The chunk size adapts toward ``chunk_ti
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -27,19 +29,32 @@ log = structlog.get_logger("shadowswap.copy")
 
 @dataclass
 class ChunkSizer:
-    """Feedback chunker: told how long the last chunk took, it proposes the next size."""
+    """Feedback chunker: told how long each chunk took, it proposes the next size.
+
+    It aims at the (low) median cost per row of the last ``window`` chunks, not at the last one: a
+    chunk that waited on a row lock or an I/O stall is an outlier and must not collapse the size.
+    It moves at most 2x per chunk either way.
+    """
 
     size: int = 1000
     target_seconds: float = 0.5
     minimum: int = 100
     maximum: int = 100_000
+    window: int = 3
+    _per_row: deque[float] = field(default_factory=deque, repr=False)
+
+    def __post_init__(self) -> None:
+        self.size = max(self.minimum, min(self.maximum, self.size))
 
     def record(self, rows: int, seconds: float) -> None:
         if rows < self.size or seconds <= 0:
-            return
-        ideal = self.size * self.target_seconds / seconds
-        # move at most 2x either way per chunk: one slow chunk (a lock wait) must not collapse the size
-        self.size = int(max(self.minimum, min(self.maximum, max(self.size / 2, min(self.size * 2, ideal)))))
+            return  # the short last chunk says nothing about the cost of a full one
+        self._per_row.append(seconds / rows)
+        while len(self._per_row) > self.window:
+            self._per_row.popleft()
+        ideal = self.target_seconds / statistics.median_low(self._per_row)
+        step = max(self.size / 2, min(self.size * 2, ideal))
+        self.size = int(max(self.minimum, min(self.maximum, step)))
 
 
 def key_params(prefix: str, values: list[Any] | tuple[Any, ...] | None) -> dict[str, Any]:
@@ -47,7 +62,8 @@ def key_params(prefix: str, values: list[Any] | tuple[Any, ...] | None) -> dict[
 
 
 ProgressCallback = Callable[[int, int], None]
-ThrottleCallback = Callable[[], None]
+ThrottleCallback = Callable[[], object]
+PaceCallback = Callable[[int, float], None]
 
 
 class Copier:
@@ -60,6 +76,7 @@ class Copier:
         sizer: ChunkSizer,
         on_progress: ProgressCallback | None = None,
         before_chunk: ThrottleCallback | None = None,
+        after_chunk: PaceCallback | None = None,
         max_retries: int = 20,
     ) -> None:
         self.engine = engine
@@ -69,6 +86,7 @@ class Copier:
         self.sizer = sizer
         self.on_progress = on_progress
         self.before_chunk = before_chunk
+        self.after_chunk = after_chunk
         self.max_retries = max_retries
         self.bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
         self.bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
@@ -90,6 +108,8 @@ class Copier:
             if self.on_progress:
                 self.on_progress(inserted, self.sizer.size)
             log.debug("chunk copied", hi=hi, rows=inserted, seconds=round(elapsed, 3), next_size=self.sizer.size)
+            if self.after_chunk:
+                self.after_chunk(inserted, elapsed)
             lo = hi
         return total
 

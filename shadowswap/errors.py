@@ -56,3 +56,15 @@ class VerificationFailed(ShadowswapError):
 
 class DestructiveChange(UsageError):
     """The plan drops or narrows something and ``--allow-destructive`` was not given; nothing was changed."""
+
+
+class BackupFailed(ShadowswapError):
+    """``--backup`` could not write its dump; nothing was swapped."""
+
+    exit_code = 9
+
+
+class HookFailed(ShadowswapError):
+    """An ``on-start`` hook refused the migration; nothing was changed."""
+
+    exit_code = 10

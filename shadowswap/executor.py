@@ -9,20 +9,32 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
-from shadowswap import state
+from shadowswap import hooks, state
+from shadowswap.backup import take_backup
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.cutover import LockRetriesExhausted, with_lock_retries
 from shadowswap.dialects import Dialect
-from shadowswap.errors import CopyFailed, CutoverFailed, MigrationLocked, ShadowswapError, UsageError
+from shadowswap.errors import (
+    CopyFailed,
+    CutoverFailed,
+    HookFailed,
+    MigrationLocked,
+    ShadowswapError,
+    UsageError,
+)
+from shadowswap.hooks import Hooks
 from shadowswap.plan import Plan
 from shadowswap.planner import check_fresh
 from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
+from shadowswap.throttle import Throttler, ThrottleSettings
 from shadowswap.verify import verify
 
 log = structlog.get_logger("shadowswap")
@@ -41,6 +53,15 @@ class Options:
     stop_after: str | None = None
     #: run plans that drop or narrow something (the plan's verdict says which)
     allow_destructive: bool = False
+    #: pause, lag and load limits, rate cap (throttle.py)
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    #: wait after verifying until ``shadowswap cutover`` (or the file below is removed)
+    postpone_cutover: bool = False
+    postpone_file: Path | None = None
+    hooks: Hooks = field(default_factory=Hooks)
+    #: seconds between asking a refusing on-before-cutover hook again
+    hook_retry_seconds: float = 10.0
+    backup_dir: Path | None = None
 
 
 class Reporter(Protocol):
@@ -48,6 +69,7 @@ class Reporter(Protocol):
     def copy_started(self, total_estimate: int, already: int) -> None: ...
     def copied(self, rows: int) -> None: ...
     def copy_finished(self) -> None: ...
+    def waiting(self, reason: str | None) -> None: ...
 
 
 class SilentReporter:
@@ -63,6 +85,9 @@ class SilentReporter:
     def copy_finished(self) -> None:
         pass
 
+    def waiting(self, reason: str | None) -> None:
+        pass
+
 
 @dataclass
 class Summary:
@@ -74,6 +99,8 @@ class Summary:
     cutover_lock_ms: float | None
     phases: dict[str, float] = field(default_factory=dict)
     strategy: str = "shadow"
+    backup_path: str | None = None
+    backup_restore: str | None = None
 
 
 def same_plan(a: Plan, b: Plan) -> bool:
@@ -99,14 +126,19 @@ class Executor:
         self.options = options or Options()
         self.reporter: Reporter = reporter or SilentReporter()
         self.timings: dict[str, float] = {}
+        self.throttler: Throttler | None = None
+        self.started = time.perf_counter()
+        self._waiting: str | None = None
+        self._migration_id: int | None = None
+        self._backup_restore: str | None = None
 
     def run(self) -> Summary:
         if self.plan.dialect != self.dialect.name:
             raise UsageError(f"the plan was made for {self.plan.dialect}, this database is {self.dialect.name}")
         refuse_unsafe(self.plan, self.options.allow_destructive)
-        started = time.perf_counter()
+        self.started = time.perf_counter()
         if self.plan.strategy == INSTANT:
-            return self._run_instant(started)
+            return self._run_instant(self.started)
         state.ensure(self.engine)
         with self.dialect.migration_lock(self.engine, self.plan.table) as got:
             if not got:
@@ -114,25 +146,122 @@ class Executor:
                     f"another shadowswap process is migrating {self.plan.table!r}",
                     hint="wait for it, or check `shadowswap status`",
                 )
-            migration = self._claim()
+            # bad throttle options (an unreachable replica, an unknown load metric) fail before any change
+            self.throttler = Throttler(self.engine, self.dialect, self.options.throttle, note=self._note_waiting)
+            try:
+                self.throttler.open()
+                migration = self._claim()
+            except BaseException:
+                self.throttler.close()
+                raise
+            self._migration_id = self.throttler.migration_id = migration.id
             log.info("migration claimed", table=self.plan.table, id=migration.id, phase=migration.phase)
             try:
+                migration = self._start(migration)
                 migration = self._run_phases(migration)
             except CopyFailed as exc:
                 # The triggers would now fail the application's own writes of such values:
                 # take them and the shadow away before reporting.
                 self._undo(migration.id, state.FAILED, error=str(exc))
+                self._hook(hooks.ON_FAILURE, self._current(migration.id), error=str(exc))
                 raise
+            except (ShadowswapError, DBAPIError) as exc:
+                message = str(exc) if isinstance(exc, ShadowswapError) else f"database error: {exc.orig}"
+                message = message.splitlines()[0][:2000]
+                try:
+                    with self.engine.begin() as conn:
+                        # the lock that just stopped us may still be held: do not queue behind it (invariant 5)
+                        for setting in self.dialect.lock_timeout_sql(self.options.lock_timeout_ms):
+                            self.dialect.run(conn, setting)
+                        state.update(conn, migration.id, error=message)
+                    failed = self._current(migration.id)
+                except DBAPIError as again:  # the database itself is gone: report the first error
+                    log.warning("could not record the error", error=str(again.orig).splitlines()[0])
+                    failed = migration
+                self._hook(hooks.ON_FAILURE, failed, error=message)
+                raise
+            finally:
+                self._note_waiting(None)
+                self.throttler.close()
+        if migration.phase == state.CUT_OVER:
+            self._hook(hooks.ON_SUCCESS, migration)
         return Summary(
             migration_id=migration.id,
             table=self.plan.table,
             old_table=self.plan.old_table,
             rows_copied=migration.rows_copied,
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - self.started,
             cutover_lock_ms=migration.cutover_lock_ms,
             phases=self.timings,
+            backup_path=migration.backup_path,
+            backup_restore=self._backup_restore,
         )
 
+    def _start(self, m: state.Migration) -> state.Migration:
+        """Record this run's operator settings, then ask the on-start hook (it may refuse)."""
+        values: dict[str, Any] = {"error": None, "waiting": None}
+        if self.options.postpone_cutover or self.options.postpone_file is not None:
+            values["cutover_postponed"] = True
+            if self.options.postpone_file is not None and not m.reached(state.CUT_OVER):
+                self.options.postpone_file.touch(exist_ok=True)
+        # only what changed: on SQLite every write, even to the state table, needs the one write lock
+        values = {k: v for k, v in values.items() if getattr(m, k) != v}
+        if values:
+            with self.engine.begin() as conn:
+                state.update(conn, m.id, **values)
+                m = state.get(conn, m.id)
+        status = self._hook(hooks.ON_START, m)
+        if status != 0:
+            raise HookFailed(
+                f"the on-start hook exited with status {status}; the migration did not start",
+                hint="the hook's output is in the log above",
+            )
+        return m
+
+    # -- facts, hooks, waiting ---------------------------------------------------------------
+
+    def _current(self, migration_id: int) -> state.Migration:
+        with self.engine.connect() as conn:
+            return state.get(conn, migration_id)
+
+    def facts(self, m: state.Migration, **extra: Any) -> dict[str, Any]:
+        """What a hook is told (as SHADOWSWAP_* environment variables); never a password."""
+        return {
+            "migration_id": m.id,
+            "table": self.plan.table,
+            "shadow_table": self.plan.shadow_table,
+            "old_table": self.plan.old_table,
+            "phase": m.phase,
+            "rows_copied": m.rows_copied,
+            "estimated_rows": m.estimated_rows,
+            "elapsed_seconds": round(time.perf_counter() - self.started, 3),
+            "changes": "; ".join(self.plan.changes),
+            "dialect": self.dialect.name,
+            "database": self.engine.url.database,
+            "database_url": self.engine.url.render_as_string(hide_password=True),
+            "cutover_lock_ms": None if m.cutover_lock_ms is None else round(m.cutover_lock_ms, 3),
+            "backup": m.backup_path,
+            "error": m.error,
+            **extra,
+        }
+
+    def _hook(self, event: str, m: state.Migration, **extra: Any) -> int:
+        if not self.options.hooks.commands.get(event):
+            return 0
+        return self.options.hooks.run(event, self.facts(m, **extra))
+
+    def _note_waiting(self, reason: str | None) -> None:
+        """Why the migration is standing still: logged, shown, and written where `status` reads it."""
+        if reason == self._waiting:
+            return
+        self._waiting = reason
+        self.reporter.waiting(reason)
+        if self._migration_id is not None:
+            try:
+                with self.engine.begin() as conn:
+                    state.update(conn, self._migration_id, waiting=reason)
+            except DBAPIError as exc:  # the note is for humans; the migration's own state is elsewhere
+                log.warning("could not record the waiting reason", error=str(exc.orig).splitlines()[0])
     def _run_instant(self, started: float) -> Summary:
         """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5)."""
         state.ensure(self.engine)
@@ -259,13 +388,18 @@ class Executor:
             (state.INDEXES_BUILT, state.VERIFIED, self._verify),
             (state.VERIFIED, state.CUT_OVER, self._cut_over),
         ]
+        assert self.throttler is not None
         for before, after, step in steps:
             if m.phase != before:
                 continue
+            # a pause (or lag, or load) also holds the next phase from starting, not just the next chunk
+            self.throttler.wait()
             t0 = time.perf_counter()
             values = step(m) or {}
             self.timings[after] = time.perf_counter() - t0
             m = self._set_phase(m.id, after, **values)
+            if after == state.COPIED:
+                self._hook(hooks.ON_COPY_DONE, m)
             if after == self.options.stop_after:
                 break
         return m
@@ -297,12 +431,18 @@ class Executor:
     def _copy(self, m: state.Migration) -> None:
         if m.max_key is None:
             return
+        maximum = self.options.max_chunk
+        rate = self.options.throttle.max_rows_per_second
+        if rate:
+            # a chunk bigger than the cap allows per chunk-time would copy in bursts and then sleep
+            maximum = max(self.options.min_chunk, min(maximum, int(rate * self.options.chunk_time)))
         sizer = ChunkSizer(
-            size=self.options.chunk_size,
+            size=min(self.options.chunk_size, maximum),
             target_seconds=self.options.chunk_time,
             minimum=self.options.min_chunk,
-            maximum=self.options.max_chunk,
+            maximum=maximum,
         )
+        assert self.throttler is not None
         coerced_checkpoint = self._coerce_key(m.checkpoint)
         max_key = self._coerce_key(m.max_key)
         assert max_key is not None
@@ -314,6 +454,8 @@ class Executor:
             m.id,
             sizer,
             on_progress=lambda rows, _size: self.reporter.copied(rows),
+            before_chunk=self.throttler.wait,
+            after_chunk=self.throttler.pace,
         )
         try:
             copier.run(coerced_checkpoint, max_key)
@@ -354,10 +496,13 @@ class Executor:
 
     def _verify(self, m: state.Migration) -> None:
         if self.options.verify:
-            rows = verify(self.engine, self.dialect, self.plan)
-            log.info("verified", rows=rows)
+            assert self.throttler is not None
+            result = verify(self.engine, self.dialect, self.plan, before_chunk=self.throttler.wait)
+            log.info("verified", rows=result.rows)
 
     def _cut_over(self, m: state.Migration) -> dict[str, Any]:
+        m = self._ready_for_swap(m)
+
         def record(conn: Connection) -> None:
             state.update(conn, m.id, phase=state.CUT_OVER)
 
@@ -367,7 +512,66 @@ class Executor:
             cutover=True,
         )
         log.info("swapped", table=self.plan.table, old_table=self.plan.old_table, lock_ms=round(held * 1000, 1))
-        return {"cutover_lock_ms": held * 1000}
+        return {"cutover_lock_ms": held * 1000, "error": None}
+
+    def _postponed(self) -> str | None:
+        """The operator's hold on the swap: the state flag, released by `shadowswap cutover` or the file."""
+        assert self._migration_id is not None
+        with self.engine.connect() as conn:
+            _paused, postponed = state.flags(conn, self._migration_id)
+        if not postponed:
+            return None
+        flag_file = self.options.postpone_file
+        if flag_file is not None and not flag_file.exists():
+            log.info("postpone file removed", path=str(flag_file))
+            with self.engine.begin() as conn:
+                state.update(conn, self._migration_id, cutover_postponed=False)
+            return None
+        how = f"`shadowswap cutover {self.plan.table}`"
+        if flag_file is not None:
+            how += f" or remove {flag_file}"
+        return f"cut-over postponed: {how} to swap"
+
+    def _ready_for_swap(self, m: state.Migration) -> state.Migration:
+        """Everything that must hold right before the swap: no postponement, no throttle reason,
+        the backup written, the on-before-cutover hook content. Dual-write stays on meanwhile."""
+        assert self.throttler is not None
+        interval = self.options.throttle.interval
+        while True:
+            reason = self._postponed()
+            if reason is not None:
+                self._note_waiting(reason)
+                time.sleep(interval)
+                continue
+            self.throttler.wait()
+            if self.options.backup_dir is not None:
+                m = self._backup(m)
+            status = self._hook(hooks.ON_BEFORE_CUTOVER, self._current(m.id))
+            if status != 0:
+                self._note_waiting(
+                    f"the on-before-cutover hook exited with status {status}; asking again every "
+                    f"{self.options.hook_retry_seconds:g}s"
+                )
+                deadline = time.monotonic() + self.options.hook_retry_seconds
+                while time.monotonic() < deadline and self._postponed() is None:
+                    time.sleep(min(interval, self.options.hook_retry_seconds))
+                continue
+            # a hold placed while the hook or the backup ran still counts
+            if self._postponed() is None and self.throttler.reason() is None:
+                break
+        self._note_waiting(None)
+        return self._current(m.id)
+
+    def _backup(self, m: state.Migration) -> state.Migration:
+        assert self.options.backup_dir is not None
+        if m.backup_path and Path(m.backup_path).exists():
+            return m  # this migration's backup was taken by an earlier run
+        self._note_waiting("writing the backup")
+        backup = take_backup(self.engine, self.dialect, self.plan, m.id, self.options.backup_dir)
+        self._backup_restore = backup.restore
+        with self.engine.begin() as conn:
+            state.update(conn, m.id, backup_path=str(backup.path))
+            return state.get(conn, m.id)
 
     def _run_with_lock_timeout(self, stmt: str) -> None:
         with self.engine.begin() as conn:
@@ -428,7 +632,7 @@ def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None 
         plan = Plan.from_json(migration.plan_json)
         remove_migration_objects(engine, dialect, plan, options)
         with engine.begin() as conn:
-            state.update(conn, migration.id, phase=state.ABORTED)
+            state.update(conn, migration.id, phase=state.ABORTED, waiting=None)
             return state.get(conn, migration.id)
 
 

@@ -34,6 +34,10 @@ migrations = sa.Table(
     sa.Column("paused", sa.Boolean, nullable=False, default=False),
     sa.Column("cutover_lock_ms", sa.Float),
     sa.Column("error", sa.Text),
+    # Added after the first release: nullable or defaulted, so ``ensure`` can add them to an older table.
+    sa.Column("cutover_postponed", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
+    sa.Column("waiting", sa.Text),
+    sa.Column("backup_path", sa.Text),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
@@ -53,7 +57,8 @@ FAILED = "failed"
 #: an in-place ALTER ran (strategy instant): no shadow, no old table to clean up
 ALTERED = "altered"
 PHASES = [PLANNED, SHADOW_CREATED, TRIGGERS_INSTALLED, COPIED, INDEXES_BUILT, VERIFIED, CUT_OVER]
-FINISHED = {CUT_OVER, CLEANED_UP, ABORTED, ALTERED}
+# FAILED is final too: it is only recorded after the triggers and the shadow are gone.
+FINISHED = {CUT_OVER, CLEANED_UP, ABORTED, FAILED, ALTERED}
 
 
 def now() -> dt.datetime:
@@ -79,6 +84,9 @@ class Migration:
     started_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    cutover_postponed: bool = False
+    waiting: str | None = None
+    backup_path: str | None = None
 
     def reached(self, phase: str) -> bool:
         return self.phase in PHASES and PHASES.index(self.phase) >= PHASES.index(phase)
@@ -88,11 +96,23 @@ class Migration:
         data = dict(row._mapping)
         for key in ("checkpoint", "max_key"):
             data[key] = json.loads(data[key]) if data[key] else None
+        for key in ("paused", "cutover_postponed"):
+            data[key] = bool(data[key])
         return cls(**data)
 
 
 def ensure(engine: Engine) -> None:
+    """Create the state table, or add the columns a newer shadowswap needs to an existing one."""
     _metadata.create_all(engine, checkfirst=True)
+    present = {c["name"] for c in sa.inspect(engine).get_columns(STATE_TABLE)}
+    missing = [c for c in migrations.columns if c.name not in present]
+    if not missing:
+        return
+    preparer = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        for column in missing:
+            ddl = sa.schema.CreateColumn(column).compile(dialect=engine.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(STATE_TABLE)} ADD COLUMN {ddl}")
 
 
 def encode_key(values: list[Any] | tuple[Any, ...] | None) -> str | None:
@@ -107,6 +127,18 @@ def active(conn: Connection, table: str) -> Migration | None:
         .order_by(migrations.c.id.desc())
     ).first()
     return Migration.from_row(row) if row else None
+
+
+def latest(conn: Connection, table: str) -> Migration | None:
+    row = conn.execute(
+        sa.select(migrations).where(migrations.c.table_name == table).order_by(migrations.c.id.desc())
+    ).first()
+    return Migration.from_row(row) if row else None
+
+
+def unfinished(conn: Connection) -> list[Migration]:
+    rows = conn.execute(sa.select(migrations).where(migrations.c.phase.not_in([*FINISHED])).order_by(migrations.c.id))
+    return [Migration.from_row(r) for r in rows]
 
 
 def kept_old(conn: Connection, table: str | None = None) -> list[Migration]:
@@ -158,6 +190,14 @@ def record_chunk(conn: Connection, migration_id: int, checkpoint: list[Any], row
         .where(migrations.c.id == migration_id)
         .values(checkpoint=encode_key(checkpoint), rows_copied=migrations.c.rows_copied + rows, updated_at=now())
     )
+
+
+def flags(conn: Connection, migration_id: int) -> tuple[bool, bool]:
+    """(paused, cutover_postponed): one cheap read, made between chunks and while waiting."""
+    row = conn.execute(
+        sa.select(migrations.c.paused, migrations.c.cutover_postponed).where(migrations.c.id == migration_id)
+    ).one()
+    return bool(row[0]), bool(row[1])
 
 
 def get(conn: Connection, migration_id: int) -> Migration:

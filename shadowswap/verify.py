@@ -3,12 +3,19 @@
 Each chunk is compared inside one snapshot: the triggers write the shadow in the writer's own
 transaction, so at any snapshot the two sides agree unless something is really wrong. A differing
 chunk is still read again before it counts, in case the engine's snapshot is weaker than that.
+A chunk that keeps differing is narrowed to its keys: both sides' rows of that range are read in
+one snapshot and compared row by row, so the operator is told which rows, not which 20,000.
+
+After the swap the same code compares the new table with the kept old table (``shadowswap
+verify``): the old table plays the original, the live table plays the shadow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -20,6 +27,40 @@ from shadowswap.errors import VerificationFailed
 from shadowswap.plan import Plan
 
 log = structlog.get_logger("shadowswap.verify")
+
+Key = tuple[Any, ...]
+
+
+@dataclass
+class Difference:
+    """A chunk whose checksums kept differing, and the keys that differ inside it."""
+
+    lo: list[Any] | None
+    hi: list[Any]
+    #: in the original (through the copy expressions) but not in the shadow
+    missing: list[Key] = field(default_factory=list)
+    #: in the shadow but not in the original
+    extra: list[Key] = field(default_factory=list)
+    #: in both, with different values
+    changed: list[Key] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[Key]:
+        return sorted([*self.missing, *self.extra, *self.changed], key=repr)
+
+
+@dataclass
+class VerifyResult:
+    rows: int
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    @property
+    def differing_keys(self) -> int:
+        return sum(len(d.keys) or 1 for d in self.differences)
 
 
 def _compare(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any]) -> tuple[Any, Any]:
@@ -33,6 +74,97 @@ def _compare(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None,
     return source, shadow
 
 
+def _rows(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any]) -> Difference:
+    """Both sides of one key range, row by row, at one instant."""
+    params = {**key_params("lo", lo), **key_params("hi", hi)}
+    has_lo = lo is not None
+    width = len(plan.primary_key)
+    with engine.connect() as conn:
+        dialect.begin_snapshot(conn)
+        source = {
+            tuple(r[:width]): tuple(r[width:])
+            for r in conn.execute(dialect.statement(dialect.rows_sql(plan, True, has_lo)), params)
+        }
+        shadow = {
+            tuple(r[:width]): tuple(r[width:])
+            for r in conn.execute(dialect.statement(dialect.rows_sql(plan, False, has_lo)), params)
+        }
+        conn.rollback()
+    return Difference(
+        lo,
+        hi,
+        missing=sorted(source.keys() - shadow.keys(), key=repr),
+        extra=sorted(shadow.keys() - source.keys(), key=repr),
+        changed=sorted((k for k in source.keys() & shadow.keys() if source[k] != shadow[k]), key=repr),
+    )
+
+
+def narrow(
+    engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any], rechecks: int
+) -> Difference:
+    """The keys of a differing chunk; with rechecks, only keys that differ in every reading count."""
+    found = _rows(engine, dialect, plan, lo, hi)
+    for _ in range(rechecks):
+        if not found.keys:
+            break
+        time.sleep(0.2)
+        again = _rows(engine, dialect, plan, lo, hi)
+        found = Difference(
+            lo,
+            hi,
+            missing=[k for k in found.missing if k in set(again.missing)],
+            extra=[k for k in found.extra if k in set(again.extra)],
+            changed=[k for k in found.changed if k in set(again.changed)],
+        )
+    return found
+
+
+def shadow_view(plan: Plan) -> Plan:
+    """The plan with the shadow in the original's place, to read the shadow's own key range."""
+    return dataclasses.replace(plan, table=plan.shadow_table, primary_key=[c.name for c in plan.shadow_primary_key])
+
+
+def after_swap_view(plan: Plan) -> Plan:
+    """The kept old table as the original, the live (new) table as the shadow: the same comparison."""
+    return dataclasses.replace(plan, table=plan.old_table, shadow_table=plan.table)
+
+
+def _top_key(engine: Engine, dialect: Dialect, plan: Plan) -> list[Any] | None:
+    """The largest key on either side, so rows only the shadow has are compared too."""
+    with engine.connect() as conn:
+        top = conn.execute(dialect.statement(dialect.max_key_sql(plan))).first()
+        shadow_top = conn.execute(dialect.statement(dialect.max_key_sql(shadow_view(plan)))).first()
+    keys = [list(k) for k in (top, shadow_top) if k is not None]
+    if not keys:
+        return None
+    try:
+        return max(keys)
+    except TypeError:  # the key's type changed: walk the original's range
+        return keys[0]
+
+
+def format_key(plan: Plan, key: Key) -> str:
+    if len(plan.primary_key) == 1:
+        return f"{plan.primary_key[0]}={key[0]!r}"
+    return f"({', '.join(plan.primary_key)})=({', '.join(repr(v) for v in key)})"
+
+
+def describe(plan: Plan, differences: list[Difference], limit: int = 10) -> str:
+    parts: list[str] = []
+    for d in differences:
+        for label, keys in (
+            ("missing from the new table", d.missing),
+            ("only in the new table", d.extra),
+            ("different", d.changed),
+        ):
+            parts.extend(f"{format_key(plan, k)} ({label})" for k in keys)
+        if not d.keys:
+            parts.append(f"keys in ({d.lo}, {d.hi}] (the checksums differ; the rows could not be told apart)")
+    shown = parts[:limit]
+    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
+    return ", ".join(shown) + more
+
+
 def verify(
     engine: Engine,
     dialect: Dialect,
@@ -40,18 +172,21 @@ def verify(
     chunk_size: int = 20_000,
     rechecks: int = 3,
     on_progress: Callable[[int], None] | None = None,
-) -> int:
-    """Returns the number of rows compared; raises VerificationFailed with the differing key range."""
+    before_chunk: Callable[[], object] | None = None,
+    stop_at_first: bool = True,
+) -> VerifyResult:
+    """Compare chunk by chunk. ``stop_at_first``: raise VerificationFailed naming the keys at the
+    first real difference (before a swap, one is enough to stop); otherwise collect them all."""
     bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
     bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
-    with engine.connect() as conn:
-        top = conn.execute(dialect.statement(dialect.max_key_sql(plan))).first()
-    if top is None:
-        return 0
-    max_key = list(top)
+    max_key = _top_key(engine, dialect, plan)
+    result = VerifyResult(rows=0)
+    if max_key is None:
+        return result
     lo: list[Any] | None = None
-    compared = 0
     while lo is None or lo != max_key:
+        if before_chunk:
+            before_chunk()
         params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": chunk_size - 1}
         with engine.connect() as conn:
             row = conn.execute(bound_first if lo is None else bound_next, params).first()
@@ -60,16 +195,21 @@ def verify(
             source, shadow = _compare(engine, dialect, plan, lo, hi)
             if source == shadow:
                 break
-            log.info("checksum differs, rechecking", lo=lo, hi=hi, attempt=attempt + 1)
-            time.sleep(0.2 * (attempt + 1))
+            if attempt < rechecks:
+                log.info("checksum differs, rechecking", lo=lo, hi=hi, attempt=attempt + 1)
+                time.sleep(0.2 * (attempt + 1))
         else:
-            raise VerificationFailed(
-                f"the shadow differs from the original for keys in ({lo}, {hi}] "
-                f"(original: {source[0]} rows, shadow: {shadow[0]} rows)",
-                hint="nothing was swapped; `shadowswap abort` removes the shadow and triggers",
-            )
-        compared += int(source[0] or 0)
+            difference = narrow(engine, dialect, plan, lo, hi, rechecks)
+            log.warning("difference found", lo=lo, hi=hi, keys=[list(k) for k in difference.keys[:20]])
+            result.differences.append(difference)
+            if stop_at_first:
+                raise VerificationFailed(
+                    f"the new table differs from {plan.table!r} at {describe(plan, [difference])}",
+                    hint="nothing was swapped and dual-write is still on; `shadowswap abort` removes the shadow "
+                    "and the triggers",
+                )
+        result.rows += int(source[0] or 0)
         if on_progress:
             on_progress(int(source[0] or 0))
         lo = hi
-    return compared
+    return result
