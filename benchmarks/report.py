@@ -159,10 +159,10 @@ def plot(report: dict[str, Any], rows: int, path: Path) -> bool:
     if not runs:
         return False
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 1.9 * len(runs) + 0.8), sharex=True, squeeze=False)
-    top = max((lat for r in runs for _, lat in r["latency"] if lat is not None), default=1.0)
+    top = max((op[1] for r in runs for op in r["latency"] if op[1] is not None), default=1.0)
     for ax, r in zip(axes[:, 0], runs, strict=True):
-        xs = [t for t, lat in r["latency"] if lat is not None]
-        ys = [max(lat, 0.1) for _, lat in r["latency"] if lat is not None]
+        xs = [op[0] for op in r["latency"] if op[1] is not None]
+        ys = [max(op[1], 0.1) for op in r["latency"] if op[1] is not None]
         ax.axvspan(r["window"][0], r["window"][1], color="#f2d7a6", alpha=0.5, lw=0)
         ax.scatter(xs, ys, s=2, color="#1f4e79")
         ax.set_yscale("log")

@@ -293,8 +293,10 @@ def run_one(settings: Settings, rows: int, name: str, workdir: Path) -> dict[str
         result["writer"] = window_stats(data["ops"], start, end, settings.rate)
         result["writer"]["errors_total"] = len(data["errors"])
         result["writer"]["error_examples"] = sorted(set(data["errors"]))[:5]
+        # [intended start relative to the window, latency from it in ms (None: never issued), kind]
         result["latency"] = [
-            [round(op[2] - start, 4), None if op[4] is None else round((op[4] - op[2]) * 1000, 2)] for op in data["ops"]
+            [round(op[2] - start, 4), None if op[4] is None else round((op[4] - op[2]) * 1000, 2), op[1]]
+            for op in data["ops"]
         ]
         result["window"] = [0.0, round(end - start, 3)]
         touched = {int(k): v for k, v in data["touched"].items()}
