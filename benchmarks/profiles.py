@@ -58,6 +58,10 @@ class Profile:
     def server_version(self, conn: Connection) -> str:
         return str(conn.exec_driver_sql("SELECT version()").scalar())
 
+    def server_counters(self, conn: Connection) -> dict[str, int]:
+        """Server-wide counters read before and after each approach: what else the server did meanwhile."""
+        return {}
+
     # -- seed ------------------------------------------------------------------------------
 
     def seed(self, engine: Engine, rows: int) -> None:
@@ -111,6 +115,15 @@ class PostgresProfile(Profile):
             # approach pays for the seed inside its measured window.
             conn.exec_driver_sql("VACUUM (FREEZE, ANALYZE) products")
             conn.exec_driver_sql("CHECKPOINT")
+
+    def server_counters(self, conn: Connection) -> dict[str, int]:
+        # Checkpoints requested by anyone on the server (other databases' CREATE/DROP DATABASE too)
+        # explain stalls that no lock of ours caused.
+        row = conn.exec_driver_sql(
+            "SELECT checkpoints_timed, checkpoints_req, buffers_checkpoint, buffers_backend FROM pg_stat_bgwriter"
+        ).one()
+        wal = conn.exec_driver_sql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").scalar()
+        return {**dict(row._mapping), "wal_bytes": int(wal or 0)}
 
     def raw_copy_sql(self) -> list[str]:
         # The floor: a bare heap filled by one INSERT … SELECT, then every index built once, sorted.
@@ -171,6 +184,11 @@ class MySQLProfile(Profile):
 
     def blocking_alter_sql(self) -> str:
         return f"ALTER TABLE products MODIFY price {NEW_TYPE} NOT NULL"
+
+    def server_counters(self, conn: Connection) -> dict[str, int]:
+        names = ("Innodb_row_lock_waits", "Innodb_row_lock_time", "Innodb_deadlocks", "Binlog_bytes_written")
+        rows = conn.exec_driver_sql("SHOW GLOBAL STATUS").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows if r[0] in names}
 
     def server_version(self, conn: Connection) -> str:
         version = conn.exec_driver_sql("SELECT version()").scalar()

@@ -276,6 +276,8 @@ def run_one(settings: Settings, rows: int, name: str, workdir: Path) -> dict[str
         if "failed" in result:
             return result
     result["load_before"] = loadavg()
+    with engine.connect() as conn:
+        counters = profile.server_counters(conn)
     writer = WriterProcess(settings, rows, workdir) if under_load else None
     try:
         time.sleep(settings.lead_in if writer else 0)
@@ -286,6 +288,10 @@ def run_one(settings: Settings, rows: int, name: str, workdir: Path) -> dict[str
     finally:
         data = writer.stop() if writer else None
     result["load_after"] = loadavg()
+    with engine.connect() as conn:
+        after = profile.server_counters(conn)
+    # from before the lead-in to after the tail
+    result["server_counters"] = {k: after[k] - v for k, v in counters.items() if k in after}
     result["wall_s"] = round(end - start, 3)
     result.update(facts)
     touched: dict[int, Any] = {}
