@@ -66,7 +66,9 @@ def run_measured(cmd: list[str], log: Path) -> Measured:
         out.flush()
         started = time.monotonic()
         launched = time.time()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # cwd: the log's directory, so `python -m shadowswap` runs the installation it names, not a
+        # checkout that happens to be the current directory
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=log.parent)
         _pid, status, usage = os.wait4(proc.pid, 0)
         seconds = time.monotonic() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
