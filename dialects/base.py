@@ -35,7 +35,7 @@ class Dialect:
     #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
-    default_chunk_time = 0.5
+    default_chunk_time = 0.1
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)

@@ -408,15 +408,15 @@ END
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
         if source:
             where = self.range_predicate(plan.primary_key, has_lo, "src.")
-            order = self.order_by(plan.primary_key, "src.")
             table = self.q(plan.table)
         else:
             pk = [c.name for c in plan.shadow_primary_key]
             where = self.range_predicate(pk, has_lo, "src.")
-            order = self.order_by(pk, "src.")
             table = self.q(plan.shadow_table)
+        # An order-free sum of 64-bit row hashes: no sort of the chunk (an md5 of the ordered
+        # string_agg cost twice the time at 1M rows). The row image includes the key.
         return (
-            f"SELECT count(*), md5(string_agg({self.row_image(plan, source)}, E'\\n' ORDER BY {order})) "
+            f"SELECT count(*), sum(hashtextextended({self.row_image(plan, source)}, 0)) "
             f"FROM {table} AS src WHERE {where}"
         )
 

@@ -267,7 +267,7 @@ def execute(
     chunk_time: Annotated[
         float | None,
         typer.Option(
-            help="Target seconds per chunk [default: 0.5; SQLite: 0.05 with the pause after it].", show_default=False
+            help="Target seconds per chunk [default: 0.1; SQLite: 0.05 with the pause after it].", show_default=False
         ),
     ] = None,
     min_chunk: Annotated[int, typer.Option(help="Smallest chunk the adaptive sizer may choose.")] = 100,

@@ -37,7 +37,7 @@ class ChunkSizer:
     """
 
     size: int = 1000
-    target_seconds: float = 0.5
+    target_seconds: float = 0.1
     minimum: int = 100
     maximum: int = 100_000
     window: int = 3

@@ -43,7 +43,7 @@ log = structlog.get_logger("shadowswap")
 @dataclass
 class Options:
     chunk_size: int = 1000
-    chunk_time: float = 0.5
+    chunk_time: float = 0.1
     min_chunk: int = 100
     max_chunk: int = 100_000
     lock_timeout_ms: int = 200
