@@ -382,12 +382,14 @@ class _DDL:
 
     def __init__(self, read: str | None) -> None:
         self.read = read
+        #: the dialect the statements were read in, and are written back in (types, expressions)
+        self.dialect = read
         self.out = ChangeSet()
         self.alters: dict[str, dict[str, Any]] = {}
         self.order: list[Change | str] = []
 
     def sql(self, node: Any) -> str:
-        return str(node.sql(dialect=self.read))
+        return str(node.sql(dialect=self.dialect))
 
     def refuse(self, node: Any, why: str = "") -> UsageError:
         text = self.sql(node) if node is not None else ""
@@ -433,6 +435,19 @@ class _DDL:
         quiet.setLevel(logging.CRITICAL)  # sqlglot warns on stderr where it gives up; we say so ourselves
         try:
             statements = sqlglot.parse(text, read=self.read)
+            for fallback in (None, "postgres"):
+                if fallback == self.read or not any(isinstance(s, exp.Command) for s in statements):
+                    break
+                # The engine has no syntax for it (SQLite has no ALTER COLUMN): read it as standard
+                # SQL, then as PostgreSQL's (closest to the standard's ALTER TABLE), which name the same
+                # change; what still does not parse is refused below.
+                try:
+                    other = sqlglot.parse(text, read=fallback)
+                except sqlglot.errors.SqlglotError:
+                    continue
+                if not any(isinstance(s, exp.Command) for s in other):
+                    statements, self.dialect = other, fallback
+                    break
         except sqlglot.errors.SqlglotError as exc:
             raise UsageError(f"--ddl does not parse: {str(exc).splitlines()[0]}") from None
         finally:
@@ -443,7 +458,7 @@ class _DDL:
             if parsed is None:
                 continue
             # Unquoted names fold the way the engine folds them (lower case on PostgreSQL).
-            statement = normalize_identifiers(parsed, dialect=self.read)
+            statement = normalize_identifiers(parsed, dialect=self.dialect)
             if isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
                 self.strict(statement, "this", "kind", "actions", "only")
                 self.set_table(statement.this)

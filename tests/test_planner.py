@@ -94,6 +94,9 @@ def test_ddl_parses_into_the_same_changes_as_the_options() -> None:
     using = parse_ddl('ALTER TABLE "Order" ALTER COLUMN "Unit Price" TYPE text USING "Unit Price"::text', "postgres")
     assert using.table == "Order" and using.usings == {"Unit Price": 'CAST("Unit Price" AS TEXT)'}
     assert parse_ddl("alter table Products drop column Foo", "postgres").changes == [DropColumn("foo")]
+    # SQLite has no ALTER COLUMN: the standard statement still says what to do
+    sqlite = parse_ddl("ALTER TABLE t ALTER COLUMN a TYPE varchar(20), ADD COLUMN b text", "sqlite")
+    assert sqlite.changes[0] == AlterColumn("a", "VARCHAR(20)")
 
 
 @pytest.mark.parametrize(
