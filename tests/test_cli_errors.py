@@ -46,6 +46,20 @@ def snapshot(engine: sa.Engine, dialect: Dialect) -> dict[str, Any]:
     return out
 
 
+def validates_types(engine: sa.Engine, dialect: Dialect) -> None:
+    with engine.connect() as conn:
+        try:
+            conn.exec_driver_sql(dialect.validate_type_sql("notatype"))
+        except sa.exc.DBAPIError:
+            return
+    pytest.skip(f"{dialect.name} accepts any type name (there is no invalid type to refuse)")
+
+
+def named_primary_key(engine: sa.Engine, dialect: Dialect) -> None:
+    if not sa.inspect(engine).get_pk_constraint("products").get("name"):
+        pytest.skip(f"{dialect.name} does not name primary keys")
+
+
 def no_primary_key(engine: sa.Engine, dialect: Dialect) -> None:
     metadata = sa.MetaData()
     sa.Table("nokey", metadata, sa.Column("a", sa.Integer), sa.Column("b", sa.String(20)))
@@ -105,8 +119,8 @@ PLAN_CASES = [
     (["products", "--rename", "nope:other"], 2, "column 'nope' does not exist", None),
     (["products", "--add", "name:text"], 2, "column 'name' already exists", None),
     (["products", "--rename", "price:name"], 2, "column 'name' already exists", None),
-    (["products", "--alter", "price:notatype"], 2, "invalid type 'notatype'", None),
-    (["products", "--add", "x:notatype(3)"], 2, "invalid type 'notatype(3)'", None),
+    (["products", "--alter", "price:notatype"], 2, "invalid type 'notatype'", validates_types),
+    (["products", "--add", "x:notatype(3)"], 2, "invalid type 'notatype(3)'", validates_types),
     (["products", "--alter", "price:int; DROP TABLE products"], 2, "invalid type", None),
     (["products", "--alter", "price:varchar(20)) --"], 2, "invalid type", None),
     (["products", "--alter", "price:varchar(20) default '0'); DROP TABLE products; --"], 2, "invalid default", None),
@@ -121,7 +135,7 @@ PLAN_CASES = [
     (["products", "--add", "x:int not null"], 2, "NOT NULL without a default", None),
     (["products", "--drop", "id"], 2, "part of the primary key", None),
     (["products", "--drop-index", "nope"], 2, "no index or unique constraint named 'nope'", None),
-    (["products", "--drop-index", "products_pkey"], 2, "primary key", None),
+    (["products", "--drop-index", "products_pkey"], 2, "primary key", named_primary_key),
     (["products", "--add-index", "ix_products_name:(sku)"], 2, "index 'ix_products_name' already exists", None),
     (["products", "--add-index", "ix_new:(sku, nope)"], 2, "column 'nope' does not exist", None),
     (["products", "--drop", "created_at"], 2, "index 'ix_products_active_created' uses column 'created_at'", None),
@@ -191,6 +205,8 @@ def test_unreachable_database(tmp_path: Path) -> None:
 
 
 def test_wrong_credentials_never_show_the_password(db_url: str, tmp_path: Path) -> None:
+    if not sa.make_url(db_url).host:
+        pytest.skip("this database has no credentials")
     secret = "hunter2-Secret"
     url = sa.make_url(db_url).set(username="ss_no_such_user", password=secret)
     result = cli("plan", "products", "--alter", "price:int", "--db", url.render_as_string(hide_password=False))
