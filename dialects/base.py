@@ -164,6 +164,14 @@ class Dialect:
         """
         return False, f"no in-place rule for {change.kind.replace('_', ' ')} on this engine"
 
+    def narrowing_reason(self, column: str, old_type: str | None, new_type: str) -> str | None:
+        """Why ``new_type`` cannot hold every value of ``old_type`` (a destructive change), or None.
+
+        Engines that store values whole whatever the declared length or scale override it."""
+        from shadowswap.strategy import narrowing_reason
+
+        return narrowing_reason(column, old_type, new_type, self.sqlglot_dialect)
+
     def instant_statements(self, table: str, statements: list[str]) -> list[str]:
         """The in-place ALTERs as they run (engines add their ALGORITHM/LOCK clauses here)."""
         return statements

@@ -436,8 +436,10 @@ class _DDL:
         try:
             statements = sqlglot.parse(text, read=self.read)
             for fallback in (None, "postgres"):
-                if fallback == self.read or not any(isinstance(s, exp.Command) for s in statements):
+                if not any(isinstance(s, exp.Command) for s in statements):
                     break
+                if fallback == self.read:
+                    continue
                 # The engine has no syntax for it (SQLite has no ALTER COLUMN): read it as standard
                 # SQL, then as PostgreSQL's (closest to the standard's ALTER TABLE), which name the same
                 # change; what still does not parse is refused below.

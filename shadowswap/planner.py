@@ -475,7 +475,7 @@ def _destructive(dialect: Dialect, fact: ChangeFacts) -> str | None:
     if fact.kind == "drop_index":
         return f"drops {'unique constraint' if fact.unique else 'index'} {fact.column}"
     if fact.kind == "alter" and fact.new_type is not None and fact.column is not None:
-        return strategy.narrowing_reason(fact.column, fact.old_type, fact.new_type, dialect.sqlglot_dialect)
+        return dialect.narrowing_reason(fact.column, fact.old_type, fact.new_type)
     return None
 
 
@@ -528,7 +528,7 @@ def _plan_from_reflection(
             ChangePlan(d.facts.kind, d.facts.description, chosen, reason, d.destructive, column=d.facts.column)
         )
 
-    column_plans, default_columns = _column_plans(dialect, resolved)
+    column_plans, default_columns = _column_plans(dialect, resolved, [c["name"] for c in ref.columns])
     common = {
         "dialect": dialect.name,
         "table": table,
@@ -565,7 +565,29 @@ def _plan_from_reflection(
     return _shadow_plan(conn, dialect, ref, resolved, common)
 
 
-def _column_plans(dialect: Dialect, resolved: Resolved) -> tuple[list[ColumnPlan], list[ColumnPlan]]:
+def qualify(expr: str, columns: Sequence[str], read: str | None) -> str:
+    """``price * 2`` → ``src.price * 2``: the expression means the same wherever the original row is joined
+    (verification may join it with the shadow, which has columns of the same names). Left as written
+    when nothing needs qualifying or sqlglot cannot read it (the database validates it either way)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        node = sqlglot.parse_one(expr, read=read)
+    except sqlglot.errors.SqlglotError:
+        return expr
+    names = set(columns)
+    bare = [c for c in node.find_all(exp.Column) if not c.table and c.name in names]
+    if not bare:
+        return expr
+    for column in bare:
+        column.set("table", exp.to_identifier("src"))
+    return str(node.sql(dialect=read))
+
+
+def _column_plans(
+    dialect: Dialect, resolved: Resolved, source_columns: Sequence[str]
+) -> tuple[list[ColumnPlan], list[ColumnPlan]]:
     """The copy's columns (each with its expression over ``src``), and the columns left to their default."""
     copied, defaulted = [], []
     for t in resolved.targets:
@@ -573,7 +595,7 @@ def _column_plans(dialect: Dialect, resolved: Resolved) -> tuple[list[ColumnPlan
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
         if t.using is not None:
-            expression = f"({t.using})"
+            expression = f"({qualify(t.using, source_columns, dialect.sqlglot_dialect)})"
             if t.type_sql is not None:
                 expression = dialect.cast_sql(expression, t.type_sql)
         elif t.source is None:
