@@ -146,6 +146,10 @@ class Dialect:
         """A read-only statement the server rejects when the default is not a value of the type."""
         return f"SELECT CAST(({default}) AS {type_sql}) WHERE 1 = 0"
 
+    def unreflected_indexes(self, conn: Connection, table: str) -> dict[str, str]:
+        """Indexes the Inspector does not report, name → definition (the planner checks them too)."""
+        return {}
+
     def name_taken(self, conn: Connection, table: str, name: str) -> bool:
         """Whether a new index called ``name`` would collide with an existing one."""
         inspector = sa.inspect(conn)
@@ -288,8 +292,13 @@ class Dialect:
             comment=reflected.get("comment"),
         )
 
-    def shadow_indexes(self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan]) -> list[IndexPlan]:
-        """The shadow's secondary indexes; engines whose reflection loses index details re-derive them."""
+    def shadow_indexes(
+        self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan], renamed: Sequence[str] = ()
+    ) -> list[IndexPlan]:
+        """The shadow's secondary indexes; engines whose reflection loses index details re-derive them.
+
+        ``renamed`` are the original columns the plan renames: a stored definition naming one of
+        them does not fit the shadow, whose planned index (from reflection) has the new names."""
         return planned
 
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -150,6 +150,8 @@ class SQLiteDialect(Dialect):
     default_chunk_time = 0.05
     #: how long shadowswap's own connections wait for the write lock outside the swap
     busy_timeout_ms = 5000
+    #: sqlglot reads --ddl and --using expressions in SQLite's syntax
+    sqlglot_dialect = "sqlite"
     #: pause after a chunk, as a multiple of how long it held the write lock, within these bounds
     yield_ratio = 1.0
     min_yield_seconds = 0.025
@@ -286,7 +288,14 @@ class SQLiteDialect(Dialect):
         )
         return {r[0]: r[1] for r in rows}
 
-    def shadow_indexes(self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan]) -> list[IndexPlan]:
+    def unreflected_indexes(self, conn: Connection, table: str) -> dict[str, str]:
+        # SQLAlchemy's reflection skips expression indexes; their stored SQL is the definition
+        seen = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)}
+        return {name: sql for name, sql in self._original_indexes(conn, table).items() if name not in seen}
+
+    def shadow_indexes(
+        self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan], renamed: Sequence[str] = ()
+    ) -> list[IndexPlan]:
         """Indexes copied from their stored SQL, not from reflection.
 
         SQLAlchemy's reflection skips expression indexes and drops DESC and COLLATE from index
@@ -294,11 +303,20 @@ class SQLiteDialect(Dialect):
         statement with the name and the table replaced.
         """
         from shadowswap.plan import IndexPlan
+        from shadowswap.planner import mentions
 
-        wanted = {p.final_name for p in planned}  # the plan may drop some
+        # The plan may drop some. Reflection does not see expression indexes (so they cannot be
+        # named in --drop-index either): keep every stored index but the ones the plan left out.
+        dropped = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)} - {p.final_name for p in planned}
+        by_name = {p.final_name: p for p in planned}
         out = []
         for name, sql in self._original_indexes(conn, table).items():
-            if name not in wanted:
+            if name in dropped:
+                continue
+            if mentions(index_body(sql), renamed):
+                # the stored SQL names the old column; the planner refused expression indexes over it
+                if name in by_name:
+                    out.append(by_name[name])
                 continue
             unique = sql.startswith("CREATE UNIQUE INDEX ")
             prefix = "CREATE UNIQUE INDEX " if unique else "CREATE INDEX "
@@ -358,6 +376,11 @@ class SQLiteDialect(Dialect):
             # DATE, DATETIME, BOOLEAN: numeric affinity keeps text that is not a number as text
             return f"CASE WHEN {x} = CAST({x} AS NUMERIC) THEN CAST({x} AS NUMERIC) ELSE {x} END"
         return x
+
+    def narrowing_reason(self, column: str, old_type: str | None, new_type: str) -> str | None:
+        # A declared length or scale is only a name here: values are stored whole, and the guarded
+        # casts refuse what does not convert at all, so no type change loses data.
+        return None
 
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
         # One writer at a time: inside the chunk's BEGIN IMMEDIATE no delete can slip between the

@@ -184,14 +184,22 @@ class Resolved:
     #: source column → target name, for every kept column
     target_name: dict[str, str]
     recomputed: list[str]
+    hidden_indexes: dict[str, str] = field(default_factory=dict)
 
 
 def _columns_hint(ref: Reflection) -> str:
     return "columns: " + ", ".join(c["name"] for c in ref.columns)
 
 
-def resolve(ref: Reflection, changes: list[Change], usings: dict[str, str]) -> Resolved:
-    """Check every change against the table as it is, and produce the target columns in order."""
+def resolve(
+    ref: Reflection, changes: list[Change], usings: dict[str, str], hidden_indexes: dict[str, str] | None = None
+) -> Resolved:
+    """Check every change against the table as it is, and produce the target columns in order.
+
+    ``hidden_indexes`` are indexes the Inspector does not report (SQLite's expression indexes), by
+    name and definition: they too must not lean on a dropped column, nor share a new index's name.
+    """
+    hidden_indexes = hidden_indexes or {}
     table = ref.table
     original = [c["name"] for c in ref.columns]
     pk = list(ref.primary_key.get("constrained_columns") or [])
@@ -340,7 +348,12 @@ def resolve(ref: Reflection, changes: list[Change], usings: dict[str, str]) -> R
                 raise UsageError(f"index {ch.name!r} is dropped twice")
             dropped_indexes.append(ch.name)
         elif isinstance(ch, AddIndex):
-            if ch.name in existing_indexes or ch.name in existing_uniques or ch.name == ref.primary_key.get("name"):
+            if (
+                ch.name in existing_indexes
+                or ch.name in existing_uniques
+                or ch.name in hidden_indexes
+                or ch.name == ref.primary_key.get("name")
+            ):
                 raise UsageError(f"index {ch.name!r} already exists on {table!r}", hint="choose another name")
             if any(ix.name == ch.name for ix in new_indexes):
                 raise UsageError(f"index {ch.name!r} is added twice")
@@ -370,6 +383,13 @@ def resolve(ref: Reflection, changes: list[Change], usings: dict[str, str]) -> R
                 f"index {name!r} uses column {gone[0]!r}, which is dropped",
                 hint=f"drop the index too: --drop-index {name}",
             )
+    for name, definition in hidden_indexes.items():
+        gone = sorted(mentions(definition[definition.find("(") :], drops))
+        if gone:
+            raise UsageError(
+                f"index {name!r} uses column {gone[0]!r}, which is dropped",
+                hint=f"drop the index first (DROP INDEX {name} is instant)",
+            )
     for fk in ref.foreign_keys:
         gone = sorted(set(fk["constrained_columns"]) & set(drops))
         if gone:
@@ -392,6 +412,7 @@ def resolve(ref: Reflection, changes: list[Change], usings: dict[str, str]) -> R
         dropped_indexes=dropped_indexes,
         target_name=target_name,
         recomputed=recomputed,
+        hidden_indexes=hidden_indexes,
     )
 
 
@@ -488,7 +509,7 @@ def _plan_from_reflection(
     strategy_name: str = "auto",
 ) -> Plan:
     table = ref.table
-    resolved = resolve(ref, changes, usings)
+    resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table))
     for target in resolved.targets:
         if target.type_sql is not None:
             _validate(
@@ -719,6 +740,14 @@ def _shadow_plan(
                 "shadowswap does not rewrite expressions",
                 hint=f"drop the index (--drop-index {ix['name']}) and create it again after the migration",
             )
+    for name, definition in resolved.hidden_indexes.items():
+        hit = sorted(mentions(definition[definition.find("(") :], sorted(renamed)))
+        if hit:
+            raise UsageError(
+                f"index {name!r} has an expression over column {hit[0]!r}, which is renamed; "
+                "shadowswap does not rewrite expressions",
+                hint=f"drop the index (DROP INDEX {name} is instant) and create it again after the migration",
+            )
     for check in ref.check_constraints:
         hit = sorted(mentions(str(check.get("sqltext") or ""), sorted(renamed)))
         if hit:
@@ -822,9 +851,7 @@ def _shadow_plan(
         for ix in ref.indexes
         if ix["name"] not in resolved.dropped_indexes
     ]
-    if not resolved.renames:
-        # stored index SQL names the original columns, so it serves only when none is renamed
-        index_plans = dialect.shadow_indexes(conn, table, shadow, index_plans)
+    index_plans = dialect.shadow_indexes(conn, table, shadow, index_plans, renamed=sorted(resolved.renames))
     for new in resolved.new_indexes:
         shadow_ix_name = dialect.shadow_index_name(table, new.name)
         index = sa.Index(shadow_ix_name, *[shadow_table.c[c] for c in new.columns], unique=new.unique)

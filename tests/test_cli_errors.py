@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from shadowswap import logs
 from shadowswap.cli import app
 from shadowswap.db import connect
+from shadowswap.errors import ShadowswapError
 
 Setup = Callable[[sa.Engine, Dialect], None]
 
@@ -50,7 +51,7 @@ def validates_types(engine: sa.Engine, dialect: Dialect) -> None:
     with engine.connect() as conn:
         try:
             conn.exec_driver_sql(dialect.validate_type_sql("notatype"))
-        except sa.exc.DBAPIError:
+        except (sa.exc.DBAPIError, ShadowswapError):  # refused by the server, or by the dialect's own rule
             return
     pytest.skip(f"{dialect.name} accepts any type name (there is no invalid type to refuse)")
 

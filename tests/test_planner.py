@@ -643,3 +643,26 @@ def test_check_casts_counts_nulls_for_a_new_not_null(db_url: str) -> None:
     assert description.rows_failing == 100 and description.rows_changed == 0  # every 7th description is NULL
     assert [k[0] for k in description.sample_keys] == [7, 14, 21, 28, 35]
     assert plan.verdict == "blocked"
+
+
+def test_expression_indexes_over_dropped_or_renamed_columns_are_refused(db_url: str) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 50)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE INDEX ix_lower_description ON products (lower(description))")
+    with pytest.raises(UsageError, match="'ix_lower_description' uses column 'description', which is dropped"):
+        build_plan(engine, dialect, "products", parse_options(drop=["description"]))
+    with pytest.raises(UsageError, match=r"'ix_lower_description' has an expression .*over column 'description'"):
+        build_plan(engine, dialect, "products", parse_options(rename=["description:details"]), strategy_name="shadow")
+    with pytest.raises(UsageError, match="'ix_lower_description' already exists"):
+        build_plan(engine, dialect, "products", parse_options(add_index=["ix_lower_description:(sku)"]))
+    # an expression index over another column comes along, on the new table
+    plan = build_plan(engine, dialect, "products", parse_options(rename=["sku:code"]), strategy_name="shadow")
+    Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        table, definition = conn.exec_driver_sql(
+            "SELECT tbl_name, sql FROM sqlite_master WHERE name = 'ix_lower_description'"
+            if engine.dialect.name == "sqlite"
+            else "SELECT tablename, indexdef FROM pg_indexes WHERE indexname = 'ix_lower_description'"
+        ).one()
+    assert table == "products" and "lower(description)" in definition.replace('"', "")
