@@ -92,10 +92,7 @@ def spawn(*args: str, url: str, cwd: Path) -> subprocess.Popen[str]:
 
 def invoke_any(*args: str, url: str) -> Any:
     """The CLI in this process (quick, for commands whose timing matters): same code, own connections."""
-    try:
-        return CliRunner().invoke(app, list(args), env={"DATABASE_URL": url})
-    finally:
-        structlog.reset_defaults()  # the CLI pointed the logs at the runner's stream, closed by now
+    return CliRunner().invoke(app, list(args), env={"DATABASE_URL": url})
 
 
 def invoke(*args: str, url: str) -> Any:
