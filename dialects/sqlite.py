@@ -28,9 +28,10 @@ from shadowswap.dialects.base import Dialect
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from shadowswap.errors import ShadowswapError, UsageError
+from shadowswap.errors import BackupFailed, ShadowswapError, UsageError
 
 if TYPE_CHECKING:
+    from shadowswap.backup import Backup
     from shadowswap.plan import IndexPlan, Plan
 
 log = structlog.get_logger("shadowswap.sqlite")
@@ -655,6 +656,47 @@ class SQLiteDialect(Dialect):
             "the swap is one BEGIN IMMEDIATE transaction of a few milliseconds; views and triggers that name "
             "the table follow the new table",
         ]
+
+    # -- backups (--backup DIR) ------------------------------------------------------------
+
+    def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
+        """SQLite's online backup API copies the whole database file in one step: one read snapshot,
+        which in WAL mode holds up no writer. The copy is then made what the application knew before
+        the migration: shadowswap's triggers and shadow dropped, the migration marked aborted in it."""
+        from shadowswap import state
+        from shadowswap.backup import Backup
+
+        if self._lock_path(engine, plan.table) is None:
+            raise BackupFailed("an in-memory database has no file to back up")
+        target = directory / f"{stem}.sqlite3"
+        copy = sqlite3.connect(target, isolation_level=None)
+        source = engine.raw_connection()
+        try:
+            source.driver_connection.backup(copy)  # type: ignore[union-attr]
+            copy.execute("BEGIN")
+            for stmt in [*plan.drop_trigger_ddl, self.drop_table_sql(plan.shadow_table)]:
+                copy.execute(stmt)
+            copy.execute(
+                f"UPDATE {self.q(state.STATE_TABLE)} SET phase = ?, waiting = NULL, error = ? "
+                f"WHERE table_name = ? AND phase NOT IN ({', '.join('?' for _ in state.FINISHED)})",
+                (
+                    state.ABORTED,
+                    "this is the backup taken before the swap; the migration went on in the live database",
+                    plan.table,
+                    *sorted(state.FINISHED),
+                ),
+            )
+            copy.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise BackupFailed(f"the SQLite backup failed: {exc}") from None
+        finally:
+            source.close()
+            copy.close()
+        return Backup(
+            path=target,
+            restore=f"stop the application, then copy {target} over the database file (and delete its -wal and "
+            "-shm files); it holds the whole database",
+        )
 
     # -- verification (invariant 9) ----------------------------------------------------------
 
