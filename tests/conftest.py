@@ -78,6 +78,11 @@ def pg_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def mysql_url(tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database("mysql", tmp_path)
+
+
+@pytest.fixture
 def engine(db_url: str) -> Iterator[sa.Engine]:
     from shadowswap.db import connect
 
