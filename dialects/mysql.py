@@ -229,8 +229,30 @@ class MySQLDialect(Dialect):
         return conn.exec_driver_sql(f"SELECT @@{name}").scalar()
 
     def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
+        table = reflection.table
         autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
-        helper = self.helper_name(reflection.table)
+        pk = list(reflection.primary_key.get("constrained_columns") or [])
+        leading = {pk[0]} if pk else set()
+        leading |= {u["column_names"][0] for u in reflection.unique_constraints if u.get("column_names")}
+        if autoinc and autoinc[0] not in leading:
+            raise UsageError(
+                f"AUTO_INCREMENT column {autoinc[0]!r} of {table!r} does not lead the primary key or a unique key",
+                hint="shadowswap creates secondary indexes after the copy, and InnoDB needs that index first",
+            )
+        theirs = [t for t in self.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
+        if theirs:
+            raise UsageError(
+                f"table {table!r} has triggers ({', '.join(theirs)}); RENAME TABLE would leave them on the old table",
+                hint="drop them before migrating and create them again after the swap",
+            )
+        for ix in reflection.indexes:
+            kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
+            if kind:
+                raise UsageError(
+                    f"{kind} index {ix['name']!r}: InnoDB cannot build it while writes go on (LOCK=NONE)",
+                    hint="drop it before migrating and add it back after",
+                )
+        helper = self.helper_name(table)
         if sa.inspect(conn).has_table(helper):
             raise UsageError(
                 f"table {helper!r} already exists",

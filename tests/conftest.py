@@ -20,7 +20,7 @@ MYSQL_ADMIN = os.environ.get("SHADOWSWAP_TEST_MYSQL", "mysql+pymysql://root@127.
 REQUIRE = bool(os.environ.get("SHADOWSWAP_REQUIRE_DBS"))
 
 # Engines the conformance suite runs on; a dialect joins when its module lands.
-DIALECTS = [d for d in os.environ.get("SHADOWSWAP_TEST_DIALECTS", "sqlite,postgresql").split(",") if d]
+DIALECTS = [d for d in os.environ.get("SHADOWSWAP_TEST_DIALECTS", "sqlite,postgresql,mysql").split(",") if d]
 
 _unreachable: dict[str, str] = {}
 

@@ -330,15 +330,32 @@ def test_trigger_installation_creates_only_what_is_missing(mysql_url: str) -> No
         Executor(engine, dialect, plan).run()
 
 
-def test_foreign_keys_are_refused_with_a_clear_error(mysql_url: str) -> None:
+@pytest.mark.parametrize(
+    ("ddl", "message"),
+    [
+        (
+            "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), "
+            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id))",
+            "foreign key",
+        ),
+        (
+            "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note TEXT, FULLTEXT KEY ft_note (note))",
+            "FULLTEXT index 'ft_note'",
+        ),
+        (
+            "CREATE TRIGGER orders_audit AFTER UPDATE ON orders FOR EACH ROW SET @audited = NEW.id",
+            "RENAME TABLE would leave them on the old table",
+        ),
+    ],
+)
+def test_tables_it_cannot_migrate_are_refused_with_a_clear_error(mysql_url: str, ddl: str, message: str) -> None:
     engine, dialect = connect(mysql_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE customers (id INT PRIMARY KEY)")
-        conn.exec_driver_sql(
-            "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), "
-            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id))"
-        )
-    with pytest.raises(UsageError, match="foreign key"):
+        if not ddl.startswith("CREATE TABLE orders"):
+            conn.exec_driver_sql("CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))")
+        conn.exec_driver_sql(ddl)
+    with pytest.raises(UsageError, match=message):
         build_plan(engine, dialect, "orders", [parse_alter("total:varchar(20)")])
     assert tables(engine) == {"customers", "orders"}
 
