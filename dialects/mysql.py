@@ -116,8 +116,6 @@ class MySQLDialect(Dialect):
     # index and constraint names are per table here: the shadow carries the original names
     names_constraints = False
     can_stack_triggers = True
-    sqlglot_dialect = "mysql"
-    text_type = "CHAR"
 
     # -- names -------------------------------------------------------------------------------
 
@@ -209,9 +207,6 @@ class MySQLDialect(Dialect):
         literal = type_sql.replace("\\", "\\\\").replace("'", "''")
         return f"PREPARE _shadowswap_type_check FROM 'CREATE TEMPORARY TABLE _shadowswap_type_check (c {literal})'"
 
-    def validate_default_sql(self, default: str, type_sql: str) -> str:
-        return f"SELECT {self.cast_sql(f'({default})', type_sql)} FROM DUAL WHERE 1 = 0"
-
     def existing_triggers(self, conn: Connection, table: str) -> list[str]:
         return list(self._triggers_on(conn, table))
 
@@ -234,10 +229,11 @@ class MySQLDialect(Dialect):
         pk = list(reflection.primary_key.get("constrained_columns") or [])
         leading = {pk[0]} if pk else set()
         leading |= {u["column_names"][0] for u in reflection.unique_constraints if u.get("column_names")}
-        if autoinc and autoinc[0] not in leading:
+        if autoinc and (autoinc[0] not in pk or autoinc[0] not in leading):
             raise UsageError(
-                f"AUTO_INCREMENT column {autoinc[0]!r} of {table!r} does not lead the primary key or a unique key",
-                hint="shadowswap creates secondary indexes after the copy, and InnoDB needs that index first",
+                f"AUTO_INCREMENT column {autoinc[0]!r} of {table!r} must be in the primary key and lead it or a "
+                "unique key for shadowswap",
+                hint="the shadow is created with its primary and unique keys only; other indexes come after the copy",
             )
         theirs = [t for t in self.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
         if theirs:

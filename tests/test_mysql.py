@@ -379,3 +379,19 @@ def test_the_shadow_keeps_the_table_character_set(mysql_url: str) -> None:
         ).scalar_one()
         assert charset == "latin1"
         assert conn.execute(sa.text("SELECT body FROM notes ORDER BY id")).scalars().all() == ["café", "naïve"]
+
+
+def test_a_using_expression_runs_the_same_in_the_copy_and_the_triggers(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 3000)
+    using = {"price": "CONCAT(FORMAT(src.price, 2), ' %:', src.id)"}  # % and : reach the server as written
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(40)")], using)
+    Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED)).run()
+    with engine.begin() as conn:  # written by the triggers before the copy reaches them
+        conn.execute(sa.text("UPDATE products SET price = '1234.5' WHERE id IN (10, 2999)"))
+    initial[10]["price"] = initial[2999]["price"] = "1234.50"
+    Executor(engine, dialect, plan, Options(chunk_size=400)).run()  # verify compares both paths
+    expect = {key: f"{float(row['price']):,.2f} %:{key}" for key, row in initial.items()}
+    with engine.connect() as conn:
+        got = dict(conn.execute(sa.text("SELECT id, price FROM products")).all())
+    assert got == expect
