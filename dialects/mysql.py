@@ -225,6 +225,11 @@ class MySQLDialect(Dialect):
 
     def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
         table = reflection.table
+        engine = str(sa.inspect(conn).get_table_options(table).get("mysql_engine", "InnoDB"))
+        if engine.lower() != "innodb":
+            raise UsageError(
+                f"table {table!r} uses the {engine} engine; shadowswap needs InnoDB's transactions and row locks",
+            )
         autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
         pk = list(reflection.primary_key.get("constrained_columns") or [])
         leading = {pk[0]} if pk else set()
@@ -513,7 +518,6 @@ class MySQLDialect(Dialect):
                     f"trigger {obj.name!r} on {obj.table!r} exists with a different definition",
                     hint="`shadowswap abort` removes a previous migration's triggers",
                 )
-        conn.commit()
 
     def drop_trigger_ddl(self, plan: Plan) -> list[str]:
         stmts = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]

@@ -346,6 +346,7 @@ def test_trigger_installation_creates_only_what_is_missing(mysql_url: str) -> No
             "CREATE TRIGGER orders_audit AFTER UPDATE ON orders FOR EACH ROW SET @audited = NEW.id",
             "RENAME TABLE would leave them on the old table",
         ),
+        ("ALTER TABLE orders ENGINE=MyISAM", "uses the MyISAM engine"),
     ],
 )
 def test_tables_it_cannot_migrate_are_refused_with_a_clear_error(mysql_url: str, ddl: str, message: str) -> None:
