@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +43,9 @@ from sqlalchemy.ext.compiler import compiles
 from shadowswap.errors import ShadowswapError, UsageError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shadowswap.backup import Backup
     from shadowswap.plan import ColumnPlan, IndexPlan, Plan
 
 ER_DUP_KEYNAME = 1061
@@ -116,6 +122,11 @@ class MySQLDialect(Dialect):
     # index and constraint names are per table here: the shadow carries the original names
     names_constraints = False
     can_stack_triggers = True
+    sqlglot_dialect = "mysql"
+    text_type = "CHAR"
+    # An UPDATE or DELETE of a row in the chunk being copied waits for that chunk (the share lock
+    # blocks writes, not only deletes as PostgreSQL's can): short chunks keep that wait short.
+    default_chunk_time = 0.1
 
     # -- names -------------------------------------------------------------------------------
 
@@ -207,6 +218,12 @@ class MySQLDialect(Dialect):
         literal = type_sql.replace("\\", "\\\\").replace("'", "''")
         return f"PREPARE _shadowswap_type_check FROM 'CREATE TEMPORARY TABLE _shadowswap_type_check (c {literal})'"
 
+    def validate_default_sql(self, default: str, type_sql: str) -> str:
+        # The same server-side parse as for a type: the default must be one expression a column of
+        # that type accepts as its DEFAULT (a value of the wrong type is caught creating the shadow).
+        column = f"c {type_sql} DEFAULT {default}".replace("\\", "\\\\").replace("'", "''")
+        return f"PREPARE _shadowswap_type_check FROM 'CREATE TEMPORARY TABLE _shadowswap_type_check ({column})'"
+
     def existing_triggers(self, conn: Connection, table: str) -> list[str]:
         return list(self._triggers_on(conn, table))
 
@@ -292,9 +309,26 @@ class MySQLDialect(Dialect):
         """The copy expression into ``type_sql``: MySQL converts a value when it stores it, and under
         strict sql_mode that conversion fails rather than truncates (invariant 8); a blocking ALTER
         converts the same way. A CAST is added only where it cannot lose anything (text, bytes):
-        ``CAST(x AS CHAR(5))`` would truncate silently, the store into varchar(5) raises."""
+        ``CAST(x AS CHAR(5))`` would truncate silently, the store into varchar(5) raises, and
+        ``CAST(-1 AS UNSIGNED)`` wraps around where storing -1 into an unsigned column raises."""
         target = _lossless_cast(type_sql)
-        return f"CAST({expression} AS {target})" if target else expression
+        # otherwise the bare value in parentheses: still a conversion, to the eye and to the cast check
+        return f"CAST({expression} AS {target})" if target else f"({expression})"
+
+    def cast_check_predicates(self, column: ColumnPlan, plain_cast: bool) -> tuple[str, str | None]:
+        """MySQL's conversions warn instead of failing outside a write, so "the new column refuses
+        the value" is spelled out for the types whose limits are known: NULL into NOT NULL, text or
+        bytes longer than the column, a number out of range, text that is not a number."""
+        stored = self.cast_sql(column.expression, column.new_type)
+        fails = ["1 = 0"] if column.new_nullable else [f"({column.expression}) IS NULL"]
+        source_is_text = _family(column.old_type or "") in ("text", "binary") if plain_cast else True
+        fails += _refusals(stored, column.new_type, source_is_text)
+        changes = None
+        if plain_cast and column.source_column is not None and column.old_type:
+            back = _as_stored(_as_stored(stored, column.new_type), column.old_type)
+            src = self.column_reference(column.source_column)
+            changes = f"NOT (BINARY CAST({back} AS CHAR) <=> BINARY CAST({src} AS CHAR))"
+        return " OR ".join(f"({f})" for f in fails), changes
 
     def _trigger_value(self, plan: Plan, column: ColumnPlan, record: str) -> str:
         """``column``'s copy expression over a trigger's NEW/OLD row (invariant 1: the same expression).
@@ -309,7 +343,9 @@ class MySQLDialect(Dialect):
         if source is not None and column.expression == self.cast_expression(source, column.new_type):
             return self.cast_sql(f"{record}.{self.q(source)}", column.new_type)
         mentioned = [c for c in plan.source_columns if self._mentions(column.expression, c)]
-        cols = ", ".join(f"{record}.{self.q(c)} AS {self.q(c)}" for c in mentioned) or "1 AS _ss"
+        if not mentioned:  # a constant (an added column's value, say)
+            return f"({column.expression})"
+        cols = ", ".join(f"{record}.{self.q(c)} AS {self.q(c)}" for c in mentioned)
         return f"(SELECT {column.expression} FROM (SELECT {cols}) AS src)"
 
     def _mentions(self, expression: str, column: str) -> bool:
@@ -606,19 +642,26 @@ class MySQLDialect(Dialect):
         self.run(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         self.run(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
 
-    def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
-        """COUNT and a 128-bit order-free sum of per-row MD5s, each row spelled column by column
-        with its length (NULL distinct from any value, no separator ambiguity). The original's side
-        converts each changed value as the shadow stored it, so equal rows hash equal."""
+    def _row_values(self, plan: Plan, source: bool) -> list[str]:
+        """Each column as the shadow holds it: the original's side converts each changed value the
+        way storing it in the new column did, so equal rows read equal."""
         values = []
         for c in plan.columns:
-            if source:
-                value = c.expression
-                if c.changed:
-                    value = _as_stored(value, c.new_type)
+            if not source:
+                values.append(f"src.{self.q(c.name)}")
+            elif c.changed:
+                values.append(_as_stored(c.expression, c.new_type))
             else:
-                value = f"src.{self.q(c.name)}"
-            values.append(f"IFNULL(CONCAT(CHAR_LENGTH({value}), ':', {value}), 'N')")
+                values.append(c.expression)
+        return values
+
+    def row_image(self, plan: Plan, source: bool) -> str:
+        return ", ".join(self._row_values(plan, source))
+
+    def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        """COUNT and a 128-bit order-free sum of per-row MD5s, each row spelled column by column
+        with its length (NULL distinct from any value, no separator ambiguity)."""
+        values = [f"IFNULL(CONCAT(CHAR_LENGTH({v}), ':', {v}), 'N')" for v in self._row_values(plan, source)]
         row = f"MD5(CONVERT(CONCAT_WS('|', {', '.join(values)}) USING utf8mb4))"
         if source:
             table, keys = self.q(plan.table), plan.primary_key
@@ -627,6 +670,69 @@ class MySQLDialect(Dialect):
         where = self.range_predicate(keys, has_lo, "src.")
         halves = ", ".join(f"BIT_XOR(CAST(CONV(SUBSTRING(h, {i}, 16), 16, 10) AS UNSIGNED))" for i in (1, 17))
         return f"SELECT COUNT(*), {halves} FROM (SELECT {row} AS h FROM {table} AS src WHERE {where}) AS rows_"
+
+    # -- throttling probes -------------------------------------------------------------------
+
+    def replica_lag(self, conn: Connection) -> float:
+        # A primary does not know how far its replicas are behind: each is asked (--replica URL).
+        for statement in ("SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):  # MySQL 8.4 knows only the first
+            try:
+                row = conn.exec_driver_sql(statement).mappings().first()
+                break
+            except DBAPIError:
+                continue
+        else:
+            raise ValueError("cannot read the replication status (needs the REPLICATION CLIENT privilege)")
+        if row is None:
+            raise ValueError("this server is not a replica (SHOW REPLICA STATUS is empty)")
+        lag = row.get("Seconds_Behind_Source", row.get("Seconds_Behind_Master"))
+        if lag is None:
+            raise ValueError("replication is not running on this replica")
+        return float(lag)
+
+    def server_load(self, conn: Connection, metric: str | None) -> float:
+        # Threads_running by default (statements running right now, this probe included), or any
+        # numeric global status variable named with --max-load NAME=N.
+        name = metric or "Threads_running"
+        if not re.fullmatch(r"[A-Za-z_]+", name):
+            raise ValueError(f"{name!r} is not a global status variable")
+        row = conn.execute(sa.text("SHOW GLOBAL STATUS LIKE :n"), {"n": name}).first()
+        if row is None:
+            raise ValueError(f"{name!r} is not a global status variable")
+        value = float(row[1])
+        return value - 1 if name.lower() == "threads_running" else value
+
+    # -- backups -----------------------------------------------------------------------------
+
+    def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
+        """mysqldump of the original in one consistent snapshot, without shadowswap's triggers. The
+        password goes in an option file readable only by us (never an argument: ``ps`` shows those)."""
+        from shadowswap.backup import Backup, run_tool
+
+        url = engine.url
+        tool = "mysqldump" if shutil.which("mysqldump") else "mariadb-dump"
+        dump = directory / f"{stem}.sql"
+        with tempfile.TemporaryDirectory(prefix="shadowswap-") as private:
+            options = os.path.join(private, "client.cnf")
+            with open(os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+                f.write("[client]\n")
+                if url.password is not None:
+                    secret = str(url.password).replace("\\", "\\\\").replace('"', '\\"')
+                    f.write(f'password="{secret}"\n')
+            argv = [tool, f"--defaults-extra-file={options}"]  # must come first
+            argv += [f"--host={url.host or 'localhost'}", f"--port={url.port or 3306}"]
+            if url.username:
+                argv.append(f"--user={url.username}")
+            argv += [
+                "--single-transaction",
+                "--skip-triggers",
+                "--no-tablespaces",
+                f"--result-file={dump}",
+                str(url.database),
+                plan.table,
+            ]
+            run_tool(argv, {}, secret=None if url.password is None else str(url.password))
+        return Backup(path=dump, restore=f"mysql DBNAME < {dump}")
 
 
 def _split_type(type_sql: str) -> tuple[str, str, str]:
@@ -673,3 +779,59 @@ def _as_stored(expression: str, type_sql: str) -> str:
     if first in ("char", "character", "nchar", "national") and "varying" not in words and "varchar" not in words:
         return f"RTRIM({expression})"  # CHAR(n) comes back without its trailing spaces
     return expression
+
+
+def _family(type_sql: str) -> str:
+    name, _args, _rest = _split_type(type_sql)
+    first = name.split()[0] if name else ""
+    if first in _INTEGER_TYPES:
+        return "integer"
+    if first in ("decimal", "numeric", "dec", "fixed"):
+        return "decimal"
+    if first in _TEXT_TYPES:
+        return "text"
+    if first in _BINARY_TYPES:
+        return "binary"
+    if first in ("date", "datetime", "timestamp", "time"):
+        return "temporal"
+    return "other"
+
+
+_INT_RANGES = {
+    "tinyint": 8, "int1": 8, "bool": 8, "boolean": 8, "smallint": 16, "int2": 16, "mediumint": 24, "int3": 24,
+    "middleint": 24, "int": 32, "integer": 32, "int4": 32, "bigint": 64, "int8": 64,
+}  # fmt: skip
+_TEXT_BYTES = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "tinyblob": 255, "blob": 65_535}
+_NUMBER_TEXT = r"'^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$'"
+_INTEGER_TEXT = r"'^[[:space:]]*[-+]?[0-9]+[[:space:]]*$'"
+
+
+def _refusals(value: str, type_sql: str, source_is_text: bool) -> list[str]:
+    """Conditions under which storing ``value`` into a ``type_sql`` column raises in strict mode."""
+    name, args, rest = _split_type(type_sql)
+    first = name.split()[0] if name else ""
+    sizes = [int(n) for n in re.findall(r"\d+", args)]
+    family = _family(type_sql)
+    out = []
+    if family == "text" and sizes and first not in _TEXT_BYTES:
+        out.append(f"CHAR_LENGTH({value}) > {sizes[0]}")
+    elif family == "text" and first in _TEXT_BYTES:
+        out.append(f"LENGTH(CONVERT({value} USING utf8mb4)) > {_TEXT_BYTES[first]}")
+    elif family == "binary" and sizes:
+        out.append(f"LENGTH({value}) > {sizes[0]}")
+    elif family == "integer" and first in _INT_RANGES:
+        bits = _INT_RANGES[first]
+        low, high = (0, 2**bits - 1) if "unsigned" in rest.split() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if source_is_text:
+            out.append(f"CAST({value} AS CHAR) NOT REGEXP {_INTEGER_TEXT}")
+        out.append(f"ROUND(CAST({value} AS DECIMAL(65, 10))) NOT BETWEEN {low} AND {high}")
+    elif family == "decimal":
+        precision = sizes[0] if sizes else 10
+        scale = sizes[1] if len(sizes) > 1 else 0
+        if source_is_text:
+            out.append(f"CAST({value} AS CHAR) NOT REGEXP {_NUMBER_TEXT}")
+        out.append(f"ABS(ROUND(CAST({value} AS DECIMAL(65, 30)), {scale})) >= 1e{precision - scale}")
+    elif family == "temporal" and source_is_text:
+        target = {"date": "DATE", "time": "TIME"}.get(first, "DATETIME")
+        out.append(f"{value} IS NOT NULL AND CAST({value} AS {target}) IS NULL")
+    return out
