@@ -199,6 +199,10 @@ class Dialect:
             changes = f"CAST(CAST({stored} AS {column.old_type}) AS {text}) <> CAST({src} AS {text})"
         return fails, changes
 
+    def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
+        """Engine facts decided at plan time that execution needs (kept in ``Plan.extra``, JSON)."""
+        return {}
+
     # -- expressions -------------------------------------------------------------------------
 
     def cast_expression(self, column: str, type_sql: str) -> str:
@@ -276,6 +280,10 @@ class Dialect:
 
     def begin_chunk(self, conn: Connection) -> None:
         """Called at the start of each chunk's transaction (SQLite takes its write lock here)."""
+
+    def finish_copy(self, conn: Connection, plan: Plan, result: Any) -> int:
+        """Called right after a chunk's copy statement, in its transaction; returns the rows it inserted."""
+        return max(result.rowcount, 0)
 
     # -- DDL ---------------------------------------------------------------------------------
 

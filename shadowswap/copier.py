@@ -140,6 +140,6 @@ class Copier:
             hi = list(row) if row is not None else list(max_key)
             params.update(key_params("hi", hi))
             result = conn.execute(self.copy_first if lo is None else self.copy_next, params)
-            inserted = max(result.rowcount, 0)
+            inserted = self.dialect.finish_copy(conn, self.plan, result)
             state.record_chunk(conn, self.migration_id, hi, inserted)
         return hi, inserted

@@ -73,7 +73,14 @@ def reflect(conn: Connection, table: str) -> Reflection:
         close = [n for n in names if n.lower() == table.lower() or table.lower() in n.lower()]
         hint = f"did you mean {', '.join(close[:3])}?" if close else "check the table name and the database URL"
         raise UsageError(f"table {table!r} does not exist", hint=hint)
-    indexes = [ix for ix in inspector.get_indexes(table) if not ix.get("duplicates_constraint")]
+    uniques = inspector.get_unique_constraints(table)
+    # MySQL reports a unique key both as a constraint and as an index; the shadow gets it once
+    backing = {u.get("duplicates_index") for u in uniques} - {None}
+    indexes = [
+        ix
+        for ix in inspector.get_indexes(table)
+        if not ix.get("duplicates_constraint") and not (ix.get("unique") and ix.get("name") in backing)
+    ]
     referenced_by = []
     for other in inspector.get_table_names():
         if other == table:
@@ -89,7 +96,7 @@ def reflect(conn: Connection, table: str) -> Reflection:
         table=table,
         columns=[dict(c) for c in inspector.get_columns(table)],
         primary_key=dict(inspector.get_pk_constraint(table)),
-        unique_constraints=[dict(u) for u in inspector.get_unique_constraints(table)],
+        unique_constraints=[dict(u) for u in uniques],
         indexes=[dict(i) for i in indexes],
         check_constraints=[dict(c) for c in checks],
         foreign_keys=[dict(f) for f in inspector.get_foreign_keys(table)],
@@ -878,6 +885,7 @@ def _shadow_plan(
         drop_trigger_ddl=[],
         swap_sql=[],
         post_swap_sql=[],
+        extra=dialect.plan_extra(conn, ref),
     )
     plan.trigger_ddl = dialect.trigger_ddl(plan)
     plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)

@@ -20,7 +20,7 @@ MYSQL_ADMIN = os.environ.get("SHADOWSWAP_TEST_MYSQL", "mysql+pymysql://root@127.
 REQUIRE = bool(os.environ.get("SHADOWSWAP_REQUIRE_DBS"))
 
 # Engines the conformance suite runs on; a dialect joins when its module lands.
-DIALECTS = [d for d in os.environ.get("SHADOWSWAP_TEST_DIALECTS", "sqlite,postgresql").split(",") if d]
+DIALECTS = [d for d in os.environ.get("SHADOWSWAP_TEST_DIALECTS", "sqlite,postgresql,mysql").split(",") if d]
 
 _unreachable: dict[str, str] = {}
 
@@ -75,6 +75,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
     yield from fresh_database("postgresql", tmp_path)
+
+
+@pytest.fixture
+def mysql_url(tmp_path: Path) -> Iterator[str]:
+    yield from fresh_database("mysql", tmp_path)
 
 
 @pytest.fixture

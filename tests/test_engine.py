@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from harness import Writers, compare, create_products
+from sqlalchemy.dialects.mysql import LONGTEXT
 
 from shadowswap import state
 from shadowswap.changes import parse_alter
@@ -164,7 +165,7 @@ def test_nulls_unicode_and_large_values(db_url: str) -> None:
         metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("title", sa.String(200)),
-        sa.Column("body", sa.Text),
+        sa.Column("body", sa.Text().with_variant(LONGTEXT(), "mysql", "mariadb")),  # MySQL's TEXT holds 64 KiB
         sa.Column("score", sa.Integer),
     )
     metadata.create_all(engine)

@@ -1,0 +1,837 @@
+"""MySQL and MariaDB: strict triggers, share-locked chunks, online indexes, one RENAME TABLE swap.
+
+InnoDB's AUTO-INC lock shapes this module. Under ``innodb_autoinc_lock_mode`` 0 or 1 (MariaDB's
+default, and what many MySQL primaries run) an ``INSERT … SELECT`` into a table with an
+AUTO_INCREMENT column takes a table-level AUTO-INC lock on it and keeps it until the statement
+ends. A shadow that keeps its AUTO_INCREMENT (so ids continue after the swap) and is filled by
+``INSERT … SELECT`` chunks would make every trigger insert, that is every application write, wait
+for the chunk in progress, and deadlock with it now and then (pt-online-schema-change's problem).
+Taking AUTO_INCREMENT off the shadow for the copy does not help: adding it back is a blocking
+table rebuild (ALGORITHM=COPY) on MariaDB 10.11 and MySQL 8 alike.
+
+So nothing ever bulk-inserts into such a shadow. InnoDB treats an ``INSERT … VALUES`` statement
+as a "simple insert", which only takes the AUTO-INC mutex for a moment; and it classifies a
+statement run by a trigger by that statement itself, not by what fired the trigger. Every insert
+into the shadow therefore is an ``INSERT … VALUES`` inside a trigger: the dual-write triggers on
+the table, and, for the copy, a trigger on a helper table ``_<table>_ss_copy`` (no keys besides the
+primary key, no AUTO_INCREMENT) into which each chunk is ``INSERT … SELECT``-ed under a share lock
+and deleted again in the same transaction. Where the AUTO-INC lock cannot arise (no AUTO_INCREMENT
+column, or ``innodb_autoinc_lock_mode = 2``) the chunk goes straight into the shadow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from shadowswap.dialects.base import Dialect
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
+
+from shadowswap.errors import ShadowswapError, UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shadowswap.backup import Backup
+    from shadowswap.plan import ColumnPlan, IndexPlan, Plan
+
+ER_DUP_KEYNAME = 1061
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+ER_LOCK_NOWAIT = 3572
+# Values that do not fit the new definition (invariant 8): out of range, truncated, not a value of
+# the type, NULL into NOT NULL, a key the new definition makes collide, a failing CHECK.
+DATA_ERRORS = {
+    1048,  # column cannot be null (also the copy's guard against a unique-key collision)
+    1062,  # duplicate entry
+    1263,  # NULL supplied to NOT NULL column
+    1264,  # out of range
+    1265,  # data truncated
+    1292,  # truncated incorrect value / incorrect datetime
+    1364,  # field has no default
+    1365,  # division by 0
+    1366,  # incorrect value for column
+    1367,  # illegal value
+    1406,  # data too long
+    1411,  # incorrect value for function
+    1416,  # cannot get geometry object
+    1441,  # datetime function overflow
+    1690,  # value out of range
+    3140,  # invalid JSON
+    3819,  # MySQL: check constraint violated
+    4025,  # MariaDB: CONSTRAINT failed
+}
+STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO")
+_INTEGER_TYPES = {
+    "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "int1", "int2", "int3", "int4", "int8",
+    "middleint", "bool", "boolean", "serial",
+}  # fmt: skip
+_TEXT_TYPES = {
+    "char", "varchar", "character", "nchar", "nvarchar", "national", "tinytext", "text", "mediumtext", "longtext",
+    "long",
+}  # fmt: skip
+_BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+_TYPE_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*(?:\s+[a-z_][a-z0-9_]*)*?)\s*(\([^)]*\))?\s*([a-z0-9_ ]*)$")
+
+
+def _errno(exc: BaseException) -> int | None:
+    orig = getattr(exc, "orig", exc)
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class _IntegerSpec(sa.types.Integer):
+    """An integer type exactly as the user wrote it, so SQLAlchemy still emits AUTO_INCREMENT for it."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+
+@compiles(_IntegerSpec)
+def _compile_integer_spec(type_: _IntegerSpec, compiler: Any, **kw: Any) -> str:
+    return type_.spec
+
+
+@dataclass(frozen=True)
+class _Object:
+    """One thing ``install_triggers`` creates: a table (idempotent DDL) or a trigger (checked by name)."""
+
+    kind: str
+    name: str
+    table: str
+    body: str
+    sql: str
+
+
+class MySQLDialect(Dialect):
+    name = "mysql"
+    max_identifier_bytes = 64
+    # index and constraint names are per table here: the shadow carries the original names
+    names_constraints = False
+    can_stack_triggers = True
+    sqlglot_dialect = "mysql"
+    text_type = "CHAR"
+    # An UPDATE or DELETE of a row in the chunk being copied waits for that chunk (the share lock
+    # blocks writes, not only deletes as PostgreSQL's can): short chunks keep that wait short.
+    default_chunk_time = 0.1
+
+    # -- names -------------------------------------------------------------------------------
+
+    def shadow_index_name(self, table: str, index: str) -> str:
+        return index
+
+    def old_index_name(self, table: str, index: str) -> str:
+        return index
+
+    def helper_name(self, table: str) -> str:
+        return self.fit_name(f"_{table}_ss_copy")
+
+    # -- connections -------------------------------------------------------------------------
+
+    def prepare_engine(self, engine: Engine) -> None:
+        """Strict sql_mode on every session (invariant 8). Triggers keep the sql_mode of the session
+        that creates them, so the dual-write triggers are strict even for a lax application."""
+        modes = ", ".join(f"'{m}'" for m in STRICT_MODES)
+
+        @event.listens_for(engine, "connect")
+        def _session(dbapi_conn: Any, record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), {modes})")
+            # READ COMMITTED: a chunk's share lock then covers the rows it reads and no gaps, so the
+            # application can insert beside it. Statement-based binary logging refuses that level.
+            cursor.execute("SELECT @@log_bin, @@binlog_format")
+            log_bin, binlog_format = cursor.fetchone()
+            if not (int(log_bin or 0) and str(binlog_format).upper() == "STATEMENT"):
+                cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.close()
+
+        @event.listens_for(engine, "reset")
+        def _forget_lock_timeout(dbapi_conn: Any, record: Any, reset_state: Any) -> None:
+            # lock_timeout_sql sets a session value; a pooled connection must not carry it on
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SET SESSION lock_wait_timeout = DEFAULT")
+            cursor.close()
+
+    @contextmanager
+    def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
+        # GET_LOCK names are server-wide, so the database is part of the name; the lock belongs to
+        # this connection's session and dies with it, so a crashed run never blocks its resume.
+        with engine.connect() as conn:
+            database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
+            digest = hashlib.sha1(f"{database}.{table}".encode()).hexdigest()
+            name = f"shadowswap:{digest}"
+            got = conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
+                    conn.commit()
+
+    def lock_timeout_sql(self, milliseconds: int) -> list[str]:
+        # lock_wait_timeout (metadata locks: triggers, RENAME, ALTER) counts whole seconds, and
+        # MySQL's minimum is 1 (invariant 5: waiting long behind a lock is itself an outage).
+        return [f"SET SESSION lock_wait_timeout = {max(1, math.ceil(milliseconds / 1000))}"]
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return _errno(exc) in (ER_LOCK_WAIT_TIMEOUT, ER_LOCK_NOWAIT)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        # a chunk that waited out innodb_lock_wait_timeout on an application's row lock is rolled
+        # back whole, like a deadlock victim, and simply runs again
+        return _errno(exc) in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        return _errno(exc) in DATA_ERRORS
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def estimated_rows(self, conn: Connection, table: str) -> int:
+        est = conn.execute(
+            sa.text(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+            ),
+            {"t": table},
+        ).scalar()
+        if not est:  # statistics not gathered yet
+            return super().estimated_rows(conn, table)
+        return int(est)
+
+    def validate_type_sql(self, type_sql: str) -> str:
+        # MySQL's CAST knows a handful of types, so ask the server to parse a column definition:
+        # PREPARE checks the type (names, lengths, precisions, character sets) without creating
+        # anything; the statement handle is replaced by the next check and ends with the session.
+        literal = type_sql.replace("\\", "\\\\").replace("'", "''")
+        return f"PREPARE _shadowswap_type_check FROM 'CREATE TEMPORARY TABLE _shadowswap_type_check (c {literal})'"
+
+    def validate_default_sql(self, default: str, type_sql: str) -> str:
+        # The same server-side parse as for a type: the default must be one expression a column of
+        # that type accepts as its DEFAULT (a value of the wrong type is caught creating the shadow).
+        column = f"c {type_sql} DEFAULT {default}".replace("\\", "\\\\").replace("'", "''")
+        return f"PREPARE _shadowswap_type_check FROM 'CREATE TEMPORARY TABLE _shadowswap_type_check ({column})'"
+
+    def existing_triggers(self, conn: Connection, table: str) -> list[str]:
+        return list(self._triggers_on(conn, table))
+
+    def _triggers_on(self, conn: Connection, table: str) -> dict[str, str]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS "
+                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = :t ORDER BY TRIGGER_NAME"
+            ),
+            {"t": table},
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def _server_var(self, conn: Connection, name: str) -> Any:
+        return conn.exec_driver_sql(f"SELECT @@{name}").scalar()
+
+    def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
+        table = reflection.table
+        engine = str(sa.inspect(conn).get_table_options(table).get("mysql_engine", "InnoDB"))
+        if engine.lower() != "innodb":
+            raise UsageError(
+                f"table {table!r} uses the {engine} engine; shadowswap needs InnoDB's transactions and row locks",
+            )
+        autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
+        pk = list(reflection.primary_key.get("constrained_columns") or [])
+        leading = {pk[0]} if pk else set()
+        leading |= {u["column_names"][0] for u in reflection.unique_constraints if u.get("column_names")}
+        if autoinc and (autoinc[0] not in pk or autoinc[0] not in leading):
+            raise UsageError(
+                f"AUTO_INCREMENT column {autoinc[0]!r} of {table!r} must be in the primary key and lead it or a "
+                "unique key for shadowswap",
+                hint="the shadow is created with its primary and unique keys only; other indexes come after the copy",
+            )
+        theirs = [t for t in self.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
+        if theirs:
+            raise UsageError(
+                f"table {table!r} has triggers ({', '.join(theirs)}); RENAME TABLE would leave them on the old table",
+                hint="drop them before migrating and create them again after the swap",
+            )
+        for ix in reflection.indexes:
+            kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
+            if kind:
+                raise UsageError(
+                    f"{kind} index {ix['name']!r}: InnoDB cannot build it while writes go on (LOCK=NONE)",
+                    hint="drop it before migrating and add it back after",
+                )
+        helper = self.helper_name(table)
+        if sa.inspect(conn).has_table(helper):
+            raise UsageError(
+                f"table {helper!r} already exists",
+                hint="a previous migration left it (`shadowswap status`, `shadowswap abort`), or rename yours",
+            )
+        mode = int(self._server_var(conn, "innodb_autoinc_lock_mode"))
+        via_helper = bool(autoinc) and mode == 1
+        return {
+            "autoinc_column": autoinc[0] if autoinc else None,
+            "autoinc_lock_mode": mode,
+            "copy_via": "helper" if via_helper else "direct",
+            "helper_table": helper if via_helper else None,
+        }
+
+    def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
+        # Columns whose character set equals the table's default are reflected without one, so the
+        # shadow must have the same default (and engine, row format, partitioning) to keep them so.
+        options = dict(sa.inspect(conn).get_table_options(table))
+        counter = conn.execute(
+            sa.text(
+                "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                "AND TABLE_NAME = :t"
+            ),
+            {"t": table},
+        ).scalar()
+        if counter and any(c.get("autoincrement") is True for c in sa.inspect(conn).get_columns(table)):
+            options["mysql_auto_increment"] = str(counter)
+        return {k: v for k, v in options.items() if k.startswith("mysql_")}
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def cast_expression(self, column: str, type_sql: str) -> str:
+        return self.cast_sql(self.column_reference(column), type_sql)
+
+    def cast_sql(self, expression: str, type_sql: str) -> str:
+        """The copy expression into ``type_sql``: MySQL converts a value when it stores it, and under
+        strict sql_mode that conversion fails rather than truncates (invariant 8); a blocking ALTER
+        converts the same way. A CAST is added only where it cannot lose anything (text, bytes):
+        ``CAST(x AS CHAR(5))`` would truncate silently, the store into varchar(5) raises, and
+        ``CAST(-1 AS UNSIGNED)`` wraps around where storing -1 into an unsigned column raises."""
+        target = _lossless_cast(type_sql)
+        # otherwise the bare value in parentheses: still a conversion, to the eye and to the cast check
+        return f"CAST({expression} AS {target})" if target else f"({expression})"
+
+    def cast_check_predicates(self, column: ColumnPlan, plain_cast: bool) -> tuple[str, str | None]:
+        """MySQL's conversions warn instead of failing outside a write, so "the new column refuses
+        the value" is spelled out for the types whose limits are known: NULL into NOT NULL, text or
+        bytes longer than the column, a number out of range, text that is not a number."""
+        stored = self.cast_sql(column.expression, column.new_type)
+        fails = ["1 = 0"] if column.new_nullable else [f"({column.expression}) IS NULL"]
+        source_is_text = _family(column.old_type or "") in ("text", "binary") if plain_cast else True
+        fails += _refusals(stored, column.new_type, source_is_text)
+        changes = None
+        if plain_cast and column.source_column is not None and column.old_type:
+            back = _as_stored(_as_stored(stored, column.new_type), column.old_type)
+            src = self.column_reference(column.source_column)
+            changes = f"NOT (BINARY CAST({back} AS CHAR) <=> BINARY CAST({src} AS CHAR))"
+        return " OR ".join(f"({f})" for f in fails), changes
+
+    def _trigger_value(self, plan: Plan, column: ColumnPlan, record: str) -> str:
+        """``column``'s copy expression over a trigger's NEW/OLD row (invariant 1: the same expression).
+
+        A one-row derived table per row is expensive here (MariaDB materializes it, on disk when a
+        TEXT column is in it), so our own casts and plain columns read the record directly and a
+        user's ``--using`` expression gets a derived table holding only the columns it mentions.
+        """
+        source = column.source_column
+        if source is not None and column.expression == self.column_reference(source):
+            return f"{record}.{self.q(source)}"
+        if source is not None and column.expression == self.cast_expression(source, column.new_type):
+            return self.cast_sql(f"{record}.{self.q(source)}", column.new_type)
+        mentioned = [c for c in plan.source_columns if self._mentions(column.expression, c)]
+        if not mentioned:  # a constant (an added column's value, say)
+            return f"({column.expression})"
+        cols = ", ".join(f"{record}.{self.q(c)} AS {self.q(c)}" for c in mentioned)
+        return f"(SELECT {column.expression} FROM (SELECT {cols}) AS src)"
+
+    def _mentions(self, expression: str, column: str) -> bool:
+        text = expression.lower()
+        if self.q(column).lower() in text:
+            return True
+        return re.search(rf"(?<![\w$]){re.escape(column.lower())}(?![\w$])", text) is not None
+
+    # -- copy (invariants 2, 3, 4) -----------------------------------------------------------
+
+    def _key_guard(self, plan: Plan, table: str, keep: bool, count: bool) -> str:
+        """The first ``ON DUPLICATE KEY UPDATE`` assignment: the row met must be the same key.
+
+        ON DUPLICATE KEY fires on any unique key; when the new definition makes two rows collide
+        on another unique key, setting the key to NULL raises (1048) instead of quietly keeping or
+        overwriting the other row (invariant 2: skip on the key conflict only, hide no error).
+        """
+        keys = [self.q(k.name) for k in plan.shadow_primary_key]
+        same = " AND ".join(f"{table}.{k} <=> VALUES({k})" for k in keys)
+        if count:
+            # the copy counts the rows it skipped, so rows_copied counts only rows it inserted
+            same += " AND (@ss_skipped := IFNULL(@ss_skipped, 0) + 1) > 0"
+        value = f"{table}.{keys[0]}" if keep else f"VALUES({keys[0]})"
+        return f"{table}.{keys[0]} = IF({same}, {value}, NULL)"
+
+    def _copy_update(self, plan: Plan) -> str:
+        return "ON DUPLICATE KEY UPDATE " + self._key_guard(plan, self.q(plan.shadow_table), keep=True, count=True)
+
+    def _upsert_update(self, plan: Plan) -> str:
+        shadow = self.q(plan.shadow_table)
+        keys = plan.shadow_primary_key
+        sets = [self._key_guard(plan, shadow, keep=False, count=False)]
+        sets += [f"{shadow}.{self.q(c.name)} = VALUES({self.q(c.name)})" for c in keys[1:]]
+        sets += [f"{shadow}.{self.q(c.name)} = VALUES({self.q(c.name)})" for c in plan.columns if c not in keys]
+        return "ON DUPLICATE KEY UPDATE " + ", ".join(sets)
+
+    def _insert_values(self, plan: Plan, record: str, update: str) -> str:
+        values = ", ".join(self._trigger_value(plan, c, record) for c in plan.columns)
+        columns = self.insert_columns(plan.columns)
+        return f"INSERT INTO {self.q(plan.shadow_table)} ({columns}) VALUES ({values}) {update}"
+
+    def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
+        # LOCK IN SHARE MODE (MySQL 8 and MariaDB both take it): a DELETE or key change of a row in
+        # the chunk waits until the chunk commits, so none can leave a ghost row behind (invariant 3).
+        where = self.range_predicate(plan.primary_key, has_lo, "src.")
+        table = self.q(plan.table)
+        if plan.extra.get("copy_via") == "helper":
+            cols = ", ".join(self.q(c) for c in plan.source_columns)
+            src_cols = ", ".join(f"src.{self.q(c)}" for c in plan.source_columns)
+            return (
+                f"INSERT INTO {self.q(plan.extra['helper_table'])} ({cols}) SELECT {src_cols} FROM {table} AS src "
+                f"WHERE {where} LOCK IN SHARE MODE"
+            )
+        return (
+            f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {table} AS src WHERE {where} LOCK IN SHARE MODE "
+            f"{self._copy_update(plan)}"
+        )
+
+    def begin_chunk(self, conn: Connection) -> None:
+        self.run(conn, "SET @ss_skipped = 0")
+
+    def finish_copy(self, conn: Connection, plan: Plan, result: Any) -> int:
+        # With CLIENT_FOUND_ROWS (SQLAlchemy's default) a key the triggers already wrote counts as
+        # one affected row, like an insert; the guard counted those, so subtract them.
+        read = max(result.rowcount, 0)
+        if plan.extra.get("copy_via") == "helper":
+            self.run(conn, f"DELETE FROM {self.q(plan.extra['helper_table'])}")
+        skipped = int(conn.exec_driver_sql("SELECT @ss_skipped").scalar() or 0)
+        return read - skipped
+
+    # -- DDL ---------------------------------------------------------------------------------
+
+    def shadow_column(
+        self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
+    ) -> sa.Column[Any]:
+        if reflected.get("autoincrement") is not True:
+            return super().shadow_column(reflected, type_, nullable, default)
+        # The shadow keeps AUTO_INCREMENT (and the counter, see shadow_table_options), so ids go on
+        # after the swap; the copy never bulk-inserts into it (module docstring).
+        spec = getattr(type_, "spec", None)
+        if spec is not None:
+            words = spec.lower().split("(")[0].split()
+            if not words or words[0] not in _INTEGER_TYPES:
+                raise UsageError(
+                    f"column {reflected['name']!r} is AUTO_INCREMENT, so its new type must be an integer type",
+                    hint="e.g. bigint or int unsigned",
+                )
+            type_ = _IntegerSpec(spec)
+        return sa.Column(
+            reflected["name"],
+            type_,
+            nullable=nullable,
+            autoincrement=True,
+            comment=reflected.get("comment"),
+        )
+
+    def create_index_sql(self, index: sa.Index) -> str:
+        # built while the triggers write the shadow: online, never blocking them (invariant 6)
+        return f"{super().create_index_sql(index)} ALGORITHM=INPLACE LOCK=NONE"
+
+    def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
+        # The build itself lets writes through; it takes the shadow's metadata lock only briefly at
+        # its start and end, and there it must not queue the triggers' writes (invariant 5).
+        from shadowswap.cutover import with_lock_retries
+
+        def build() -> None:
+            with engine.connect() as conn:
+                if self.index_exists(conn, plan.shadow_table, index.shadow_name):
+                    return
+                for stmt in self.lock_timeout_sql(1000):
+                    self.run(conn, stmt)
+                try:
+                    self.run(conn, index.create_sql)
+                except DBAPIError as exc:
+                    if _errno(exc) != ER_DUP_KEYNAME:  # finished by a run that was interrupted
+                        raise
+
+        with_lock_retries(self, f"build index {index.final_name}", build, retries=30)
+
+    def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
+        raise UsageError(
+            f"the table has a foreign key ({constraint.name}), which shadowswap does not migrate on MySQL yet",
+            hint="InnoDB foreign key names are per database and cascaded changes do not fire triggers; drop the "
+            "key before migrating and add it back after",
+        )
+
+    def _objects(self, plan: Plan) -> list[_Object]:
+        """What ``install_triggers`` creates, in order: the copy helper, then the triggers DELETE,
+        UPDATE, INSERT. MySQL DDL commits one statement at a time; in this order no write falls
+        between two triggers unseen (a row inserted while only the UPDATE and DELETE triggers exist
+        is in the table, and the copy, which starts after all three, takes it)."""
+        table, shadow = self.q(plan.table), self.q(plan.shadow_table)
+        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        keys = plan.shadow_primary_key
+        delete_where = " AND ".join(f"{shadow}.{self.q(c.name)} = {self._trigger_value(plan, c, 'OLD')}" for c in keys)
+        delete = f"DELETE FROM {shadow} WHERE {delete_where}"
+        upsert = self._insert_values(plan, "NEW", self._upsert_update(plan))
+        key_changed = " AND ".join(f"OLD.{self.q(k)} <=> NEW.{self.q(k)}" for k in plan.primary_key)
+        update = f"BEGIN\n  IF NOT ({key_changed}) THEN\n    {delete};\n  END IF;\n  {upsert};\nEND"
+        bodies = [("del", "DELETE", delete), ("upd", "UPDATE", update), ("ins", "INSERT", upsert)]
+        objects = []
+        helper = plan.extra.get("helper_table")
+        if helper:
+            q_helper = self.q(helper)
+            cols = ", ".join(f"src.{self.q(c)}" for c in plan.source_columns)
+            pk = ", ".join(self.q(k) for k in plan.primary_key)
+            objects.append(
+                _Object(
+                    "table",
+                    helper,
+                    helper,
+                    "",
+                    f"CREATE TABLE IF NOT EXISTS {q_helper} (PRIMARY KEY ({pk})) "
+                    f"SELECT {cols} FROM {table} AS src WHERE 1 = 0",
+                )
+            )
+            copy = self._insert_values(plan, "NEW", self._copy_update(plan))
+            helper_trigger = self.fit_name(f"_{plan.table}_ss_copy_ins")
+            objects.append(
+                _Object(
+                    "trigger",
+                    helper_trigger,
+                    helper,
+                    copy,
+                    f"CREATE TRIGGER {self.q(helper_trigger)} AFTER INSERT ON {q_helper} FOR EACH ROW {copy}",
+                )
+            )
+        for kind, event_name, body in bodies:
+            objects.append(
+                _Object(
+                    "trigger",
+                    names[kind],
+                    plan.table,
+                    body,
+                    f"CREATE TRIGGER {self.q(names[kind])} AFTER {event_name} ON {table} FOR EACH ROW {body}",
+                )
+            )
+        return objects
+
+    def trigger_ddl(self, plan: Plan) -> list[str]:
+        return [o.sql for o in self._objects(plan)]
+
+    def install_triggers(self, conn: Connection, plan: Plan) -> None:
+        """Create what is missing, never drop-then-create: each DDL commits by itself here, and a
+        dropped trigger, however briefly, is writes lost. A trigger of ours that exists with another
+        body is refused, not replaced."""
+        objects = self._objects(plan)
+        if [o.sql for o in objects] != plan.trigger_ddl:
+            raise ShadowswapError(
+                "the plan's trigger definitions differ from what this version of shadowswap generates",
+                hint="plan again with this version",
+            )
+        existing: dict[str, dict[str, str]] = {}
+        for obj in objects:
+            if obj.kind == "table":
+                self.run(conn, obj.sql)
+                continue
+            if obj.table not in existing:
+                existing[obj.table] = self._triggers_on(conn, obj.table)
+            found = existing[obj.table].get(obj.name)
+            if found is None:
+                self.run(conn, obj.sql)
+            elif " ".join(found.split()) != " ".join(obj.body.split()):
+                raise ShadowswapError(
+                    f"trigger {obj.name!r} on {obj.table!r} exists with a different definition",
+                    hint="`shadowswap abort` removes a previous migration's triggers",
+                )
+
+    def drop_trigger_ddl(self, plan: Plan) -> list[str]:
+        stmts = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
+        if plan.extra.get("helper_table"):
+            stmts.append(self.drop_table_sql(plan.extra["helper_table"]))  # its trigger goes with it
+        return stmts
+
+    # -- swap (invariant 7) ------------------------------------------------------------------
+
+    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        return {}
+
+    def plan_notes(self, plan: Plan) -> list[str]:
+        notes = [
+            "sessions and triggers run under strict sql_mode: a value the new type cannot hold stops the copy",
+            "triggers are created one at a time under lock_wait_timeout (whole seconds) with retries",
+            "secondary indexes are added after the copy with ALGORITHM=INPLACE, LOCK=NONE",
+            "the swap is one RENAME TABLE under lock_wait_timeout; the triggers are dropped after it",
+        ]
+        if plan.extra.get("copy_via") == "helper":
+            notes.append(
+                f"innodb_autoinc_lock_mode=1: chunks reach the shadow through {plan.extra['helper_table']} and its "
+                "trigger, so no statement holds the shadow's table-level AUTO-INC lock"
+            )
+        elif plan.extra.get("autoinc_column") and plan.extra.get("autoinc_lock_mode") == 0:
+            notes.append(
+                "innodb_autoinc_lock_mode=0: every insert into the shadow takes its table-level AUTO-INC lock; "
+                "keep chunks small (--chunk-time) or run with mode 2"
+            )
+        return notes
+
+    def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """One RENAME TABLE swaps both names atomically. The triggers move with the renamed table
+        and are dropped after it: dropping them first would lose the writes in between."""
+        t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
+        post = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
+        if plan.extra.get("helper_table"):
+            post.append(self.drop_table_sql(plan.extra["helper_table"]))
+        return [f"RENAME TABLE {t} TO {o}, {s} TO {t}"], post
+
+    def run_swap(
+        self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
+    ) -> float:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            renamed = inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
+            held = 0.0
+            if not renamed:  # else an earlier attempt renamed, then failed after
+                for stmt in self.lock_timeout_sql(lock_timeout_ms):
+                    self.run(conn, stmt)
+                self._carry_auto_increment(conn, plan)
+                started = time.perf_counter()
+                self.run(conn, plan.swap_sql[0])
+                held = time.perf_counter() - started
+            # RENAME commits by itself; a crash before this record is found and finished on resume
+            in_swap(conn)
+            conn.commit()
+            for stmt in plan.post_swap_sql:
+                self.run(conn, stmt)
+            conn.commit()
+        return held
+
+    def _carry_auto_increment(self, conn: Connection, plan: Plan) -> None:
+        """The shadow's counter follows the ids it was given; the original's can be further on
+        (rows deleted at the top before the triggers existed). New ids must not reuse those."""
+        if not plan.extra.get("autoinc_column"):
+            return
+        if not getattr(self.sa_dialect, "is_mariadb", False):
+            self.run(conn, "SET SESSION information_schema_stats_expiry = 0")  # MySQL 8 caches these
+        rows = conn.execute(
+            sa.text(
+                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (:t, :s)"
+            ),
+            {"t": plan.table, "s": plan.shadow_table},
+        )
+        counters = {r[0]: r[1] for r in rows}
+        original, shadow = counters.get(plan.table), counters.get(plan.shadow_table)
+        conn.commit()
+        if original and (shadow is None or int(original) > int(shadow)):
+            self.run(conn, f"ALTER TABLE {self.q(plan.shadow_table)} AUTO_INCREMENT = {int(original)}")
+
+    # -- verification (invariant 9) ----------------------------------------------------------
+
+    def begin_snapshot(self, conn: Connection) -> None:
+        self.run(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        self.run(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT")
+
+    def _row_values(self, plan: Plan, source: bool) -> list[str]:
+        """Each column as the shadow holds it: the original's side converts each changed value the
+        way storing it in the new column did, so equal rows read equal."""
+        values = []
+        for c in plan.columns:
+            if not source:
+                values.append(f"src.{self.q(c.name)}")
+            elif c.changed:
+                values.append(_as_stored(c.expression, c.new_type))
+            else:
+                values.append(c.expression)
+        return values
+
+    def row_image(self, plan: Plan, source: bool) -> str:
+        return ", ".join(self._row_values(plan, source))
+
+    def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
+        """COUNT and a 128-bit order-free sum of per-row MD5s, each row spelled column by column
+        with its length (NULL distinct from any value, no separator ambiguity)."""
+        values = [f"IFNULL(CONCAT(CHAR_LENGTH({v}), ':', {v}), 'N')" for v in self._row_values(plan, source)]
+        row = f"MD5(CONVERT(CONCAT_WS('|', {', '.join(values)}) USING utf8mb4))"
+        if source:
+            table, keys = self.q(plan.table), plan.primary_key
+        else:
+            table, keys = self.q(plan.shadow_table), [c.name for c in plan.shadow_primary_key]
+        where = self.range_predicate(keys, has_lo, "src.")
+        halves = ", ".join(f"BIT_XOR(CAST(CONV(SUBSTRING(h, {i}, 16), 16, 10) AS UNSIGNED))" for i in (1, 17))
+        return f"SELECT COUNT(*), {halves} FROM (SELECT {row} AS h FROM {table} AS src WHERE {where}) AS rows_"
+
+    # -- throttling probes -------------------------------------------------------------------
+
+    def replica_lag(self, conn: Connection) -> float:
+        # A primary does not know how far its replicas are behind: each is asked (--replica URL).
+        for statement in ("SHOW REPLICA STATUS", "SHOW SLAVE STATUS"):  # MySQL 8.4 knows only the first
+            try:
+                row = conn.exec_driver_sql(statement).mappings().first()
+                break
+            except DBAPIError:
+                continue
+        else:
+            raise ValueError("cannot read the replication status (needs the REPLICATION CLIENT privilege)")
+        if row is None:
+            raise ValueError("this server is not a replica (SHOW REPLICA STATUS is empty)")
+        lag = row.get("Seconds_Behind_Source", row.get("Seconds_Behind_Master"))
+        if lag is None:
+            raise ValueError("replication is not running on this replica")
+        return float(lag)
+
+    def server_load(self, conn: Connection, metric: str | None) -> float:
+        # Threads_running by default (statements running right now, this probe included), or any
+        # numeric global status variable named with --max-load NAME=N.
+        name = metric or "Threads_running"
+        if not re.fullmatch(r"[A-Za-z_]+", name):
+            raise ValueError(f"{name!r} is not a global status variable")
+        row = conn.execute(sa.text("SHOW GLOBAL STATUS LIKE :n"), {"n": name}).first()
+        if row is None:
+            raise ValueError(f"{name!r} is not a global status variable")
+        value = float(row[1])
+        return value - 1 if name.lower() == "threads_running" else value
+
+    # -- backups -----------------------------------------------------------------------------
+
+    def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
+        """mysqldump of the original in one consistent snapshot, without shadowswap's triggers. The
+        password goes in an option file readable only by us (never an argument: ``ps`` shows those)."""
+        from shadowswap.backup import Backup, run_tool
+
+        url = engine.url
+        tool = "mysqldump" if shutil.which("mysqldump") else "mariadb-dump"
+        dump = directory / f"{stem}.sql"
+        with tempfile.TemporaryDirectory(prefix="shadowswap-") as private:
+            options = os.path.join(private, "client.cnf")
+            with open(os.open(options, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+                f.write("[client]\n")
+                if url.password is not None:
+                    secret = str(url.password).replace("\\", "\\\\").replace('"', '\\"')
+                    f.write(f'password="{secret}"\n')
+            argv = [tool, f"--defaults-extra-file={options}"]  # must come first
+            argv += [f"--host={url.host or 'localhost'}", f"--port={url.port or 3306}"]
+            if url.username:
+                argv.append(f"--user={url.username}")
+            argv += [
+                "--single-transaction",
+                "--skip-triggers",
+                "--no-tablespaces",
+                f"--result-file={dump}",
+                str(url.database),
+                plan.table,
+            ]
+            run_tool(argv, {}, secret=None if url.password is None else str(url.password))
+        return Backup(path=dump, restore=f"mysql DBNAME < {dump}")
+
+
+def _split_type(type_sql: str) -> tuple[str, str, str]:
+    match = _TYPE_RE.match(type_sql.lower())
+    if not match:
+        return "", "", ""
+    return match.group(1), match.group(2) or "", match.group(3).strip()
+
+
+def _charset(rest: str) -> str:
+    match = re.search(r"(?:character\s+set|charset)\s+([a-z0-9_]+)", rest)
+    return f" CHARACTER SET {match.group(1)}" if match else ""
+
+
+def _lossless_cast(type_sql: str) -> str | None:
+    name, _args, rest = _split_type(type_sql)
+    first = name.split()[0] if name else ""
+    if first in _TEXT_TYPES:
+        return "CHAR" + _charset(f"{name} {rest}")
+    if first in _BINARY_TYPES:
+        return "BINARY"
+    return None
+
+
+def _as_stored(expression: str, type_sql: str) -> str:
+    """``expression`` as a column of ``type_sql`` would give it back, for the checksum only."""
+    name, args, rest = _split_type(type_sql)
+    words = name.split()
+    first = words[0] if words else ""
+    if first in _INTEGER_TYPES and first != "serial":
+        return f"CAST({expression} AS {'UNSIGNED' if 'unsigned' in rest.split() else 'SIGNED'})"
+    if first in ("decimal", "numeric", "dec", "fixed"):
+        return f"CAST({expression} AS DECIMAL{args.replace(' ', '')})"
+    if first in ("double", "real") and not args:
+        return f"CAST({expression} AS DOUBLE)"
+    if first == "float" and not args:
+        return f"CAST({expression} AS FLOAT)"
+    if first == "date":
+        return f"CAST({expression} AS DATE)"
+    if first in ("datetime", "timestamp"):
+        return f"CAST({expression} AS DATETIME{args})"
+    if first == "time":
+        return f"CAST({expression} AS TIME{args})"
+    if first in ("char", "character", "nchar", "national") and "varying" not in words and "varchar" not in words:
+        return f"RTRIM({expression})"  # CHAR(n) comes back without its trailing spaces
+    return expression
+
+
+def _family(type_sql: str) -> str:
+    name, _args, _rest = _split_type(type_sql)
+    first = name.split()[0] if name else ""
+    if first in _INTEGER_TYPES:
+        return "integer"
+    if first in ("decimal", "numeric", "dec", "fixed"):
+        return "decimal"
+    if first in _TEXT_TYPES:
+        return "text"
+    if first in _BINARY_TYPES:
+        return "binary"
+    if first in ("date", "datetime", "timestamp", "time"):
+        return "temporal"
+    return "other"
+
+
+_INT_RANGES = {
+    "tinyint": 8, "int1": 8, "bool": 8, "boolean": 8, "smallint": 16, "int2": 16, "mediumint": 24, "int3": 24,
+    "middleint": 24, "int": 32, "integer": 32, "int4": 32, "bigint": 64, "int8": 64,
+}  # fmt: skip
+_TEXT_BYTES = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "tinyblob": 255, "blob": 65_535}
+_NUMBER_TEXT = r"'^[[:space:]]*[-+]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$'"
+_INTEGER_TEXT = r"'^[[:space:]]*[-+]?[0-9]+[[:space:]]*$'"
+
+
+def _refusals(value: str, type_sql: str, source_is_text: bool) -> list[str]:
+    """Conditions under which storing ``value`` into a ``type_sql`` column raises in strict mode."""
+    name, args, rest = _split_type(type_sql)
+    first = name.split()[0] if name else ""
+    sizes = [int(n) for n in re.findall(r"\d+", args)]
+    family = _family(type_sql)
+    out = []
+    if family == "text" and sizes and first not in _TEXT_BYTES:
+        out.append(f"CHAR_LENGTH({value}) > {sizes[0]}")
+    elif family == "text" and first in _TEXT_BYTES:
+        out.append(f"LENGTH(CONVERT({value} USING utf8mb4)) > {_TEXT_BYTES[first]}")
+    elif family == "binary" and sizes:
+        out.append(f"LENGTH({value}) > {sizes[0]}")
+    elif family == "integer" and first in _INT_RANGES:
+        bits = _INT_RANGES[first]
+        low, high = (0, 2**bits - 1) if "unsigned" in rest.split() else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        if source_is_text:
+            out.append(f"CAST({value} AS CHAR) NOT REGEXP {_INTEGER_TEXT}")
+        out.append(f"ROUND(CAST({value} AS DECIMAL(65, 10))) NOT BETWEEN {low} AND {high}")
+    elif family == "decimal":
+        precision = sizes[0] if sizes else 10
+        scale = sizes[1] if len(sizes) > 1 else 0
+        if source_is_text:
+            out.append(f"CAST({value} AS CHAR) NOT REGEXP {_NUMBER_TEXT}")
+        out.append(f"ABS(ROUND(CAST({value} AS DECIMAL(65, 30)), {scale})) >= 1e{precision - scale}")
+    elif family == "temporal" and source_is_text:
+        target = {"date": "DATE", "time": "TIME"}.get(first, "DATETIME")
+        out.append(f"{value} IS NOT NULL AND CAST({value} AS {target}) IS NULL")
+    return out

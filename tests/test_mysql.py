@@ -1,0 +1,398 @@
+"""MySQL/MariaDB-only behaviour: strict mode, the RENAME swap and its triggers, the AUTO-INC lock."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from harness import Writers, compare, create_products
+
+from shadowswap import state
+from shadowswap.changes import parse_alter
+from shadowswap.db import connect
+from shadowswap.errors import CopyFailed, CutoverFailed, ShadowswapError, UsageError
+from shadowswap.executor import Executor, Options, SilentReporter
+from shadowswap.planner import build_plan
+
+ROWS = int(os.environ.get("SHADOWSWAP_TEST_ROWS", "100000"))
+
+
+def tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def triggers(engine: sa.Engine, table: str) -> dict[str, str]:
+    """Trigger name -> the sql_mode it runs under."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT TRIGGER_NAME, SQL_MODE FROM information_schema.TRIGGERS "
+                "WHERE EVENT_OBJECT_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = :t"
+            ),
+            {"t": table},
+        )
+        return {r[0]: r[1] for r in rows}
+
+
+def names_table(engine: sa.Engine, rows: int = 2000) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "people",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(50), nullable=False),
+    )
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        rows_ = [{"id": i, "name": f"person {i:05d}" + "x" * (i % 30)} for i in range(1, rows + 1)]
+        conn.execute(table.insert(), rows_)
+
+
+def test_sessions_and_triggers_are_strict(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    with engine.connect() as conn:
+        assert "STRICT_ALL_TABLES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one()
+    names_table(engine, 500)
+    plan = build_plan(engine, dialect, "people", [parse_alter("name:varchar(40)")])
+    Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED, allow_destructive=True)).run()
+    modes = triggers(engine, "people")
+    assert sorted(modes) == sorted(plan.trigger_names)
+    assert all("STRICT_ALL_TABLES" in mode for mode in modes.values())
+
+    # An application session without strict mode: its write fits the original but not the new
+    # type, and the trigger refuses it rather than truncating it into the shadow (invariant 8).
+    lax = sa.create_engine(mysql_url)
+    with pytest.raises(sa.exc.DBAPIError) as raised, lax.begin() as conn:
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")
+        conn.exec_driver_sql("UPDATE people SET name = REPEAT('y', 45) WHERE id = 7")
+    lax.dispose()
+    assert dialect.is_data_error(raised.value)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM people WHERE id = 7")).scalar_one().startswith("person 00007")
+        shadowed = conn.execute(sa.text(f"SELECT name FROM {dialect.q(plan.shadow_table)} WHERE id = 7")).scalar()
+    assert shadowed is None or shadowed.startswith("person 00007")
+
+
+def test_a_truncating_change_stops_the_copy_and_leaves_the_original(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    names_table(engine)
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT id, name FROM people ORDER BY id")).all()
+    plan = build_plan(engine, dialect, "people", [parse_alter("name:varchar(20)")])
+    with pytest.raises(CopyFailed, match="Data too long"):
+        Executor(engine, dialect, plan, Options(chunk_size=300, allow_destructive=True)).run()
+    assert tables(engine) == {"people", state.STATE_TABLE}
+    assert triggers(engine, "people") == {}
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT id, name FROM people ORDER BY id")).all() == before
+        conn.execute(sa.text("INSERT INTO people (name) VALUES ('still writable')"))
+        assert state.all_migrations(conn)[0].phase == state.FAILED
+
+
+def test_types_are_validated_by_the_server(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 10)
+    for bad in ("notatype", "decimal(70,2)", "varchar"):
+        with pytest.raises(UsageError, match="invalid type"):
+            build_plan(engine, dialect, "products", [parse_alter(f"price:{bad}")])
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
+    assert plan.columns[4].expression == "CAST(src.`price` AS CHAR)"
+    assert tables(engine) == {"products"}
+
+
+def test_swap_held_off_by_a_lock_retries_then_gives_up_with_the_original_untouched(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 2000)
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
+    Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
+
+    blocker = sa.create_engine(mysql_url)
+    holder = blocker.connect()
+    holder.exec_driver_sql("SELECT id FROM products LIMIT 1").all()  # its open transaction holds the table
+    try:
+        with pytest.raises(CutoverFailed, match="3 attempts"):
+            Executor(engine, dialect, plan, Options(lock_retries=3, lock_timeout_ms=1000)).run()
+        assert {"products", plan.shadow_table} <= tables(engine) and plan.old_table not in tables(engine)
+        assert sorted(triggers(engine, "products")) == sorted(plan.trigger_names)  # dual-write stays on
+        with engine.begin() as conn:
+            assert state.all_migrations(conn)[0].phase == state.VERIFIED
+            conn.execute(sa.text("UPDATE products SET price = '7.77' WHERE id = 5"))
+            shadow_price = conn.execute(sa.text(f"SELECT price FROM {dialect.q(plan.shadow_table)} WHERE id = 5"))
+            assert shadow_price.scalar_one() == "7.77"
+        initial[5]["price"] = "7.77"
+    finally:
+        holder.rollback()
+        holder.close()
+        blocker.dispose()
+
+    Executor(engine, dialect, plan).run()
+    assert triggers(engine, "products") == {} and triggers(engine, plan.old_table) == {}
+    compare(engine, initial).assert_exact()
+
+
+def test_triggers_move_with_the_rename_and_are_dropped_after_it(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 1000)
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
+    assert len(plan.swap_sql) == 1 and plan.swap_sql[0].startswith("RENAME TABLE")
+    assert all(f"DROP TRIGGER IF EXISTS {dialect.q(n)}" in plan.post_swap_sql for n in plan.trigger_names)
+    Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
+
+    class Crash(Exception):
+        pass
+
+    def crash(conn: Any) -> None:
+        raise Crash  # the process dies right after the RENAME, before recording it
+
+    with pytest.raises(Crash):
+        dialect.run_swap(engine, plan, 1000, crash)
+    # The triggers went with the renamed table: the live table has none, nothing was lost.
+    assert sorted(triggers(engine, plan.old_table)) == sorted(plan.trigger_names)
+    assert triggers(engine, "products") == {}
+    assert plan.shadow_table not in tables(engine)
+
+    summary = Executor(engine, dialect, plan).run()  # resume finishes the interrupted swap
+    assert summary.old_table == plan.old_table
+    assert triggers(engine, plan.old_table) == {}
+    with engine.connect() as conn:
+        assert state.all_migrations(conn)[0].phase == state.CUT_OVER
+    compare(engine, initial).assert_exact()
+
+
+class CopyWindow(SilentReporter):
+    def __init__(self) -> None:
+        self.started = self.finished = 0.0
+
+    def copy_started(self, total_estimate: int, already: int) -> None:
+        self.started = time.time()
+
+    def copy_finished(self) -> None:
+        self.finished = time.time()
+
+
+def test_writes_keep_flowing_while_an_auto_increment_table_is_copied(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, ROWS, seed=4)
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
+    if plan.extra["autoinc_lock_mode"] == 1:
+        assert plan.extra["copy_via"] == "helper"
+    window = CopyWindow()
+    with Writers(mysql_url, initial, threads=4, seed=4) as writers:
+        time.sleep(0.2)
+        Executor(engine, dialect, plan, Options(chunk_size=2000, chunk_time=0.2), reporter=window).run()
+        time.sleep(0.2)
+    stats = writers.total
+    assert stats.errors == []
+    during = [t for t in stats.commits if window.started <= t <= window.finished]
+    assert during, "no write completed while the copy ran"
+    assert stats.inserts and stats.rekeys and stats.deletes
+    compare(engine, writers.model).assert_exact()
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO products (name, sku, price) VALUES ('after', 'SKU-after', '1.50')"))
+        new_id = conn.execute(sa.text("SELECT id FROM products WHERE sku = 'SKU-after'")).scalar_one()
+    assert new_id > max(writers.model)
+
+
+def _chunk_progress(engine: sa.Engine) -> tuple[str, int] | None:
+    """The copy transaction in this database and the rows it has written so far, while it runs."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT t.trx_id, t.trx_rows_modified FROM information_schema.INNODB_TRX t "
+                "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+                "WHERE p.DB = DATABASE() AND p.INFO LIKE 'INSERT INTO%' AND t.trx_rows_modified > 0"
+            )
+        ).first()
+    return (str(row[0]), int(row[1])) if row else None
+
+
+@pytest.mark.parametrize("via", ["helper", "direct"])
+def test_an_application_insert_does_not_wait_for_the_chunk_in_progress(mysql_url: str, via: str) -> None:
+    """The AUTO-INC lock, shown by the order of events rather than by timing: the application's
+    insert returns while the slow first chunk is still inserting. Forcing the chunk straight into
+    the shadow (what a plain trigger tool does) makes the insert wait for the whole statement."""
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 600)
+    slow_first_chunk = "IF(src.id > 200 OR SLEEP(0.01) = 0, src.name, src.name)"
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")], {"name": slow_first_chunk})
+    if plan.extra["autoinc_lock_mode"] != 1:
+        pytest.skip("the table-level AUTO-INC lock only exists under innodb_autoinc_lock_mode=1 here")
+    if via == "direct":
+        plan.extra.update(copy_via="direct", helper_table=None)
+        plan.trigger_ddl = dialect.trigger_ddl(plan)
+        plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
+        plan.swap_sql, plan.post_swap_sql = dialect.swap_sql(plan, {})
+    # rows the first chunk's statement writes: 200 into the shadow, and as many into the helper
+    full = 400 if via == "helper" else 200
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            Executor(engine, dialect, plan, Options(chunk_size=200, max_chunk=200, verify=False)).run()
+        except BaseException as exc:  # asserted on below
+            errors.append(exc)
+
+    thread = threading.Thread(target=migrate)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        before = None
+        while (before is None or before[1] < 20) and time.time() < deadline:
+            time.sleep(0.2)  # INNODB_TRX is a cache refreshed only after 0.1 s without readers
+            before = _chunk_progress(engine)
+        assert before is not None, "the copy never started"
+        app = sa.create_engine(mysql_url)
+        with app.begin() as conn:
+            conn.execute(sa.text("INSERT INTO products (name, sku, price) VALUES ('app', 'SKU-app', '3.25')"))
+        app.dispose()
+        time.sleep(0.2)
+        after = _chunk_progress(engine)
+    finally:
+        thread.join(timeout=120)
+    assert not errors
+    still_inserting = after is not None and after[0] == before[0] and before[1] < after[1] < full
+    assert still_inserting is (via == "helper")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT price FROM products WHERE sku = 'SKU-app'")).scalar_one() == "3.25"
+
+
+@pytest.mark.parametrize("table", ["products", "order_lines"])
+def test_rows_copied_counts_only_rows_the_copy_inserted(mysql_url: str, table: str) -> None:
+    engine, dialect = connect(mysql_url)
+    if table == "products":  # AUTO_INCREMENT key: the helper path under mode 1
+        create_products(engine, 1000)
+        change = "price:varchar(20)"
+        touch = "UPDATE products SET stock_quantity = stock_quantity + 1 WHERE id % 27 = 0"
+    else:  # composite key without AUTO_INCREMENT: chunks go straight into the shadow
+        metadata = sa.MetaData()
+        lines = sa.Table(
+            "order_lines",
+            metadata,
+            sa.Column("order_id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("line_no", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("qty", sa.Integer, nullable=False),
+        )
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            rows = [{"order_id": o, "line_no": n, "qty": o} for o in range(200) for n in range(5)]
+            conn.execute(lines.insert(), rows)
+        change = "qty:bigint"
+        touch = "UPDATE order_lines SET qty = qty + 1 WHERE order_id % 27 = 0"
+    plan = build_plan(engine, dialect, table, [parse_alter(change)])
+    helper = table == "products" and plan.extra["autoinc_lock_mode"] == 1
+    assert plan.extra["copy_via"] == ("helper" if helper else "direct")
+    Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED)).run()
+    with engine.begin() as conn:
+        touched = dialect.run(conn, touch).rowcount  # the triggers put these rows in the shadow
+    assert touched > 0
+    summary = Executor(engine, dialect, plan, Options(chunk_size=130)).run()
+    assert summary.rows_copied == 1000 - touched
+
+
+def test_keys_continue_past_deleted_top_rows_and_a_widened_key_keeps_auto_increment(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 1000)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM products WHERE id > 990"))
+    with pytest.raises(UsageError, match="integer type"):
+        build_plan(engine, dialect, "products", [parse_alter("id:varchar(20)")])
+    plan = build_plan(engine, dialect, "products", [parse_alter("id:bigint")])
+    Executor(engine, dialect, plan).run()
+    id_column = next(c for c in sa.inspect(engine).get_columns("products") if c["name"] == "id")
+    assert isinstance(id_column["type"], sa.BigInteger) and id_column["autoincrement"] is True
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO products (name, sku, price) VALUES ('next', 'SKU-next', '1.00')"))
+        assert conn.execute(sa.text("SELECT id FROM products WHERE sku = 'SKU-next'")).scalar_one() == 1001
+
+
+def test_trigger_installation_creates_only_what_is_missing(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 500)
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
+    other = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")], {"name": "UPPER(src.name)"})
+    Executor(engine, dialect, plan, Options(stop_after=state.SHADOW_CREATED)).run()
+    delete_trigger = next(s for s in plan.trigger_ddl if "AFTER DELETE" in s)
+    with engine.begin() as conn:  # a crash left only the first trigger behind
+        dialect.run(conn, delete_trigger)
+    Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED)).run()
+    assert sorted(triggers(engine, "products")) == sorted(plan.trigger_names)
+
+    assert other.trigger_names == plan.trigger_names
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TRIGGER {dialect.q(plan.trigger_names[0])}")
+        dialect.run(conn, next(s for s in other.trigger_ddl if "AFTER INSERT ON `products`" in s))
+        conn.execute(state.migrations.update().values(phase=state.SHADOW_CREATED))
+    with pytest.raises(ShadowswapError, match="exists with a different definition"):
+        Executor(engine, dialect, plan).run()
+
+
+@pytest.mark.parametrize(
+    ("ddl", "message"),
+    [
+        (
+            "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), "
+            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id))",
+            "foreign key",
+        ),
+        (
+            "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note TEXT, FULLTEXT KEY ft_note (note))",
+            "FULLTEXT index 'ft_note'",
+        ),
+        (
+            "CREATE TRIGGER orders_audit AFTER UPDATE ON orders FOR EACH ROW SET @audited = NEW.id",
+            "RENAME TABLE would leave them on the old table",
+        ),
+        ("ALTER TABLE orders ENGINE=MyISAM", "uses the MyISAM engine"),
+    ],
+)
+def test_tables_it_cannot_migrate_are_refused_with_a_clear_error(mysql_url: str, ddl: str, message: str) -> None:
+    engine, dialect = connect(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customers (id INT PRIMARY KEY)")
+        if not ddl.startswith("CREATE TABLE orders"):
+            conn.exec_driver_sql("CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))")
+        conn.exec_driver_sql(ddl)
+    with pytest.raises(UsageError, match=message):
+        build_plan(engine, dialect, "orders", [parse_alter("total:varchar(20)")])
+    assert tables(engine) == {"customers", "orders"}
+
+
+def test_the_shadow_keeps_the_table_character_set(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE notes (id INT AUTO_INCREMENT PRIMARY KEY, body VARCHAR(100), n INT) "
+            "DEFAULT CHARSET=latin1 COLLATE=latin1_swedish_ci"
+        )
+        conn.execute(sa.text("INSERT INTO notes (body, n) VALUES ('café', 1), ('naïve', 2)"))
+    plan = build_plan(engine, dialect, "notes", [parse_alter("n:bigint")])
+    Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        charset = conn.execute(
+            sa.text(
+                "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'notes' AND COLUMN_NAME = 'body'"
+            )
+        ).scalar_one()
+        assert charset == "latin1"
+        assert conn.execute(sa.text("SELECT body FROM notes ORDER BY id")).scalars().all() == ["café", "naïve"]
+
+
+def test_a_using_expression_runs_the_same_in_the_copy_and_the_triggers(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 3000)
+    using = {"price": "CONCAT(FORMAT(src.price, 2), ' %:', src.id)"}  # % and : reach the server as written
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(40)")], using)
+    Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED)).run()
+    with engine.begin() as conn:  # written by the triggers before the copy reaches them
+        conn.execute(sa.text("UPDATE products SET price = '1234.5' WHERE id IN (10, 2999)"))
+    initial[10]["price"] = initial[2999]["price"] = "1234.50"
+    Executor(engine, dialect, plan, Options(chunk_size=400)).run()  # verify compares both paths
+    expect = {key: f"{float(row['price']):,.2f} %:{key}" for key, row in initial.items()}
+    with engine.connect() as conn:
+        got = dict(conn.execute(sa.text("SELECT id, price FROM products")).all())
+    assert got == expect
