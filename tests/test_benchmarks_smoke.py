@@ -87,8 +87,10 @@ def test_benchmark_command_runs_every_approach(server_url: str, tmp_path: Path) 
     assert by_name["raw copy"]["check"]["rows"] == 3000
     for name in ("blocking ALTER", "shadowswap"):
         writer = by_name[name]["writer"]
-        assert writer["scheduled"] > 0 and writer["errors_total"] == 0
+        assert writer["errors_total"] == 0
         assert len(by_name[name]["latency"]) >= writer["scheduled"]
+    # a 3,000-row ALTER can finish between two scheduled writes; shadowswap's process run cannot
+    assert by_name["shadowswap"]["writer"]["scheduled"] > 0
     swap = by_name["shadowswap"]
     assert swap["swap_lock_ms"] is not None and swap["peak_rss_mb"] > 0 and swap["rows_copied"] > 0
     assert {"copied", "verified", "cut_over"} <= set(swap["phases_s"])
