@@ -278,6 +278,15 @@ class Dialect:
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
         raise NotImplementedError
 
+    def copy_chunk_fast_sql(self, plan: Plan, has_lo: bool) -> str | None:
+        """A cheaper chunk statement that may lose a race with the triggers (``is_copy_race``), in
+        which case the chunk is rolled back and rerun with ``copy_chunk_sql``; None: no such statement."""
+        return None
+
+    def is_copy_race(self, exc: BaseException) -> bool:
+        """The fast chunk statement met a key the triggers wrote after the statement's snapshot."""
+        return False
+
     def begin_chunk(self, conn: Connection) -> None:
         """Called at the start of each chunk's transaction (SQLite takes its write lock here)."""
 

@@ -92,6 +92,11 @@ class Copier:
         self.bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
         self.copy_first = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=False))
         self.copy_next = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=True))
+        fast_first, fast_next = (dialect.copy_chunk_fast_sql(plan, has_lo=h) for h in (False, True))
+        self.fast_first = dialect.statement(fast_first) if fast_first else None
+        self.fast_next = dialect.statement(fast_next) if fast_next else None
+        #: chunks the fast statement lost to a trigger and the careful one copied
+        self.races = 0
 
     def run(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
         """Copy every key in (checkpoint, max_key]; returns rows inserted by this run."""
@@ -115,10 +120,16 @@ class Copier:
 
     def _chunk_with_retries(self, lo: list[Any] | None, max_key: list[Any]) -> tuple[list[Any], int]:
         attempt = 0
+        careful = self.fast_first is None
         while True:
             try:
-                return self._chunk(lo, max_key)
+                return self._chunk(lo, max_key, careful)
             except DBAPIError as exc:
+                if not careful and self.dialect.is_copy_race(exc):
+                    careful = True
+                    self.races += 1
+                    log.debug("chunk met a trigger's row; rerun with the careful statement", lo=lo)
+                    continue
                 if self.dialect.is_retryable(exc) and attempt < self.max_retries:
                     attempt += 1
                     log.info("chunk retried", reason=first_line(exc), attempt=attempt)
@@ -132,14 +143,19 @@ class Copier:
                     ) from exc
                 raise
 
-    def _chunk(self, lo: list[Any] | None, max_key: list[Any]) -> tuple[list[Any], int]:
+    def _chunk(self, lo: list[Any] | None, max_key: list[Any], careful: bool) -> tuple[list[Any], int]:
         params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.sizer.size - 1}
         with self.engine.begin() as conn:
             self.dialect.begin_chunk(conn)
             row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
             hi = list(row) if row is not None else list(max_key)
             params.update(key_params("hi", hi))
-            result = conn.execute(self.copy_first if lo is None else self.copy_next, params)
+            if careful:
+                statement = self.copy_first if lo is None else self.copy_next
+            else:
+                statement = self.fast_first if lo is None else self.fast_next
+            assert statement is not None
+            result = conn.execute(statement, params)
             inserted = self.dialect.finish_copy(conn, self.plan, result)
             state.record_chunk(conn, self.migration_id, hi, inserted)
         return hi, inserted

@@ -461,6 +461,8 @@ class Executor:
             copier.run(coerced_checkpoint, max_key)
         finally:
             self.reporter.copy_finished()
+            if copier.races:
+                log.info("chunks rerun after meeting a trigger's row", chunks=copier.races)
 
     def _coerce_key(self, values: list[Any] | None) -> list[Any] | None:
         """Checkpoints are JSON; give the key values back their column's Python type."""
