@@ -13,8 +13,11 @@ verify``): the old table plays the original, the live table plays the shadow.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +168,22 @@ def describe(plan: Plan, differences: list[Difference], limit: int = 10) -> str:
     return ", ".join(shown) + more
 
 
+def _check(
+    engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any], rechecks: int
+) -> tuple[int, Difference | None]:
+    """One chunk: its row count, and the difference if its checksums keep differing."""
+    for attempt in range(rechecks + 1):
+        source, shadow = _compare(engine, dialect, plan, lo, hi)
+        if source == shadow:
+            return int(source[0] or 0), None
+        if attempt < rechecks:
+            log.info("checksum differs, rechecking", lo=lo, hi=hi, attempt=attempt + 1)
+            time.sleep(0.2 * (attempt + 1))
+    difference = narrow(engine, dialect, plan, lo, hi, rechecks)
+    log.warning("difference found", lo=lo, hi=hi, keys=[list(k) for k in difference.keys[:20]])
+    return int(source[0] or 0), difference
+
+
 def verify(
     engine: Engine,
     dialect: Dialect,
@@ -174,42 +193,54 @@ def verify(
     on_progress: Callable[[int], None] | None = None,
     before_chunk: Callable[[], object] | None = None,
     stop_at_first: bool = True,
+    workers: int = 2,
 ) -> VerifyResult:
     """Compare chunk by chunk. ``stop_at_first``: raise VerificationFailed naming the keys at the
-    first real difference (before a swap, one is enough to stop); otherwise collect them all."""
+    first real difference (before a swap, one is enough to stop); otherwise collect them all.
+
+    Chunks are independent (each is read in its own snapshot), so ``workers`` of them are compared
+    at once on their own connections: the checksums are CPU work on the server, and the copy that
+    ran before used one core. Results are taken in key order, so the first difference reported is
+    the lowest one.
+    """
     bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
     bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
     max_key = _top_key(engine, dialect, plan)
     result = VerifyResult(rows=0)
     if max_key is None:
         return result
-    lo: list[Any] | None = None
-    while lo is None or lo != max_key:
-        if before_chunk:
-            before_chunk()
-        params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": chunk_size - 1}
-        with engine.connect() as conn:
-            row = conn.execute(bound_first if lo is None else bound_next, params).first()
-        hi = list(row) if row is not None else max_key
-        for attempt in range(rechecks + 1):
-            source, shadow = _compare(engine, dialect, plan, lo, hi)
-            if source == shadow:
+
+    def ranges() -> Iterator[tuple[list[Any] | None, list[Any]]]:
+        lo: list[Any] | None = None
+        while lo is None or lo != max_key:
+            if before_chunk:
+                before_chunk()
+            params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": chunk_size - 1}
+            with engine.connect() as conn:
+                row = conn.execute(bound_first if lo is None else bound_next, params).first()
+            hi = list(row) if row is not None else max_key
+            yield lo, hi
+            lo = hi
+
+    pending: deque[Future[tuple[int, Difference | None]]] = deque()
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="shadowswap-verify") as pool:
+        chunks = ranges()
+        while True:
+            for lo, hi in itertools.islice(chunks, max(1, workers) - len(pending)):
+                pending.append(pool.submit(_check, engine, dialect, plan, lo, hi, rechecks))
+            if not pending:
                 break
-            if attempt < rechecks:
-                log.info("checksum differs, rechecking", lo=lo, hi=hi, attempt=attempt + 1)
-                time.sleep(0.2 * (attempt + 1))
-        else:
-            difference = narrow(engine, dialect, plan, lo, hi, rechecks)
-            log.warning("difference found", lo=lo, hi=hi, keys=[list(k) for k in difference.keys[:20]])
-            result.differences.append(difference)
-            if stop_at_first:
-                raise VerificationFailed(
-                    f"the new table differs from {plan.table!r} at {describe(plan, [difference])}",
-                    hint="nothing was swapped and dual-write is still on; `shadowswap abort` removes the shadow "
-                    "and the triggers",
-                )
-        result.rows += int(source[0] or 0)
-        if on_progress:
-            on_progress(int(source[0] or 0))
-        lo = hi
+            rows, difference = pending.popleft().result()
+            if difference is not None:
+                result.differences.append(difference)
+                if stop_at_first:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise VerificationFailed(
+                        f"the new table differs from {plan.table!r} at {describe(plan, [difference])}",
+                        hint="nothing was swapped and dual-write is still on; `shadowswap abort` removes the "
+                        "shadow and the triggers",
+                    )
+            result.rows += rows
+            if on_progress:
+                on_progress(rows)
     return result
