@@ -169,9 +169,13 @@ def plot(report: dict[str, Any], rows: int, path: Path) -> bool:
         ax.set_ylim(0.3, max(top * 1.5, 100))
         ax.axhline(50, color="#b03a2e", lw=0.8, ls="--")
         w = r["writer"]
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value:,.0f}"  # no write scheduled in a very short window
+
         ax.set_title(
-            f"{r['approach']}: {r['wall_s']:.1f} s, stall {w['longest_stall_ms']:,.0f} ms, "
-            f"corrected p99 {w['corrected_p99_ms']:,.0f} ms",
+            f"{r['approach']}: {r['wall_s']:.1f} s, stall {ms(w['longest_stall_ms'])} ms, "
+            f"corrected p99 {ms(w['corrected_p99_ms'])} ms",
             fontsize=9,
             loc="left",
         )

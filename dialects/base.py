@@ -36,6 +36,10 @@ class Dialect:
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
     default_chunk_time = 0.1
+    #: chunks copied at once by default (``--copy-workers``); 1 where concurrent chunks would only
+    #: queue on one lock (SQLite) or are not yet proven safe
+    default_copy_workers = 1
+    max_copy_workers = 1
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)

@@ -272,8 +272,16 @@ def execute(
     ] = None,
     min_chunk: Annotated[int, typer.Option(help="Smallest chunk the adaptive sizer may choose.")] = 100,
     max_chunk: Annotated[int, typer.Option(help="Largest chunk the adaptive sizer may choose.")] = 100_000,
+    copy_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Chunks copied at once, on disjoint key ranges [default: PostgreSQL 2, others 1].",
+            show_default=False,
+        ),
+    ] = None,
     max_rows_per_second: Annotated[
-        float | None, typer.Option(help="Cap on rows copied per second.", show_default=False)
+        float | None,
+        typer.Option(help="Cap on rows copied per second (copies one chunk at a time).", show_default=False),
     ] = None,
     max_lag: Annotated[
         float | None,
@@ -335,6 +343,8 @@ def execute(
         raise UsageError("--min-chunk is larger than --max-chunk")
     if chunk_time is not None and chunk_time <= 0:
         raise UsageError("--chunk-time must be positive")
+    if copy_workers is not None and copy_workers < 1:
+        raise UsageError("--copy-workers must be at least 1")
     if max_rows_per_second is not None and max_rows_per_second <= 0:
         raise UsageError("--max-rows-per-second must be positive")
     if lock_timeout < 1 or cutover_retries < 1:
@@ -351,11 +361,16 @@ def execute(
     hooks = Hooks(parse_hooks(hook or []), timeout=hook_timeout)
     the_plan = Plan.read(plan_file)
     engine, dialect = connect(db)
+    if copy_workers is not None and copy_workers > dialect.max_copy_workers:
+        raise UsageError(
+            f"--copy-workers {copy_workers}: {dialect.name} copies at most {dialect.max_copy_workers} chunk(s) at once"
+        )
     options = Options(
         chunk_size=min(max(chunk_size, min_chunk), max_chunk),
         chunk_time=chunk_time if chunk_time is not None else dialect.default_chunk_time,
         min_chunk=min_chunk,
         max_chunk=max_chunk,
+        copy_workers=copy_workers,
         lock_timeout_ms=lock_timeout,
         lock_retries=cutover_retries,
         verify=not no_verify,

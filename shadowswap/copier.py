@@ -11,6 +11,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,7 @@ class Copier:
         before_chunk: ThrottleCallback | None = None,
         after_chunk: PaceCallback | None = None,
         max_retries: int = 20,
+        workers: int = 1,
     ) -> None:
         self.engine = engine
         self.dialect = dialect
@@ -88,6 +90,7 @@ class Copier:
         self.before_chunk = before_chunk
         self.after_chunk = after_chunk
         self.max_retries = max_retries
+        self.workers = max(1, workers)
         self.bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
         self.bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
         self.copy_first = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=False))
@@ -100,6 +103,8 @@ class Copier:
 
     def run(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
         """Copy every key in (checkpoint, max_key]; returns rows inserted by this run."""
+        if self.workers > 1:
+            return self._run_parallel(checkpoint, max_key)
         lo = checkpoint
         total = 0
         while lo is None or list(lo) != list(max_key):
@@ -107,23 +112,72 @@ class Copier:
                 self.before_chunk()
             started = time.perf_counter()
             hi, inserted = self._chunk_with_retries(lo, max_key)
-            elapsed = time.perf_counter() - started
-            self.sizer.record(self.sizer.size if list(hi) != list(max_key) else 0, elapsed)
             total += inserted
-            if self.on_progress:
-                self.on_progress(inserted, self.sizer.size)
-            log.debug("chunk copied", hi=hi, rows=inserted, seconds=round(elapsed, 3), next_size=self.sizer.size)
-            if self.after_chunk:
-                self.after_chunk(inserted, elapsed)
+            self._chunk_done(hi, max_key, inserted, time.perf_counter() - started)
             lo = hi
         return total
 
-    def _chunk_with_retries(self, lo: list[Any] | None, max_key: list[Any]) -> tuple[list[Any], int]:
+    def _run_parallel(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
+        """``workers`` chunks at once, each on its own connection over its own key range.
+
+        The ranges are handed out in key order and their results taken in that order, so the
+        checkpoint (written here, after the chunk's own transaction) is a low watermark: it never
+        passes a range that has not committed. A resume may copy again a range that did commit
+        after it; the copy skips keys already present, so that costs time, not correctness.
+        """
+        lo = checkpoint
+        handed_out_all = False
+        total = 0
+        pending: deque[tuple[list[Any], Future[tuple[int, float]]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="shadowswap-copy") as pool:
+            try:
+                while True:
+                    while not handed_out_all and len(pending) < self.workers:
+                        if self.before_chunk:
+                            self.before_chunk()
+                        hi = self._bound(lo, max_key)
+                        pending.append((hi, pool.submit(self._range_with_retries, lo, hi)))
+                        lo, handed_out_all = hi, list(hi) == list(max_key)
+                    if not pending:
+                        return total
+                    hi, future = pending.popleft()
+                    inserted, elapsed = future.result()
+                    with self.engine.begin() as conn:
+                        state.record_checkpoint(conn, self.migration_id, hi)
+                    total += inserted
+                    self._chunk_done(hi, max_key, inserted, elapsed)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+
+    def _chunk_done(self, hi: list[Any], max_key: list[Any], inserted: int, elapsed: float) -> None:
+        self.sizer.record(self.sizer.size if list(hi) != list(max_key) else 0, elapsed)
+        if self.on_progress:
+            self.on_progress(inserted, self.sizer.size)
+        log.debug("chunk copied", hi=hi, rows=inserted, seconds=round(elapsed, 3), next_size=self.sizer.size)
+        if self.after_chunk:
+            self.after_chunk(inserted, elapsed)
+
+    def _bound(self, lo: list[Any] | None, max_key: list[Any]) -> list[Any]:
+        """The upper key of the next chunk, read outside any chunk's transaction."""
+        params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.sizer.size - 1}
+        with self.engine.connect() as conn:
+            row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
+        return list(row) if row is not None else list(max_key)
+
+    def _range_with_retries(self, lo: list[Any] | None, hi: list[Any]) -> tuple[int, float]:
+        started = time.perf_counter()
+        _, inserted = self._chunk_with_retries(lo, hi, fixed_hi=True)
+        return inserted, time.perf_counter() - started
+
+    def _chunk_with_retries(
+        self, lo: list[Any] | None, max_key: list[Any], fixed_hi: bool = False
+    ) -> tuple[list[Any], int]:
         attempt = 0
         careful = self.fast_first is None
         while True:
             try:
-                return self._chunk(lo, max_key, careful)
+                return self._chunk(lo, max_key, careful, fixed_hi)
             except DBAPIError as exc:
                 if not careful and self.dialect.is_copy_race(exc):
                     careful = True
@@ -143,13 +197,21 @@ class Copier:
                     ) from exc
                 raise
 
-    def _chunk(self, lo: list[Any] | None, max_key: list[Any], careful: bool) -> tuple[list[Any], int]:
+    def _chunk(
+        self, lo: list[Any] | None, max_key: list[Any], careful: bool, fixed_hi: bool
+    ) -> tuple[list[Any], int]:
+        """One chunk's transaction. With ``fixed_hi`` the range is (lo, max_key] as given and the
+        checkpoint is left to the caller (parallel copy); otherwise the chunk finds its own upper
+        key and commits it as the checkpoint together with its rows (invariant 4)."""
         params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.sizer.size - 1}
         with self.engine.begin() as conn:
             self.dialect.begin_chunk(conn)
-            row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
-            hi = list(row) if row is not None else list(max_key)
-            params.update(key_params("hi", hi))
+            if fixed_hi:
+                hi = list(max_key)
+            else:
+                row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
+                hi = list(row) if row is not None else list(max_key)
+                params.update(key_params("hi", hi))
             if careful:
                 statement = self.copy_first if lo is None else self.copy_next
             else:
@@ -157,5 +219,8 @@ class Copier:
             assert statement is not None
             result = conn.execute(statement, params)
             inserted = self.dialect.finish_copy(conn, self.plan, result)
-            state.record_chunk(conn, self.migration_id, hi, inserted)
+            if fixed_hi:
+                state.record_rows(conn, self.migration_id, inserted)
+            else:
+                state.record_chunk(conn, self.migration_id, hi, inserted)
         return hi, inserted

@@ -46,6 +46,8 @@ class Options:
     chunk_time: float = 0.1
     min_chunk: int = 100
     max_chunk: int = 100_000
+    #: chunks copied at once (None: the dialect's default; a --max-rows-per-second cap uses one)
+    copy_workers: int | None = None
     lock_timeout_ms: int = 200
     lock_retries: int = 30
     verify: bool = True
@@ -456,6 +458,7 @@ class Executor:
             on_progress=lambda rows, _size: self.reporter.copied(rows),
             before_chunk=self.throttler.wait,
             after_chunk=self.throttler.pace,
+            workers=1 if rate else (self.options.copy_workers or self.dialect.default_copy_workers),
         )
         try:
             copier.run(coerced_checkpoint, max_key)

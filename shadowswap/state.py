@@ -192,6 +192,24 @@ def record_chunk(conn: Connection, migration_id: int, checkpoint: list[Any], row
     )
 
 
+def record_rows(conn: Connection, migration_id: int, rows: int) -> None:
+    """A chunk's rows, in the chunk's transaction, when its checkpoint is written apart (parallel copy)."""
+    conn.execute(
+        migrations.update()
+        .where(migrations.c.id == migration_id)
+        .values(rows_copied=migrations.c.rows_copied + rows, updated_at=now())
+    )
+
+
+def record_checkpoint(conn: Connection, migration_id: int, checkpoint: list[Any]) -> None:
+    """The low watermark of a parallel copy: every key up to it is committed in the shadow."""
+    conn.execute(
+        migrations.update()
+        .where(migrations.c.id == migration_id)
+        .values(checkpoint=encode_key(checkpoint), updated_at=now())
+    )
+
+
 def flags(conn: Connection, migration_id: int) -> tuple[bool, bool]:
     """(paused, cutover_postponed): one cheap read, made between chunks and while waiting."""
     row = conn.execute(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from shadowswap import state
 from shadowswap.changes import parse_alter
+from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.db import connect
 from shadowswap.errors import UsageError
 from shadowswap.executor import Executor, Options
@@ -162,22 +165,7 @@ def test_a_chunk_that_meets_a_triggers_row_is_rerun_with_on_conflict(pg_url: str
     """The fast chunk statement (an anti-join, no ON CONFLICT) loses one race by design: a row
     updated between its snapshot and its share lock comes back in its new version, whose key the
     update's trigger has already written. The chunk must be rerun, not fail, and not overwrite."""
-    from shadowswap import state
-    from shadowswap.copier import ChunkSizer, Copier
-
-    engine, dialect = connect(pg_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v integer NOT NULL, code text UNIQUE)")
-        conn.exec_driver_sql("INSERT INTO items SELECT g, g, 'c' || g FROM generate_series(1, 1000) g")
-    plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint")])
-    state.ensure(engine)
-    with engine.begin() as conn:
-        for stmt in [*plan.shadow_ddl, *plan.trigger_ddl]:
-            conn.exec_driver_sql(stmt)
-        migration_id = state.create(
-            conn, table="items", shadow=plan.shadow_table, old=plan.old_table, fingerprint=plan.fingerprint,
-            plan_json="{}", estimated_rows=1000,
-        )  # fmt: skip
+    engine, dialect, plan, migration_id = _items_with_shadow_and_triggers(pg_url, 1000)
     copier = Copier(engine, dialect, plan, migration_id, ChunkSizer(size=5000, maximum=5000))
     assert copier.fast_first is not None
     holder = engine.connect()
@@ -201,3 +189,56 @@ def test_a_chunk_that_meets_a_triggers_row_is_rerun_with_on_conflict(pg_url: str
         source = conn.exec_driver_sql("SELECT id, v, code FROM items ORDER BY id").all()
         shadow = conn.exec_driver_sql(f"SELECT id, v, code FROM {dialect.q(plan.shadow_table)} ORDER BY id").all()
     assert shadow == source and (500, -500, "c500") in shadow
+
+
+def _items_with_shadow_and_triggers(url: str, rows: int) -> tuple[sa.Engine, Any, Any, int]:
+    """A table, its shadow and the triggers, and a migration row: where the copy phase starts."""
+    engine, dialect = connect(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v integer NOT NULL, code text UNIQUE)")
+        conn.exec_driver_sql(f"INSERT INTO items SELECT g, g, 'c' || g FROM generate_series(1, {rows}) g")
+    plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint")])
+    state.ensure(engine)
+    with engine.begin() as conn:
+        for stmt in [*plan.shadow_ddl, *plan.trigger_ddl]:
+            conn.exec_driver_sql(stmt)
+        migration_id = state.create(
+            conn, table="items", shadow=plan.shadow_table, old=plan.old_table, fingerprint=plan.fingerprint,
+            plan_json="{}", estimated_rows=rows,
+        )  # fmt: skip
+    return engine, dialect, plan, migration_id
+
+
+def test_parallel_copy_checkpoint_never_passes_an_uncommitted_chunk(pg_url: str) -> None:
+    """Four chunks at once, stopped after a few dozen: every key up to the recorded checkpoint is
+    in the shadow (the checkpoint is a low watermark), and the resume from it ends exact."""
+    engine, dialect, plan, migration_id = _items_with_shadow_and_triggers(pg_url, 50_000)
+    handed_out = 0
+
+    def stop_after_some() -> None:
+        nonlocal handed_out
+        handed_out += 1
+        if handed_out > 40:
+            raise KeyboardInterrupt
+
+    sizer = ChunkSizer(size=500, minimum=500, maximum=500)
+    copier = Copier(engine, dialect, plan, migration_id, sizer, before_chunk=stop_after_some, workers=4)
+    with pytest.raises(KeyboardInterrupt):
+        copier.run(None, [50_000])
+    with engine.connect() as conn:
+        checkpoint = state.get(conn, migration_id).checkpoint
+        shadow_q = dialect.q(plan.shadow_table)
+        assert checkpoint is not None and 0 < checkpoint[0] < 50_000
+        gaps = conn.exec_driver_sql(
+            f"SELECT count(*) FROM items s WHERE s.id <= {int(checkpoint[0])} "
+            f"AND NOT EXISTS (SELECT 1 FROM {shadow_q} d WHERE d.id = s.id)"
+        ).scalar_one()
+        copied_before = state.get(conn, migration_id).rows_copied
+    assert gaps == 0
+    resumed = Copier(engine, dialect, plan, migration_id, ChunkSizer(size=2000), workers=4)
+    inserted = resumed.run(list(checkpoint), [50_000])
+    with engine.connect() as conn:
+        source = conn.exec_driver_sql("SELECT id, v, code FROM items ORDER BY id").all()
+        shadow = conn.exec_driver_sql(f"SELECT id, v, code FROM {shadow_q} ORDER BY id").all()
+        assert state.get(conn, migration_id).rows_copied == 50_000 == copied_before + inserted
+    assert shadow == source
