@@ -188,6 +188,10 @@ class Dialect:
         """Session settings that cancel an in-place ALTER which turns out not to be quick."""
         return []
 
+    def instant_refusal(self, exc: BaseException) -> str | None:
+        """The server's reason when it refused an in-place ALTER's algorithm (nothing changed), else None."""
+        return None
+
     def cast_check_predicates(self, column: ColumnPlan, plain_cast: bool) -> tuple[str, str | None]:
         """Over a source row ``src``: (the new column refuses the value, the value comes out changed).
 

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
-from shadowswap.errors import CopyFailed, DestructiveChange, UsageError
+from shadowswap.errors import CopyFailed, DestructiveChange, ShadowswapError, UsageError
 
 if TYPE_CHECKING:
     from shadowswap.dialects import Dialect
@@ -239,7 +240,16 @@ def run_instant(engine: Engine, dialect: Dialect, plan: Plan, lock_timeout_ms: i
         for stmt in [*dialect.lock_timeout_sql(lock_timeout_ms), *dialect.instant_guard_sql(lock_timeout_ms)]:
             dialect.run(conn, stmt)
         for stmt in plan.instant_sql:
-            dialect.run(conn, stmt)
+            try:
+                dialect.run(conn, stmt)
+            except DBAPIError as exc:
+                refusal = dialect.instant_refusal(exc)
+                if refusal is None:
+                    raise
+                raise ShadowswapError(
+                    f"the server refused to change {plan.table!r} in place: {refusal}; nothing was changed",
+                    hint="plan again with `--strategy shadow` to make the change with the online copy",
+                ) from None
     return time.perf_counter() - started
 
 

@@ -1,10 +1,13 @@
-"""MySQL/MariaDB-only behaviour: strict mode, the RENAME swap and its triggers, the AUTO-INC lock."""
+"""MySQL/MariaDB-only behaviour: strict mode, the RENAME swap and its triggers, the AUTO-INC lock, in-place ALTERs."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ import sqlalchemy as sa
 from harness import Writers, compare, create_products
 
 from shadowswap import state
-from shadowswap.changes import parse_alter
+from shadowswap.changes import parse_alter, parse_options
 from shadowswap.db import connect
 from shadowswap.errors import CopyFailed, CutoverFailed, ShadowswapError, UsageError
 from shadowswap.executor import Executor, Options, SilentReporter
@@ -396,3 +399,179 @@ def test_a_using_expression_runs_the_same_in_the_copy_and_the_triggers(mysql_url
     with engine.connect() as conn:
         got = dict(conn.execute(sa.text("SELECT id, price FROM products")).all())
     assert got == expect
+
+
+# -- in place: ALGORITHM=INSTANT / NOCOPY|INPLACE, LOCK=NONE -----------------------------------------
+
+
+def table_id(engine: sa.Engine, table: str) -> int:
+    """InnoDB's id of the table: a rebuild (COPY, or INPLACE with a rebuild) creates a new one."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text("SELECT TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME = :n"),
+                {"n": f"{conn.exec_driver_sql('SELECT DATABASE()').scalar_one()}/{table}"},
+            ).scalar_one()
+        )
+
+
+def show_create(engine: sa.Engine, table: str) -> str:
+    with engine.connect() as conn:
+        return str(conn.exec_driver_sql(f"SHOW CREATE TABLE `{table}`").one()[1])
+
+
+def test_mysql_rules_for_what_is_instant(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    if not dialect.sa_dialect.is_mariadb:
+        pytest.skip("the rules asserted here are MariaDB 10.4+'s")
+    create_products(engine, 10)
+    with engine.begin() as conn:  # columns whose character set is not the table's carry it in their type
+        conn.exec_driver_sql(
+            "CREATE TABLE notes (id INT PRIMARY KEY, u VARCHAR(50) CHARACTER SET utf8mb4, "
+            "w VARCHAR(100) CHARACTER SET utf8mb4, l VARCHAR(100), b VARBINARY(100), KEY ix_u (u)) "
+            "DEFAULT CHARSET=latin1"
+        )
+
+    def strategy(table: str = "products", **options: Any) -> str:
+        return build_plan(engine, dialect, table, parse_options(**options)).strategy
+
+    mb4 = "character set utf8mb4 collate utf8mb4_general_ci"
+    assert strategy(add=["note:varchar(20)"]) == "instant"
+    assert strategy(add=["n:integer not null default 0"]) == "instant"
+    assert strategy(drop=["description"]) == "instant"
+    assert strategy(rename=["price:unit_price"]) == "instant"
+    assert strategy(drop_index=["ix_products_name"]) == "instant"
+    assert strategy(alter=["stock_quantity:default 5"]) == "instant"
+    assert strategy(alter=["description:drop default"]) == "instant"
+    assert strategy("notes", alter=[f"u:varchar(60) {mb4}"]) == "instant"  # 200 → 240 bytes: one length byte
+    assert strategy("notes", alter=[f"w:varchar(200) {mb4}"]) == "instant"  # 400 → 800 bytes: two length bytes
+    assert strategy("notes", alter=["b:varbinary(255)"]) == "instant"
+    assert strategy("notes", alter=[f"u:varchar(64) {mb4}"]) == "shadow"  # 200 → 256 bytes: crosses 255
+    assert strategy("notes", alter=["u:varchar(60)"]) == "shadow"  # would become latin1: a conversion
+    assert strategy("notes", alter=[f"w:varchar(1000) {mb4}"]) == "shadow"  # past an index key's 3072 bytes
+    # the table's default character set is not in the reflected type: 100 → 200 characters might
+    # cross 255 bytes (latin1), so the copy; 10 → 60 cannot, whatever the character set
+    assert strategy("notes", alter=["l:varchar(200)"]) == "shadow"
+    assert strategy(alter=["sku:varchar(120)"]) == "shadow"
+    assert strategy("notes", alter=["b:varbinary(256)"]) == "shadow"
+    assert strategy(alter=["name:varchar(100)"]) == "shadow"  # narrowing: every row is checked
+    assert strategy(alter=["description:not null"]) == "shadow"  # a rebuild that checks every row
+    assert strategy(alter=["stock_quantity:null"]) == "shadow"  # DROP NOT NULL rebuilds an InnoDB table
+    assert strategy(alter=["stock_quantity:bigint"]) == "shadow"  # a rebuild
+    assert strategy(add=["n:datetime default current_timestamp"]) == "shadow"  # computed per row
+    assert strategy(add=["n:integer"], using=["n=stock_quantity * 2"]) == "shadow"
+    assert strategy(add_index=["ix_new:(sku, name)"]) == "shadow"
+
+    # one ALTER TABLE for the whole plan, with the weakest algorithm every change allows
+    plan = build_plan(engine, dialect, "products", parse_options(add=["note:varchar(20)"], rename=["price:cost"]))
+    assert plan.instant_sql == [
+        "ALTER TABLE products ADD COLUMN note varchar(20), RENAME COLUMN price TO cost, ALGORITHM=INSTANT"
+    ]
+    plan = build_plan(
+        engine, dialect, "products", parse_options(drop=["description"], drop_index=["ix_products_name", "sku"])
+    )
+    assert plan.strategy == "instant"
+    assert plan.instant_sql == [
+        "ALTER TABLE products DROP INDEX ix_products_name, DROP INDEX sku, DROP COLUMN description, "
+        "ALGORITHM=NOCOPY, LOCK=NONE"
+    ]
+    # a widened column that is also renamed is one CHANGE clause (MySQL refuses two clauses on a column)
+    plan = build_plan(engine, dialect, "notes", parse_options(alter=[f"u:varchar(60) {mb4}"], rename=["u:uu"]))
+    assert len(plan.instant_sql) == 1 and plan.instant_sql[0].startswith("ALTER TABLE notes CHANGE u uu varchar(60)")
+    Executor(engine, dialect, plan).run()
+    assert "`uu` varchar(60) CHARACTER SET utf8mb4" in show_create(engine, "notes")
+
+
+def test_an_instant_change_does_not_rebuild_the_table_while_writes_go_on(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 20_000, seed=7)
+    changes = parse_options(
+        add=["note:varchar(40) not null default 'none'"],
+        drop_index=["ix_products_active_created"],
+        alter=["stock_quantity:default 3"],
+    )
+    plan = build_plan(engine, dialect, "products", changes)
+    assert plan.strategy == "instant" and len(plan.instant_sql) == 1
+    assert plan.instant_sql[0].endswith(
+        "ALGORITHM=NOCOPY, LOCK=NONE" if dialect.sa_dialect.is_mariadb else "ALGORITHM=INPLACE, LOCK=NONE"
+    )
+    before = table_id(engine, "products")
+    with Writers(mysql_url, initial, threads=4, seed=7) as writers:
+        time.sleep(0.5)
+        summary = Executor(engine, dialect, plan, Options(allow_destructive=True)).run()
+        time.sleep(0.5)
+    assert summary.strategy == "instant" and summary.rows_copied == 0
+    assert table_id(engine, "products") == before  # the same InnoDB table: nothing was rebuilt
+    stats = writers.total
+    assert stats.errors == []
+    assert stats.inserts and stats.updates and stats.rekeys and stats.deletes
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM products WHERE note <> 'none'")).scalar_one() == 0
+        assert state.all_migrations(conn)[0].phase == state.ALTERED
+    created = show_create(engine, "products")
+    assert "ix_products_active_created" not in created and "`stock_quantity` int(11) NOT NULL DEFAULT 3" in created
+    # the signal is real: a rebuild gives the table a new id
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE products FORCE")
+    assert table_id(engine, "products") != before
+
+
+def test_an_algorithm_the_server_refuses_is_a_clear_error_and_changes_nothing(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 500)
+    plan = build_plan(engine, dialect, "products", parse_options(add=["note:varchar(20)"]))
+    assert plan.strategy == "instant"
+    # what a misjudged rule would produce: a type change no server makes in place
+    plan.instant_sql = ["ALTER TABLE products MODIFY stock_quantity bigint NOT NULL DEFAULT 0, ALGORITHM=INSTANT"]
+    before, created = table_id(engine, "products"), show_create(engine, "products")
+    with pytest.raises(ShadowswapError) as raised:
+        Executor(engine, dialect, plan).run()
+    message = str(raised.value)
+    assert "refused" in message and "ALGORITHM=INSTANT is not supported" in message and "\n" not in message
+    assert raised.value.hint is not None and "--strategy shadow" in raised.value.hint
+    assert (table_id(engine, "products"), show_create(engine, "products")) == (before, created)
+    with engine.connect() as conn:
+        assert state.all_migrations(conn)[0].phase == state.ABORTED
+
+
+def shadowswap_cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "shadowswap", *args, "--db", url],
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def test_instant_through_the_cli_and_a_refusal_the_rules_cannot_foresee(mysql_url: str, tmp_path: Path) -> None:
+    engine, _ = connect(mysql_url)
+    initial = create_products(engine, 2000)
+    before = table_id(engine, "products")
+    planned = shadowswap_cli("plan", "products", "--add", "note:varchar(20)", url=mysql_url, cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    assert "ALGORITHM=INSTANT" in planned.stdout and "instant" in planned.stdout
+    executed = shadowswap_cli("execute", url=mysql_url, cwd=tmp_path)
+    assert executed.returncode == 0, executed.stderr
+    assert "note" in {c["name"] for c in sa.inspect(engine).get_columns("products")}
+    assert table_id(engine, "products") == before
+    compare(engine, initial).assert_exact()
+
+    # InnoDB cannot add a column in place to a table with a FULLTEXT index: the rules do not see
+    # the table's indexes, the ALGORITHM clause makes the server refuse instead of copying
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE docs (id INT PRIMARY KEY, body TEXT, FULLTEXT KEY ft_body (body))")
+        conn.exec_driver_sql("INSERT INTO docs VALUES (1, 'one'), (2, 'two')")
+    created, docs_id = show_create(engine, "docs"), table_id(engine, "docs")
+    planned = shadowswap_cli("plan", "docs", "--add", "n:int", url=mysql_url, cwd=tmp_path)
+    assert planned.returncode == 0, planned.stderr
+    refused = shadowswap_cli("execute", url=mysql_url, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: the server refused to change 'docs' in place: ALGORITHM=INSTANT")
+    assert "--strategy shadow" in refused.stderr
+    assert (show_create(engine, "docs"), table_id(engine, "docs")) == (created, docs_id)
