@@ -188,6 +188,10 @@ class Dialect:
         """Session settings that cancel an in-place ALTER which turns out not to be quick."""
         return []
 
+    def instant_plan_notes(self) -> list[str]:
+        """What the plan of an in-place change tells the operator about how it runs."""
+        return ["the ALTERs run under --lock-timeout, retried with backoff"]
+
     def instant_refusal(self, exc: BaseException) -> str | None:
         """The server's reason when it refused an in-place ALTER's algorithm (nothing changed), else None."""
         return None

@@ -295,6 +295,13 @@ class MySQLDialect(Dialect):
             return True, f"{'; '.join(reasons) or 'nothing to rewrite'} ({clause})"
         return super().instant_reason(change)
 
+    def instant_plan_notes(self) -> list[str]:
+        return [
+            "one ALTER TABLE with an explicit ALGORITHM clause: the server refuses a change it could only make "
+            "by rebuilding the table, and nothing changes",
+            "its metadata lock is waited for at most --lock-timeout (whole seconds), retried with backoff",
+        ]
+
     def instant_statements(self, table: str, statements: list[str]) -> list[str]:
         """alembic's statements folded into one ``ALTER TABLE … , ALGORITHM=…`` (see above)."""
         quoted = self.unescape_percents(self.preparer.quote(table))

@@ -166,6 +166,12 @@ class PostgresDialect(Dialect):
         # the whole rewrite: cancel it instead (the transaction rolls back, nothing changes).
         return [f"SET LOCAL statement_timeout = '{int(lock_timeout_ms) + 5000}ms'"]
 
+    def instant_plan_notes(self) -> list[str]:
+        return [
+            "the ALTERs run in one transaction under --lock-timeout, retried with backoff; "
+            "a statement that runs longer than expected is cancelled and rolled back"
+        ]
+
     def cast_sql(self, expression: str, type_sql: str) -> str:
         # An explicit CAST to varchar(n) truncates silently; casting to unbounded varchar leaves the
         # length check to the INSERT's assignment cast, which raises instead (invariant 8).

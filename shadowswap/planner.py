@@ -585,10 +585,7 @@ def _plan_from_reflection(
             post_swap_sql=[],
         )
         plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
-        plan.notes = [
-            "the ALTERs run in one transaction under --lock-timeout, retried with backoff; "
-            "a statement that runs longer than expected is cancelled and rolled back"
-        ]
+        plan.notes = dialect.instant_plan_notes()
         return plan
     return _shadow_plan(conn, dialect, ref, resolved, common)
 

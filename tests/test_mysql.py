@@ -437,6 +437,8 @@ def test_mysql_rules_for_what_is_instant(mysql_url: str) -> None:
 
     mb4 = "character set utf8mb4 collate utf8mb4_general_ci"
     assert strategy(add=["note:varchar(20)"]) == "instant"
+    notes = build_plan(engine, dialect, "products", parse_options(add=["note:varchar(20)"])).notes
+    assert any("ALGORITHM" in n for n in notes) and not any("cancelled" in n for n in notes)  # MySQL has no timeout
     assert strategy(add=["n:integer not null default 0"]) == "instant"
     assert strategy(drop=["description"]) == "instant"
     assert strategy(rename=["price:unit_price"]) == "instant"
