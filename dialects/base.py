@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 class Dialect:
     name = "base"
     max_identifier_bytes = 63
-    #: the upsert clause that skips a row whose key the triggers already wrote (invariant 2)
-    supports_concurrent_index = False
+    #: whether verification may run while the shadow's indexes are built: only where the builds
+    #: take no lock that a reader makes the triggers' writes queue behind (PostgreSQL's CONCURRENTLY)
+    verify_while_indexing = False
     #: SQLite builds indexes before the copy because a build holds the only write lock (invariant 6)
     build_indexes_before_copy = False
     #: whether user triggers on the table can live beside shadowswap's own

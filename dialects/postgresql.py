@@ -46,7 +46,9 @@ def _bounded_varchar(type_sql: str) -> int | None:
 class PostgresDialect(Dialect):
     name = "postgresql"
     max_identifier_bytes = 63
-    supports_concurrent_index = True
+    # CREATE INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which neither the verification's
+    # reads nor the triggers' writes conflict with; it only waits for their snapshots to end.
+    verify_while_indexing = True
     sqlglot_dialect = "postgres"
     # Chunks over disjoint key ranges share no row locks; a second one uses the server's second
     # core, which a single INSERT … SELECT leaves idle.

@@ -7,7 +7,10 @@ any point either resumes (``execute`` again) or aborts cleanly (``abort``).
 from __future__ import annotations
 
 import functools
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +38,7 @@ from shadowswap.plan import Plan
 from shadowswap.planner import check_fresh
 from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
 from shadowswap.throttle import Throttler, ThrottleSettings
-from shadowswap.verify import verify
+from shadowswap.verify import VerifyResult, verify
 
 log = structlog.get_logger("shadowswap")
 
@@ -105,6 +108,30 @@ class Summary:
     backup_restore: str | None = None
 
 
+class _VerifyAbandoned(Exception):
+    """Raised inside a background verification whose phase failed before it was needed."""
+
+
+class _BackgroundVerify:
+    """The verification, started while the indexes are built (``Dialect.verify_while_indexing``)."""
+
+    def __init__(self, run: Callable[[Callable[[], bool]], VerifyResult]) -> None:
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadowswap-verify-early")
+        self._future = self._pool.submit(run, self._stop.is_set)
+
+    def result(self) -> VerifyResult:
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def abandon(self) -> None:
+        """Stop at the next chunk and wait for it: nothing may read the shadow after a failure."""
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+
+
 def same_plan(a: Plan, b: Plan) -> bool:
     return (
         a.fingerprint == b.fingerprint
@@ -133,6 +160,7 @@ class Executor:
         self._waiting: str | None = None
         self._migration_id: int | None = None
         self._backup_restore: str | None = None
+        self._early_verify: _BackgroundVerify | None = None
 
     def run(self) -> Summary:
         if self.plan.dialect != self.dialect.name:
@@ -488,22 +516,46 @@ class Executor:
         return out
 
     def _build_indexes(self, m: state.Migration) -> None:
-        if not self.dialect.build_indexes_before_copy:
-            for index in self.plan.indexes:
-                log.info("building index", index=index.final_name)
-                self.dialect.build_index(self.engine, self.plan, index)
-        for stmt in self.plan.foreign_key_ddl:
-            self._locked("add foreign key", functools.partial(self._run_with_lock_timeout, stmt))
-        analyze = self.dialect.analyze_sql(self.plan.shadow_table)
-        if analyze:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                self.dialect.run(conn, analyze)
+        build_here = not self.dialect.build_indexes_before_copy and bool(self.plan.indexes)
+        verify_now = self.options.verify and self.dialect.verify_while_indexing
+        if build_here and verify_now and self.options.stop_after != state.INDEXES_BUILT:
+            # The builds and the checksums are separate CPU work over tables whose rows no longer
+            # change but through the triggers; the verified phase then only collects the result.
+            self._early_verify = _BackgroundVerify(self._run_verify)
+        try:
+            if build_here:
+                for index in self.plan.indexes:
+                    log.info("building index", index=index.final_name)
+                    self.dialect.build_index(self.engine, self.plan, index)
+            for stmt in self.plan.foreign_key_ddl:
+                self._locked("add foreign key", functools.partial(self._run_with_lock_timeout, stmt))
+            analyze = self.dialect.analyze_sql(self.plan.shadow_table)
+            if analyze:
+                with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    self.dialect.run(conn, analyze)
+        except BaseException:
+            if self._early_verify is not None:
+                self._early_verify.abandon()
+                self._early_verify = None
+            raise
 
     def _verify(self, m: state.Migration) -> None:
-        if self.options.verify:
-            assert self.throttler is not None
-            result = verify(self.engine, self.dialect, self.plan, before_chunk=self.throttler.wait)
-            log.info("verified", rows=result.rows)
+        early, self._early_verify = self._early_verify, None
+        if not self.options.verify:
+            return
+        result = early.result() if early is not None else self._run_verify(lambda: False)
+        log.info("verified", rows=result.rows)
+
+    def _run_verify(self, stopped: Callable[[], bool]) -> VerifyResult:
+        assert self.throttler is not None
+        throttler = self.throttler
+
+        def before_chunk() -> None:
+            if stopped():
+                raise _VerifyAbandoned
+            throttler.wait()
+
+        return verify(self.engine, self.dialect, self.plan, before_chunk=before_chunk)
 
     def _cut_over(self, m: state.Migration) -> dict[str, Any]:
         m = self._ready_for_swap(m)

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from shadowswap import state
-from shadowswap.changes import parse_alter
+from shadowswap.changes import parse_alter, parse_options
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.db import connect
 from shadowswap.errors import UsageError
@@ -242,3 +242,22 @@ def test_parallel_copy_checkpoint_never_passes_an_uncommitted_chunk(pg_url: str)
         shadow = conn.exec_driver_sql(f"SELECT id, v, code FROM {shadow_q} ORDER BY id").all()
         assert state.get(conn, migration_id).rows_copied == 50_000 == copied_before + inserted
     assert shadow == source
+
+
+def test_a_failing_index_build_stops_the_verification_beside_it(pg_url: str) -> None:
+    """The verification runs while the indexes are built; when a build fails, it stops too, and the
+    migration stays where it was (original untouched, dual-write on) with the build's error."""
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v integer NOT NULL, code text)")
+        conn.exec_driver_sql("INSERT INTO items SELECT g, g, 'c' || (g %% 50000) FROM generate_series(1, 60000) g")
+    plan = build_plan(engine, dialect, "items", parse_options(alter=["v:bigint"], add_unique=["uq_items_code:(code)"]))
+    started = threading.active_count()
+    with pytest.raises(Exception, match=r"uq_items_code|could not create unique index"):
+        Executor(engine, dialect, plan, Options(chunk_size=5000)).run()
+    assert threading.active_count() == started  # the verification thread is gone
+    with engine.connect() as conn:
+        assert state.latest(conn, "items").phase == state.COPIED
+        assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar_one() == 60_000
+        columns = {c["name"]: c for c in sa.inspect(conn).get_columns("items")}
+    assert isinstance(columns["v"]["type"], sa.Integer) and not isinstance(columns["v"]["type"], sa.BigInteger)

@@ -391,14 +391,18 @@ def _copied(engine: sa.Engine) -> int:
 # -- verification ----------------------------------------------------------------------------
 
 
-def test_difference_behind_the_tools_back_stops_before_the_swap(db_url: str, tmp_path: Path) -> None:
+# damage made before the index builds is found by a verification that may run beside them
+@pytest.mark.parametrize("damaged_after", [state.COPIED, state.INDEXES_BUILT])
+def test_difference_behind_the_tools_back_stops_before_the_swap(
+    db_url: str, tmp_path: Path, damaged_after: str
+) -> None:
     engine, dialect = connect(db_url)
     initial = create_products(engine, SMALL)
     plan = plan_price(engine, dialect)
     plan.write(tmp_path / "plan.json")
     untouched = {17, 42}  # rows the writers leave alone, so nothing repairs the damage
     with Writers(db_url, {k: v for k, v in initial.items() if k not in untouched}, threads=4, seed=6) as writers:
-        Executor(engine, dialect, plan, Options(chunk_size=1000, stop_after=state.INDEXES_BUILT)).run()
+        Executor(engine, dialect, plan, Options(chunk_size=1000, stop_after=damaged_after)).run()
         shadow = dialect.q(plan.shadow_table)
         ghost = 90_000_000  # above every key the original has: the checksum must still look there
         with engine.begin() as conn:  # writes the triggers never made
