@@ -234,6 +234,10 @@ class Dialect:
     def insert_columns(self, columns: Sequence[ColumnPlan]) -> str:
         return ", ".join(self.q(c.name) for c in columns)
 
+    def shadow_key_matches(self, plan: Plan, alias: str = "dst") -> str:
+        """The shadow row ``alias`` whose key is the one the copy gives the source row ``src``."""
+        return " AND ".join(f"{alias}.{self.q(c.name)} = {c.expression}" for c in plan.shadow_primary_key)
+
     def row_source(self, plan: Plan, record: str) -> str:
         """A one-row derived table ``src`` from a trigger's NEW/OLD record, so the copy
         expressions run unchanged in the triggers (invariant 1: one expression, both paths)."""

@@ -213,12 +213,11 @@ class PostgresDialect(Dialect):
         # snapshot and our share lock is returned in its new version (READ COMMITTED re-reads it),
         # and that update's trigger has already put the key in the shadow: the insert then fails
         # with a unique violation, and the chunk is rerun with copy_chunk_sql (invariant 2).
-        found = " AND ".join(f"dst.{self.q(c.name)} = {c.expression}" for c in plan.shadow_primary_key)
         return (
             f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
             f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
             f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
-            f"AND (SELECT 1 FROM {self.q(plan.shadow_table)} AS dst WHERE {found}) IS NULL "
+            f"AND (SELECT 1 FROM {self.q(plan.shadow_table)} AS dst WHERE {self.shadow_key_matches(plan)}) IS NULL "
             f"FOR SHARE OF src"
         )
 

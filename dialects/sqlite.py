@@ -718,12 +718,12 @@ class SQLiteDialect(Dialect):
         if source:
             return f"SELECT count(*), count(*) FROM {self.q(plan.table)} AS src WHERE {source_range}"
         shadow_pk = [c.name for c in plan.shadow_primary_key]
-        on = " AND ".join(f"dst.{self.q(c.name)} = {c.expression}" for c in plan.shadow_primary_key)
         same = " AND ".join(f"dst.{self.q(c.name)} IS {c.expression} COLLATE BINARY" for c in plan.columns)
         return (
             f"SELECT (SELECT count(*) FROM {self.q(plan.shadow_table)} AS src "
             f"WHERE {self.range_predicate(shadow_pk, has_lo, 'src.')}), count(*) "
-            f"FROM {self.q(plan.table)} AS src JOIN {self.q(plan.shadow_table)} AS dst ON {on} "
+            f"FROM {self.q(plan.table)} AS src JOIN {self.q(plan.shadow_table)} AS dst "
+            f"ON {self.shadow_key_matches(plan)} "
             f"WHERE {source_range} AND {same}"
         )
 

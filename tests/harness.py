@@ -7,10 +7,14 @@ inserts or re-keys), so the union of the writers' models is exactly what the tab
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -204,3 +208,17 @@ class Writers:
                 stats.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             if self.pause:
                 time.sleep(self.pause)
+
+
+def shadowswap(*args: str, url: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it: its own process, the database from DATABASE_URL."""
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "shadowswap", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        input=stdin,
+        timeout=300,
+    )

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from harness import create_products
+from harness import create_products, shadowswap
 
 from shadowswap.changes import parse_alter
 from shadowswap.db import connect
 from shadowswap.errors import MigrationLocked
 from shadowswap.executor import Executor
 from shadowswap.planner import build_plan
-
-
-def shadowswap(*args: str, url: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "shadowswap", *args],
-        cwd=cwd,
-        env=env,
-        text=True,
-        capture_output=True,
-        input=stdin,
-        timeout=300,
-    )
 
 
 def test_plan_execute_status_cleanup(db_url: str, tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from harness import Writers, compare, create_products
+from harness import Writers, compare, create_products, shadowswap
 
 from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
@@ -537,26 +535,14 @@ def test_an_algorithm_the_server_refuses_is_a_clear_error_and_changes_nothing(my
         assert state.all_migrations(conn)[0].phase == state.ABORTED
 
 
-def shadowswap_cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "shadowswap", *args, "--db", url],
-        cwd=cwd,
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
-
-
 def test_instant_through_the_cli_and_a_refusal_the_rules_cannot_foresee(mysql_url: str, tmp_path: Path) -> None:
     engine, _ = connect(mysql_url)
     initial = create_products(engine, 2000)
     before = table_id(engine, "products")
-    planned = shadowswap_cli("plan", "products", "--add", "note:varchar(20)", url=mysql_url, cwd=tmp_path)
+    planned = shadowswap("plan", "products", "--add", "note:varchar(20)", url=mysql_url, cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
     assert "ALGORITHM=INSTANT" in planned.stdout and "instant" in planned.stdout
-    executed = shadowswap_cli("execute", url=mysql_url, cwd=tmp_path)
+    executed = shadowswap("execute", url=mysql_url, cwd=tmp_path)
     assert executed.returncode == 0, executed.stderr
     assert "note" in {c["name"] for c in sa.inspect(engine).get_columns("products")}
     assert table_id(engine, "products") == before
@@ -568,9 +554,9 @@ def test_instant_through_the_cli_and_a_refusal_the_rules_cannot_foresee(mysql_ur
         conn.exec_driver_sql("CREATE TABLE docs (id INT PRIMARY KEY, body TEXT, FULLTEXT KEY ft_body (body))")
         conn.exec_driver_sql("INSERT INTO docs VALUES (1, 'one'), (2, 'two')")
     created, docs_id = show_create(engine, "docs"), table_id(engine, "docs")
-    planned = shadowswap_cli("plan", "docs", "--add", "n:int", url=mysql_url, cwd=tmp_path)
+    planned = shadowswap("plan", "docs", "--add", "n:int", url=mysql_url, cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
-    refused = shadowswap_cli("execute", url=mysql_url, cwd=tmp_path)
+    refused = shadowswap("execute", url=mysql_url, cwd=tmp_path)
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
