@@ -551,9 +551,9 @@ class Executor:
         throttler = self.throttler
 
         def before_chunk() -> None:
+            throttler.wait(given_up=stopped)
             if stopped():
                 raise _VerifyAbandoned
-            throttler.wait()
 
         return verify(self.engine, self.dialect, self.plan, before_chunk=before_chunk)
 

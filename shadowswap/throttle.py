@@ -186,14 +186,14 @@ class Throttler:
                 lags.append((name, None))
         return lags
 
-    def wait(self) -> float:
-        """Block while there is a reason to; returns the seconds waited."""
+    def wait(self, given_up: Callable[[], bool] | None = None) -> float:
+        """Block while there is a reason to, or until ``given_up()``; returns the seconds waited."""
         reason = self.reason()
         if reason is None:
             return 0.0
         started = time.perf_counter()
         kind, noted_at = None, 0.0
-        while reason is not None:
+        while reason is not None and not (given_up and given_up()):
             # a new reason is told at once; the same one with a new reading (lag 3.1s, 3.4s…) every few seconds
             if _kind(reason) != kind or time.monotonic() - noted_at >= RENOTE_SECONDS:
                 log.info("throttled", reason=reason)
@@ -202,8 +202,9 @@ class Throttler:
             time.sleep(self.settings.interval)
             reason = self.reason()
         waited = time.perf_counter() - started
-        log.info("throttle lifted", waited=round(waited, 1))
-        self.note(None)
+        if reason is None:  # not when given up: the reason still holds for everyone else
+            log.info("throttle lifted", waited=round(waited, 1))
+            self.note(None)
         return waited
 
     def pace(self, rows: int, seconds: float) -> None:

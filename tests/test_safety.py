@@ -36,7 +36,7 @@ from shadowswap.errors import BackupFailed, CutoverFailed, HookFailed, UsageErro
 from shadowswap.executor import Executor, Options, SilentReporter
 from shadowswap.hooks import Hooks
 from shadowswap.planner import build_plan
-from shadowswap.throttle import ThrottleSettings
+from shadowswap.throttle import Throttler, ThrottleSettings
 
 ROWS = int(os.environ.get("SHADOWSWAP_TEST_ROWS", "100000"))
 SMALL = min(ROWS, 5000)  # tests about control flow, not volume
@@ -854,3 +854,22 @@ def test_sigkill_mid_concurrent_index_build_postgresql(pg_url: str, tmp_path: Pa
     else:
         assert latest(engine).phase == state.ABORTED and plan.shadow_table not in tables(engine)
     assert triggers(engine, dialect) == []
+
+
+def test_a_throttle_wait_given_up_leaves_the_reason_standing(tmp_path: Path) -> None:
+    """A background verification told to stop while the operator's pause holds returns at once,
+    and does not tell everyone else that the throttle lifted."""
+    engine, dialect = connect(f"sqlite:///{tmp_path / 'x.db'}")
+    pause = tmp_path / "hold"
+    pause.touch()
+    notes: list[str | None] = []
+    throttler = Throttler(engine, dialect, ThrottleSettings(pause_file=pause), note=notes.append)
+    deadline = time.monotonic() + 0.3
+    waiter = threading.Thread(target=throttler.wait, kwargs={"given_up": lambda: time.monotonic() > deadline})
+    waiter.start()
+    waiter.join(timeout=5)
+    held = waiter.is_alive()
+    pause.unlink()  # lets a waiter that ignored given_up finish
+    waiter.join()
+    assert not held
+    assert notes and notes[-1] is not None and "pause" in notes[-1]
