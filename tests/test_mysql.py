@@ -15,9 +15,10 @@ from harness import Writers, compare, create_products, shadowswap
 from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
 from shadowswap.db import connect
-from shadowswap.errors import CopyFailed, CutoverFailed, ShadowswapError, UsageError
+from shadowswap.errors import CopyFailed, CutoverFailed, ShadowswapError, UsageError, VerificationFailed
 from shadowswap.executor import Executor, Options, SilentReporter
 from shadowswap.planner import build_plan
+from shadowswap.verify import verify
 
 ROWS = int(os.environ.get("SHADOWSWAP_TEST_ROWS", "100000"))
 
@@ -563,3 +564,32 @@ def test_instant_through_the_cli_and_a_refusal_the_rules_cannot_foresee(mysql_ur
     assert lines[0].startswith("error: the server refused to change 'docs' in place: ALGORITHM=INSTANT")
     assert "--strategy shadow" in refused.stderr
     assert (show_create(engine, "docs"), table_id(engine, "docs")) == (created, docs_id)
+
+
+@pytest.mark.parametrize(
+    ("original", "tampered"),
+    [
+        (("x,y", "z"), ("x", "y,z")),  # a separator inside a value, moved to the next column
+        ((None, "z"), ("NULL", "z")),  # NULL against the word NULL
+        (("", None), (None, "")),  # an empty string against NULL, swapped between columns
+    ],
+)
+def test_the_checksum_tells_apart_rows_that_spell_alike(
+    mysql_url: str, original: tuple[str | None, str | None], tampered: tuple[str | None, str | None]
+) -> None:
+    engine, dialect = connect(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE pairs (id INT PRIMARY KEY, a VARCHAR(20), b VARCHAR(20), n INT NOT NULL)")
+        conn.execute(
+            sa.text("INSERT INTO pairs VALUES (1, :a, :b, 1), (2, 'p', 'q', 2)"), {"a": original[0], "b": original[1]}
+        )
+    plan = build_plan(engine, dialect, "pairs", [parse_alter("n:bigint")])
+    Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
+    assert verify(engine, dialect, plan).ok
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE {dialect.q(plan.shadow_table)} SET a = :a, b = :b WHERE id = 1"),
+            {"a": tampered[0], "b": tampered[1]},
+        )
+    with pytest.raises(VerificationFailed, match=r"id=1 \(different\)"):
+        verify(engine, dialect, plan, rechecks=0)
