@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import TextClause
 
 from shadowswap import state
 from shadowswap.db import first_line
@@ -62,6 +63,15 @@ def key_params(prefix: str, values: list[Any] | tuple[Any, ...] | None) -> dict[
     return {} if values is None else {f"{prefix}{i}": v for i, v in enumerate(values)}
 
 
+def next_bound(
+    conn: Connection, bounds: tuple[TextClause, TextClause], lo: list[Any] | None, top: list[Any], size: int
+) -> list[Any]:
+    """The key ``size`` rows past ``lo`` (``chunk_bound_sql``: first chunk, next ones), or ``top``."""
+    params = {**key_params("lo", lo), **key_params("hi", top), "skip": size - 1}
+    row = conn.execute(bounds[0] if lo is None else bounds[1], params).first()
+    return list(row) if row is not None else list(top)
+
+
 ProgressCallback = Callable[[int, int], None]
 ThrottleCallback = Callable[[], object]
 PaceCallback = Callable[[int, float], None]
@@ -91,8 +101,10 @@ class Copier:
         self.after_chunk = after_chunk
         self.max_retries = max_retries
         self.workers = max(1, workers)
-        self.bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
-        self.bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
+        self.bounds = (
+            dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False)),
+            dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True)),
+        )
         self.copy_first = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=False))
         self.copy_next = dialect.statement(dialect.copy_chunk_sql(plan, has_lo=True))
         fast_first, fast_next = (dialect.copy_chunk_fast_sql(plan, has_lo=h) for h in (False, True))
@@ -160,10 +172,8 @@ class Copier:
 
     def _bound(self, lo: list[Any] | None, max_key: list[Any]) -> list[Any]:
         """The upper key of the next chunk, read outside any chunk's transaction."""
-        params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.sizer.size - 1}
         with self.engine.connect() as conn:
-            row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
-        return list(row) if row is not None else list(max_key)
+            return next_bound(conn, self.bounds, lo, max_key, self.sizer.size)
 
     def _range_with_retries(self, lo: list[Any] | None, hi: list[Any]) -> tuple[int, float]:
         started = time.perf_counter()
@@ -203,15 +213,10 @@ class Copier:
         """One chunk's transaction. With ``fixed_hi`` the range is (lo, max_key] as given and the
         checkpoint is left to the caller (parallel copy); otherwise the chunk finds its own upper
         key and commits it as the checkpoint together with its rows (invariant 4)."""
-        params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.sizer.size - 1}
         with self.engine.begin() as conn:
             self.dialect.begin_chunk(conn)
-            if fixed_hi:
-                hi = list(max_key)
-            else:
-                row = conn.execute(self.bound_first if lo is None else self.bound_next, params).first()
-                hi = list(row) if row is not None else list(max_key)
-                params.update(key_params("hi", hi))
+            hi = list(max_key) if fixed_hi else next_bound(conn, self.bounds, lo, max_key, self.sizer.size)
+            params = {**key_params("lo", lo), **key_params("hi", hi)}
             if careful:
                 statement = self.copy_first if lo is None else self.copy_next
             else:

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Engine
 
-from shadowswap.copier import key_params
+from shadowswap.copier import key_params, next_bound
 from shadowswap.dialects import Dialect
 from shadowswap.errors import VerificationFailed
 from shadowswap.plan import Plan
@@ -203,8 +203,10 @@ def verify(
     ran before used one core. Results are taken in key order, so the first difference reported is
     the lowest one.
     """
-    bound_first = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False))
-    bound_next = dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True))
+    bounds = (
+        dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False)),
+        dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True)),
+    )
     max_key = _top_key(engine, dialect, plan)
     result = VerifyResult(rows=0)
     if max_key is None:
@@ -215,10 +217,8 @@ def verify(
         while lo is None or lo != max_key:
             if before_chunk:
                 before_chunk()
-            params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": chunk_size - 1}
             with engine.connect() as conn:
-                row = conn.execute(bound_first if lo is None else bound_next, params).first()
-            hi = list(row) if row is not None else max_key
+                hi = next_bound(conn, bounds, lo, max_key, chunk_size)
             yield lo, hi
             lo = hi
 
