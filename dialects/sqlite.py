@@ -33,6 +33,7 @@ from shadowswap.errors import BackupFailed, ShadowswapError, UsageError
 if TYPE_CHECKING:
     from shadowswap.backup import Backup
     from shadowswap.plan import IndexPlan, Plan
+    from shadowswap.strategy import ChangeFacts
 
 log = structlog.get_logger("shadowswap.sqlite")
 
@@ -377,6 +378,29 @@ class SQLiteDialect(Dialect):
             # DATE, DATETIME, BOOLEAN: numeric affinity keeps text that is not a number as text
             return f"CASE WHEN {x} = CAST({x} AS NUMERIC) THEN CAST({x} AS NUMERIC) ELSE {x} END"
         return x
+
+    def instant_reason(self, change: ChangeFacts) -> tuple[bool, str]:
+        """What SQLite's ALTER TABLE does by editing the schema alone, without touching a row.
+
+        Everything else (types, nullability, defaults, dropping a column: SQLite 3.35's DROP
+        COLUMN rewrites every row) takes the shadow copy."""
+        if change.kind == "add" and not change.has_using:
+            if change.default is None:
+                return True, "ADD COLUMN edits the stored CREATE TABLE only; existing rows read NULL"
+            if change.default_is_constant:
+                return True, "ADD COLUMN edits the stored CREATE TABLE only; existing rows read the constant default"
+            return False, "SQLite adds a column in place only with a constant default"
+        if change.kind == "rename":
+            return True, "RENAME COLUMN edits the schema, and the indexes, triggers and views that name the column"
+        if change.kind == "drop_index" and not change.unique:
+            return True, "DROP INDEX frees the index's pages without touching the table"
+        return super().instant_reason(change)
+
+    def instant_plan_notes(self) -> list[str]:
+        return [
+            "the ALTERs run in one BEGIN IMMEDIATE transaction, waiting at most --lock-timeout for the write "
+            "lock, retried with backoff; they edit the schema only"
+        ]
 
     def narrowing_reason(self, column: str, old_type: str | None, new_type: str) -> str | None:
         # A declared length or scale is only a name here: values are stored whole, and the guarded

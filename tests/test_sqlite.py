@@ -21,7 +21,7 @@ from harness import Writers, compare, create_products
 from shadowswap.dialects.sqlite import SQLiteDialect, index_body
 
 from shadowswap import state
-from shadowswap.changes import parse_alter
+from shadowswap.changes import parse_alter, parse_options
 from shadowswap.db import connect
 from shadowswap.errors import CopyFailed, CutoverFailed, UsageError, VerificationFailed
 from shadowswap.executor import Executor, Options, cleanup
@@ -470,3 +470,71 @@ def test_foreign_keys_come_with_the_new_table(sqlite_url: str) -> None:
     assert app.execute("SELECT count(*) FROM items").fetchone()[0] == 99  # the odd ids were in category 2
     assert app.execute("PRAGMA foreign_key_check").fetchall() == []
     app.close()
+
+
+def _rootpage(engine: sa.Engine, name: str) -> int:
+    with engine.connect() as conn:
+        page = conn.execute(sa.text("SELECT rootpage FROM sqlite_master WHERE name = :n"), {"n": name}).scalar_one()
+    return int(page)
+
+
+def test_sqlite_rules_for_what_is_instant(sqlite_url: str) -> None:
+    engine, dialect = connect(sqlite_url)
+    create_products(engine, 10)
+
+    def strategy(**options: Any) -> str:
+        return build_plan(engine, dialect, "products", parse_options(**options)).strategy
+
+    assert strategy(add=["note:text"]) == "instant"
+    assert strategy(add=["n:integer not null default 0"]) == "instant"
+    assert strategy(rename=["price:unit_price"]) == "instant"
+    assert strategy(drop_index=["ix_products_name"]) == "instant"
+    assert strategy(add=["seen:timestamp default CURRENT_TIMESTAMP"]) == "shadow"  # SQLite refuses it in place
+    assert strategy(add=["n:integer"], using=["n=stock_quantity * 2"]) == "shadow"
+    assert strategy(drop=["description"]) == "shadow"  # DROP COLUMN rewrites every row
+    assert strategy(alter=["stock_quantity:default 5"]) == "shadow"  # SQLite cannot change a default
+    assert strategy(alter=["price:varchar(20)"]) == "shadow"
+    assert strategy(add_index=["ix_new:(sku, name)"]) == "shadow"
+
+
+def test_sqlite_instant_changes_touch_no_row_while_writers_write(sqlite_url: str) -> None:
+    """Columns added and an index dropped in place: the table's b-tree stays where it was (no
+    rewrite), the other index too, and every write the application committed is there."""
+    engine, dialect = connect(sqlite_url)
+    initial = create_products(engine, 20_000, seed=8)
+    plan = build_plan(
+        engine, dialect, "products",
+        parse_options(add=["note:text default 'n/a'", "rating:integer"], drop_index=["ix_products_name"]),
+    )  # fmt: skip
+    assert plan.strategy == "instant", plan.strategy_reason
+    table_page, index_page = _rootpage(engine, "products"), _rootpage(engine, "ix_products_active_created")
+    with Writers(sqlite_url, initial, threads=2, seed=8) as writers:
+        time.sleep(0.3)
+        summary = Executor(engine, dialect, plan, Options(allow_destructive=True)).run()
+        time.sleep(0.3)
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
+    assert summary.strategy == "instant" and summary.rows_copied == 0
+    assert (_rootpage(engine, "products"), _rootpage(engine, "ix_products_active_created")) == (table_page, index_page)
+    with engine.connect() as conn:
+        assert conn.execute(
+            sa.text("SELECT count(*) FROM products WHERE note = 'n/a' AND rating IS NULL")
+        ).scalar_one() == len(writers.model)
+        assert conn.execute(sa.text("SELECT count(*) FROM sqlite_master WHERE name = 'ix_products_name'")).scalar() == 0
+
+
+def test_sqlite_instant_rename_carries_views_and_indexes_along(sqlite_url: str) -> None:
+    engine, dialect = connect(sqlite_url)
+    create_products(engine, 500)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE VIEW cheap AS SELECT id, name FROM products WHERE price < 10"))
+        before = conn.execute(sa.text("SELECT count(*) FROM cheap")).scalar_one()
+    plan = build_plan(engine, dialect, "products", parse_options(rename=["price:unit_price", "name:title"]))
+    assert plan.strategy == "instant"
+    Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM cheap")).scalar_one() == before
+        view_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'cheap'")).scalar_one()
+        index_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_products_name'")).scalar_one()
+    assert "unit_price" in view_sql and "title" in index_sql
+    assert {"unit_price", "title"} <= {c["name"] for c in sa.inspect(engine).get_columns("products")}
