@@ -197,12 +197,15 @@ class PostgresDialect(Dialect):
         # application's own UPDATE. FOR SHARE makes the two take turns on the row instead; an
         # update waits at most one chunk (--chunk-time).
         pk_shadow = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
+        return self._chunk_insert(plan, has_lo, "") + f" ON CONFLICT ({pk_shadow}) DO NOTHING"
+
+    def _chunk_insert(self, plan: Plan, has_lo: bool, also_where: str) -> str:
+        """The chunk's INSERT … SELECT of f(src) over (lo, hi], share-locking what it reads."""
         return (
             f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
             f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
-            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
-            f"FOR SHARE OF src "
-            f"ON CONFLICT ({pk_shadow}) DO NOTHING"
+            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')}{also_where} "
+            f"FOR SHARE OF src"
         )
 
     def copy_chunk_fast_sql(self, plan: Plan, has_lo: bool) -> str | None:
@@ -213,13 +216,8 @@ class PostgresDialect(Dialect):
         # snapshot and our share lock is returned in its new version (READ COMMITTED re-reads it),
         # and that update's trigger has already put the key in the shadow: the insert then fails
         # with a unique violation, and the chunk is rerun with copy_chunk_sql (invariant 2).
-        return (
-            f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
-            f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
-            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')} "
-            f"AND (SELECT 1 FROM {self.q(plan.shadow_table)} AS dst WHERE {self.shadow_key_matches(plan)}) IS NULL "
-            f"FOR SHARE OF src"
-        )
+        probe = f"SELECT 1 FROM {self.q(plan.shadow_table)} AS dst WHERE {self.shadow_key_matches(plan)}"
+        return self._chunk_insert(plan, has_lo, f" AND ({probe}) IS NULL")
 
     def is_copy_race(self, exc: BaseException) -> bool:
         # Any unique violation: one that is not a race fails the careful rerun too, and is

@@ -155,7 +155,7 @@ class Copier:
                     hi, future = pending.popleft()
                     inserted, elapsed = future.result()
                     with self.engine.begin() as conn:
-                        state.record_checkpoint(conn, self.migration_id, hi)
+                        state.record_chunk(conn, self.migration_id, hi, 0)
                     total += inserted
                     self._chunk_done(hi, max_key, inserted, elapsed)
             except BaseException:
@@ -224,8 +224,5 @@ class Copier:
             assert statement is not None
             result = conn.execute(statement, params)
             inserted = self.dialect.finish_copy(conn, self.plan, result)
-            if fixed_hi:
-                state.record_rows(conn, self.migration_id, inserted)
-            else:
-                state.record_chunk(conn, self.migration_id, hi, inserted)
+            state.record_chunk(conn, self.migration_id, None if fixed_hi else hi, inserted)
         return hi, inserted

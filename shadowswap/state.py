@@ -184,30 +184,15 @@ def update(conn: Connection, migration_id: int, **values: Any) -> None:
     conn.execute(migrations.update().where(migrations.c.id == migration_id).values(**values))
 
 
-def record_chunk(conn: Connection, migration_id: int, checkpoint: list[Any], rows: int) -> None:
-    conn.execute(
-        migrations.update()
-        .where(migrations.c.id == migration_id)
-        .values(checkpoint=encode_key(checkpoint), rows_copied=migrations.c.rows_copied + rows, updated_at=now())
-    )
-
-
-def record_rows(conn: Connection, migration_id: int, rows: int) -> None:
-    """A chunk's rows, in the chunk's transaction, when its checkpoint is written apart (parallel copy)."""
-    conn.execute(
-        migrations.update()
-        .where(migrations.c.id == migration_id)
-        .values(rows_copied=migrations.c.rows_copied + rows, updated_at=now())
-    )
-
-
-def record_checkpoint(conn: Connection, migration_id: int, checkpoint: list[Any]) -> None:
-    """The low watermark of a parallel copy: every key up to it is committed in the shadow."""
-    conn.execute(
-        migrations.update()
-        .where(migrations.c.id == migration_id)
-        .values(checkpoint=encode_key(checkpoint), updated_at=now())
-    )
+def record_chunk(conn: Connection, migration_id: int, checkpoint: list[Any] | None, rows: int) -> None:
+    """A chunk's rows (in the chunk's own transaction) and, unless None, the checkpoint. A parallel
+    copy writes the two apart: rows with each chunk, the checkpoint as its low watermark."""
+    values: dict[str, Any] = {"updated_at": now()}
+    if checkpoint is not None:
+        values["checkpoint"] = encode_key(checkpoint)
+    if rows:
+        values["rows_copied"] = migrations.c.rows_copied + rows
+    conn.execute(migrations.update().where(migrations.c.id == migration_id).values(**values))
 
 
 def flags(conn: Connection, migration_id: int) -> tuple[bool, bool]:
