@@ -23,12 +23,20 @@ if TYPE_CHECKING:
     from shadowswap.strategy import ChangeFacts
 
 
+#: the change log's ordering column; a table with a key column of that name keeps direct dual-write
+LOG_SEQUENCE = "_ss_seq"
+
+
 class Dialect:
     name = "base"
     max_identifier_bytes = 63
     #: whether verification may run while the shadow's indexes are built: only where the builds
     #: take no lock that a reader makes the triggers' writes queue behind (PostgreSQL's CONCURRENTLY)
     verify_while_indexing = False
+    #: the triggers only log changed keys and a replay applies them (shadowswap/changelog.py)
+    supports_change_log = False
+    #: index builds on a change-logged shadow run this many at a time
+    index_build_workers = 1
     #: SQLite builds indexes before the copy because a build holds the only write lock (invariant 6)
     build_indexes_before_copy = False
     #: whether user triggers on the table can live beside shadowswap's own
@@ -304,6 +312,33 @@ class Dialect:
         """The fast chunk statement met a key the triggers wrote after the statement's snapshot."""
         return False
 
+    # -- change log (``supports_change_log``; see shadowswap/changelog.py) ---------------------
+
+    def change_log_name(self, table: str) -> str:
+        return self.fit_name(f"_{table}_ss_log")
+
+    def replay_sql(self, plan: Plan) -> list[str]:
+        """Bring the shadow's rows of the logged keys up to date, then forget those log entries.
+
+        Run in one snapshot (``begin_snapshot``), or under the swap's lock, the statements see one
+        state of the table, the log and the shadow.
+        """
+        raise NotImplementedError
+
+    def unique_constraint_sql(self, shadow_table: str, index_sql: str, name: str, primary: bool = False) -> list[str]:
+        """A unique constraint (or the primary key) added to the filled shadow: its index built, then attached."""
+        raise NotImplementedError
+
+    def unlogged_predicate(self, plan: Plan, source: bool) -> str:
+        """`` AND …``: the verification's rows whose key has no change waiting in the log."""
+        return ""
+
+    def clear_copied_sql(self, plan: Plan, has_lo: bool) -> str:
+        """Shadow rows above the checkpoint ``:lo…`` (all rows without it): a resumed copy redoes them."""
+        pk = [c.name for c in plan.shadow_primary_key]
+        where = self.key_after(pk, "lo") if has_lo else "1 = 1"
+        return f"DELETE FROM {self.q(plan.shadow_table)} WHERE {where}"
+
     def begin_chunk(self, conn: Connection) -> None:
         """Called at the start of each chunk's transaction (SQLite takes its write lock here)."""
 
@@ -349,7 +384,8 @@ class Dialect:
     def create_table_sql(self, table: sa.Table) -> list[str]:
         return [self.compile_ddl(sa.schema.CreateTable(table))]
 
-    def create_index_sql(self, index: sa.Index) -> str:
+    def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
+        """``online``: the build must not block the triggers' writes to the shadow (invariant 6)."""
         return self.compile_ddl(sa.schema.CreateIndex(index))
 
     def index_exists(self, conn: Connection, table: str, index: str) -> bool:
@@ -425,7 +461,8 @@ class Dialect:
             table = plan.shadow_table
         return (
             f"SELECT {', '.join(keys)}, {self.row_image(plan, source)} FROM {self.q(table)} AS src "
-            f"WHERE {self.range_predicate(pk, has_lo, 'src.')} ORDER BY {self.order_by(pk, 'src.')}"
+            f"WHERE {self.range_predicate(pk, has_lo, 'src.')}{self.unlogged_predicate(plan, source)} "
+            f"ORDER BY {self.order_by(pk, 'src.')}"
         )
 
     # -- throttling probes -------------------------------------------------------------------

@@ -614,7 +614,7 @@ class MySQLDialect(Dialect):
             comment=reflected.get("comment"),
         )
 
-    def create_index_sql(self, index: sa.Index) -> str:
+    def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
         # built while the triggers write the shadow: online, never blocking them (invariant 6)
         return f"{super().create_index_sql(index)} ALGORITHM=INPLACE LOCK=NONE"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -43,6 +44,18 @@ def _bounded_varchar(type_sql: str) -> int | None:
     return params[0] if params else None
 
 
+#: types whose hash is equal exactly when their values are (text output included)
+_EXACT_HASH_TYPES = re.compile(
+    r"(smallint|integer|int|bigint|int[248]|boolean|bool|text|varchar|character varying|date|uuid|bytea"
+    r"|timestamp( without time zone)?|timestamptz|timestamp with time zone)(\s*\(\s*\d+\s*\))?",
+    re.IGNORECASE,
+)
+
+
+def _hashes_exactly(type_sql: str) -> bool:
+    return _EXACT_HASH_TYPES.fullmatch(type_sql.strip()) is not None
+
+
 class PostgresDialect(Dialect):
     name = "postgresql"
     max_identifier_bytes = 63
@@ -54,6 +67,9 @@ class PostgresDialect(Dialect):
     # core, which a single INSERT … SELECT leaves idle.
     default_copy_workers = 2
     max_copy_workers = 16
+    supports_change_log = True
+    # plain builds take SHARE locks, which do not conflict with each other
+    index_build_workers = 2
 
     @contextmanager
     def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
@@ -189,6 +205,10 @@ class PostgresDialect(Dialect):
         return fails, changes
 
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
+        if plan.extra.get("change_log"):
+            # Nothing else writes the shadow during the copy, and every change since the copy's
+            # snapshot is in the log: a plain INSERT … SELECT, no row locks, no conflict checks.
+            return self._chunk_insert(plan, has_lo, "", lock=False)
         # FOR SHARE (invariant 3): a DELETE or key change committing between this chunk's
         # snapshot and its insert would leave a ghost row. FOR KEY SHARE would stop only those,
         # but it lets an ordinary UPDATE's trigger insert the same key into the shadow at the
@@ -199,16 +219,18 @@ class PostgresDialect(Dialect):
         pk_shadow = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
         return self._chunk_insert(plan, has_lo, "") + f" ON CONFLICT ({pk_shadow}) DO NOTHING"
 
-    def _chunk_insert(self, plan: Plan, has_lo: bool, also_where: str) -> str:
+    def _chunk_insert(self, plan: Plan, has_lo: bool, also_where: str, lock: bool = True) -> str:
         """The chunk's INSERT … SELECT of f(src) over (lo, hi], share-locking what it reads."""
         return (
             f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
             f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
-            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')}{also_where} "
-            f"FOR SHARE OF src"
+            f"WHERE {self.range_predicate(plan.primary_key, has_lo, 'src.')}{also_where}"
+            + (" FOR SHARE OF src" if lock else "")
         )
 
     def copy_chunk_fast_sql(self, plan: Plan, has_lo: bool) -> str | None:
+        if plan.extra.get("change_log"):
+            return None
         # ON CONFLICT inserts every row speculatively (about 40 % of the chunk's cost at 1M rows);
         # a probe of the shadow's key skips the rows the triggers wrote before this statement's
         # snapshot. It is a scalar subquery, not NOT EXISTS: the growing shadow has no statistics,
@@ -224,8 +246,10 @@ class PostgresDialect(Dialect):
         # reported from there as the data error it is.
         return _sqlstate(exc) == UNIQUE_VIOLATION
 
-    def create_index_sql(self, index: sa.Index) -> str:
-        index.dialect_options["postgresql"]["concurrently"] = True
+    def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
+        # With a change log nothing but shadowswap writes the shadow: a plain build (one scan,
+        # no waiting for other transactions) blocks nobody.
+        index.dialect_options["postgresql"]["concurrently"] = online
         return super().create_index_sql(index)
 
     def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
@@ -255,11 +279,12 @@ class PostgresDialect(Dialect):
         return self.fit_name(f"_{plan.table}_ss_fn")
 
     def trigger_ddl(self, plan: Plan) -> list[str]:
-        shadow = self.q(plan.shadow_table)
-        fn = self.q(self.function_name(plan))
         pk_src = plan.primary_key
-        pk_shadow = plan.shadow_primary_key
         key_changed = " OR ".join(f"OLD.{self.q(k)} IS DISTINCT FROM NEW.{self.q(k)}" for k in pk_src)
+        if plan.extra.get("change_log"):
+            return self._triggers(plan, self._log_body(plan, key_changed))
+        shadow = self.q(plan.shadow_table)
+        pk_shadow = plan.shadow_primary_key
         delete_where = " AND ".join(
             f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, 'OLD')})"
             if c.expression != self.column_reference(c.source_column or c.name)
@@ -290,8 +315,35 @@ BEGIN
   RETURN NULL;
 END
 """
+        return self._triggers(plan, body)
+
+    def _log_body(self, plan: Plan, key_changed: str) -> str:
+        """The change-log triggers: one small insert of the key, whatever the change."""
+        log_table = self.q(plan.extra["change_log"])
+        columns = ", ".join(self.q(k) for k in plan.primary_key)
+
+        def logged(record: str) -> str:
+            values = ", ".join(f"{record}.{self.q(k)}" for k in plan.primary_key)
+            return f"INSERT INTO {log_table} ({columns}) VALUES ({values});"
+
+        return f"""
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    {logged("OLD")}
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'UPDATE' AND ({key_changed}) THEN
+    {logged("OLD")}
+  END IF;
+  {logged("NEW")}
+  RETURN NULL;
+END
+"""
+
+    def _triggers(self, plan: Plan, body: str) -> list[str]:
         if "$shadowswap$" in body:
             raise ValueError("copy expressions may not contain $shadowswap$")
+        fn = self.q(self.function_name(plan))
         table = self.q(plan.table)
         names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
         return [
@@ -306,6 +358,39 @@ END
         stmts = [f"DROP TRIGGER IF EXISTS {self.q(n)} ON {table}" for n in plan.trigger_names]
         stmts.append(f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()")
         return stmts
+
+    # -- change log ---------------------------------------------------------------------------
+
+    def replay_sql(self, plan: Plan) -> list[str]:
+        # Delete, then insert: with the shadow's unique indexes built, a key whose value moved to
+        # another logged key must be gone before that one arrives. The insert reads the rows as
+        # they are now; an entry that commits later is replayed again later (replay is idempotent).
+        log_table, shadow = self.q(plan.extra["change_log"]), self.q(plan.shadow_table)
+        pairs = zip(plan.shadow_primary_key, plan.primary_key, strict=True)
+        matches = " AND ".join(f"dst.{self.q(c.name)} = l.{self.q(k)}" for c, k in pairs)
+        src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
+        log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
+        return [
+            f"DELETE FROM {shadow} AS dst USING {log_table} AS l WHERE {matches}",
+            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
+            f"WHERE ({src_key}) IN (SELECT {log_key} FROM {log_table} AS l)",
+            f"DELETE FROM {log_table}",
+        ]
+
+    def unique_constraint_sql(self, shadow_table: str, index_sql: str, name: str, primary: bool = False) -> list[str]:
+        # USING INDEX renames nothing here (the index already has the constraint's name) and only
+        # needs a moment's lock on the shadow, which nobody else uses.
+        kind = "PRIMARY KEY" if primary else "UNIQUE"
+        attach = f"ALTER TABLE {self.q(shadow_table)} ADD CONSTRAINT {self.q(name)} {kind} USING INDEX {self.q(name)}"
+        return [index_sql, attach]
+
+    def unlogged_predicate(self, plan: Plan, source: bool) -> str:
+        if not plan.extra.get("change_log"):
+            return ""
+        names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
+        matches = " AND ".join(f"l.{self.q(k)} = src.{self.q(n)}" for k, n in zip(plan.primary_key, names, strict=True))
+        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.extra['change_log'])} AS l WHERE {matches})"
 
     def shadow_column(
         self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
@@ -368,6 +453,14 @@ END
         return {"owned_sequences": owned, "identities": identities}
 
     def plan_notes(self, plan: Plan) -> list[str]:
+        if plan.extra.get("change_log"):
+            return [
+                "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",
+                f"the triggers log changed keys in {plan.extra['change_log']}; replays apply them to the shadow",
+                "the copy fills a bare shadow; its key, unique constraints and indexes are built after it",
+                "the swap holds ACCESS EXCLUSIVE on the table for a few milliseconds (the last replay), "
+                "under lock_timeout",
+            ]
         return [
             "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",
             "secondary indexes are built with CREATE INDEX CONCURRENTLY after the copy",
@@ -377,9 +470,14 @@ END
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
+        # With a change log, the lock leaves its last entries (the writes since the last replay)
+        # final: they are applied inside the swap, and the log goes with the triggers.
+        log_table = plan.extra.get("change_log")
         stmts = [
             f"LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE",
+            *(self.replay_sql(plan) if log_table else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)} ON {t}" for n in plan.trigger_names],
+            *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
             f"ALTER TABLE {t} RENAME TO {o}",
             f"ALTER TABLE {s} RENAME TO {t}",
         ]
@@ -437,6 +535,21 @@ END
     def row_image(self, plan: Plan, source: bool) -> str:
         return f"ROW({super().row_image(plan, source)})::text"
 
+    def _hash_image(self, plan: Plan, source: bool) -> str:
+        """The row as the checksum hashes it. Columns of a type whose hash tells values apart as
+        exactly as their text does are hashed as they are (no text output: 2.5x cheaper at 1M
+        rows), the source's cast to the shadow's type so both sides use one hash function; every
+        other column (numeric: 1.0 and 1.00 hash alike) is hashed as its text, as the rows are
+        compared when a chunk differs."""
+        parts = []
+        for column in plan.columns:
+            value = column.expression if source else f"src.{self.q(column.name)}"
+            if _hashes_exactly(column.new_type):
+                parts.append(f"CAST({value} AS {column.new_type})" if source else value)
+            else:
+                parts.append(f"({value})::text")
+        return ", ".join(parts)
+
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
         if source:
             where = self.range_predicate(plan.primary_key, has_lo, "src.")
@@ -448,8 +561,8 @@ END
         # An order-free sum of 64-bit row hashes: no sort of the chunk (an md5 of the ordered
         # string_agg cost twice the time at 1M rows). The row image includes the key.
         return (
-            f"SELECT count(*), sum(hashtextextended({self.row_image(plan, source)}, 0)) "
-            f"FROM {table} AS src WHERE {where}"
+            f"SELECT count(*), sum(hash_record_extended(ROW({self._hash_image(plan, source)}), 0)) "
+            f"FROM {table} AS src WHERE {where}{self.unlogged_predicate(plan, source)}"
         )
 
     # -- throttling probes -------------------------------------------------------------------

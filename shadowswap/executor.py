@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap import hooks, state
+from shadowswap import changelog, hooks, state
 from shadowswap.backup import take_backup
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.cutover import LockRetriesExhausted, with_lock_retries
@@ -34,7 +34,7 @@ from shadowswap.errors import (
     UsageError,
 )
 from shadowswap.hooks import Hooks
-from shadowswap.plan import Plan
+from shadowswap.plan import IndexPlan, Plan
 from shadowswap.planner import check_fresh
 from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
 from shadowswap.throttle import Throttler, ThrottleSettings
@@ -292,6 +292,7 @@ class Executor:
                     state.update(conn, self._migration_id, waiting=reason)
             except DBAPIError as exc:  # the note is for humans; the migration's own state is elsewhere
                 log.warning("could not record the waiting reason", error=str(exc.orig).splitlines()[0])
+
     def _run_instant(self, started: float) -> Summary:
         """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5)."""
         state.ensure(self.engine)
@@ -476,6 +477,13 @@ class Executor:
         coerced_checkpoint = self._coerce_key(m.checkpoint)
         max_key = self._coerce_key(m.max_key)
         assert max_key is not None
+        if changelog.in_use(self.plan):
+            # Only the copy writes the shadow before the first replay, so rows above the checkpoint
+            # are chunks a stopped run committed past its low watermark: copied again below.
+            with self.engine.begin() as conn:
+                params = {f"lo{i}": v for i, v in enumerate(coerced_checkpoint or [])}
+                sql = self.dialect.clear_copied_sql(self.plan, has_lo=coerced_checkpoint is not None)
+                conn.execute(self.dialect.statement(sql), params)
         self.reporter.copy_started(max(m.estimated_rows, m.rows_copied), m.rows_copied)
         copier = Copier(
             self.engine,
@@ -518,26 +526,89 @@ class Executor:
     def _build_indexes(self, m: state.Migration) -> None:
         build_here = not self.dialect.build_indexes_before_copy and bool(self.plan.indexes)
         verify_now = self.options.verify and self.dialect.verify_while_indexing
-        if build_here and verify_now and self.options.stop_after != state.INDEXES_BUILT:
-            # The builds and the checksums are separate CPU work over tables whose rows no longer
-            # change but through the triggers; the verified phase then only collects the result.
-            self._early_verify = _BackgroundVerify(self._run_verify)
         try:
-            if build_here:
-                for index in self.plan.indexes:
-                    log.info("building index", index=index.final_name)
-                    self.dialect.build_index(self.engine, self.plan, index)
+            if changelog.in_use(self.plan):
+                primary = self.plan.extra["primary_key_after_copy"]
+                self._build_unique_index(primary)
+                self._attach_constraints([primary])
+                changelog.replay(self.engine, self.dialect, self.plan)  # needs the key's index
+            if build_here and verify_now and self.options.stop_after != state.INDEXES_BUILT:
+                # The builds and the checksums are separate CPU work over tables whose rows no
+                # longer change but through the triggers or the replays; the verified phase then
+                # only collects the result. (Not before the shadow's key exists: each chunk's read
+                # of the shadow would be a full scan.)
+                self._early_verify = _BackgroundVerify(self._run_verify)
+            self._build_shadow_indexes(build_here)
             for stmt in self.plan.foreign_key_ddl:
                 self._locked("add foreign key", functools.partial(self._run_with_lock_timeout, stmt))
             analyze = self.dialect.analyze_sql(self.plan.shadow_table)
             if analyze:
                 with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                     self.dialect.run(conn, analyze)
+            if changelog.in_use(self.plan):
+                changelog.catch_up(self.engine, self.dialect, self.plan)
         except BaseException:
             if self._early_verify is not None:
                 self._early_verify.abandon()
                 self._early_verify = None
             raise
+
+    def _build_shadow_indexes(self, build_here: bool) -> None:
+        """The shadow's indexes, and with a change log its unique constraints' indexes too.
+
+        With a change log nothing else writes the shadow and the builds are plain ones, which take
+        locks that do not conflict with each other: they run ``index_build_workers`` at a time.
+        The unique constraints are built right after a full replay (changelog.py says why then)
+        and attached once all builds are done.
+        """
+        uniques = self.plan.extra.get("unique_after_copy", []) if changelog.in_use(self.plan) else []
+        jobs: list[Callable[[], None]] = [functools.partial(self._build_unique_index, u) for u in uniques]
+        if build_here:
+            jobs += [functools.partial(self._build_index, ix) for ix in self.plan.indexes]
+        workers = self.dialect.index_build_workers if changelog.in_use(self.plan) else 1
+        if workers > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadowswap-index") as pool:
+                futures = [pool.submit(job) for job in jobs]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        else:
+            for job in jobs:
+                job()
+        self._attach_constraints(uniques)
+
+    def _attach_constraints(self, constraints: list[dict[str, Any]]) -> None:
+        for constraint in constraints:
+            with self.engine.begin() as conn:
+                inspector = sa.inspect(conn)
+                attached = {u["name"] for u in inspector.get_unique_constraints(self.plan.shadow_table)}
+                attached.add(inspector.get_pk_constraint(self.plan.shadow_table).get("name"))
+                if constraint["name"] not in attached:
+                    self.dialect.run(conn, constraint["sql"][1])
+
+    def _build_index(self, index: IndexPlan) -> None:
+        log.info("building index", index=index.final_name)
+        self.dialect.build_index(self.engine, self.plan, index)
+
+    def _build_unique_index(self, unique: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            if self.dialect.name_taken(conn, self.plan.shadow_table, unique["name"]):
+                return  # built by a run that stopped later (each build is one transaction)
+            log.info("building unique constraint", constraint=unique["name"])
+            try:
+                self.dialect.run(conn, unique["sql"][0])
+            except DBAPIError as exc:
+                if self.dialect.is_data_error(exc):
+                    raise CopyFailed(
+                        f"the new definition makes rows collide in unique constraint {unique['name']!r}: "
+                        f"{str(exc.orig).splitlines()[0]}",
+                        hint="the copy expressions map different values to the same one; change them and "
+                        "plan again",
+                    ) from exc
+                raise
 
     def _verify(self, m: state.Migration) -> None:
         early, self._early_verify = self._early_verify, None
@@ -595,6 +666,9 @@ class Executor:
         assert self.throttler is not None
         interval = self.options.throttle.interval
         while True:
+            if changelog.in_use(self.plan):
+                # keeps the log short while the swap waits, and with it the swap's own replay
+                changelog.catch_up(self.engine, self.dialect, self.plan)
             reason = self._postponed()
             if reason is not None:
                 self._note_waiting(reason)
@@ -617,6 +691,8 @@ class Executor:
             if self._postponed() is None and self.throttler.reason() is None:
                 break
         self._note_waiting(None)
+        if changelog.in_use(self.plan):
+            changelog.catch_up(self.engine, self.dialect, self.plan)  # what the backup and the hook let pile up
         return self._current(m.id)
 
     def _backup(self, m: state.Migration) -> state.Migration:
@@ -660,7 +736,7 @@ class Executor:
 
 
 def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, options: Options) -> None:
-    """Drop the triggers (first: they write into the shadow) and then the shadow."""
+    """Drop the triggers (first: they write into the shadow or its change log), then those tables."""
 
     def drop_triggers() -> None:
         with engine.begin() as conn:
@@ -672,6 +748,8 @@ def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, optio
     with_lock_retries(dialect, "drop triggers", drop_triggers, options.lock_retries)
     with engine.begin() as conn:
         dialect.run(conn, dialect.drop_table_sql(plan.shadow_table))
+        if plan.extra.get("change_log"):
+            dialect.run(conn, dialect.drop_table_sql(plan.extra["change_log"]))
 
 
 def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None = None) -> state.Migration:

@@ -29,6 +29,7 @@ from shadowswap.changes import (
 )
 from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
+from shadowswap.dialects.base import LOG_SEQUENCE
 from shadowswap.errors import UsageError
 from shadowswap.plan import ChangePlan, ColumnPlan, IndexPlan, Plan
 from shadowswap.state import STATE_TABLE
@@ -792,13 +793,21 @@ def _shadow_plan(
 
     rename = resolved.target_name
     pk_target = [rename[c] for c in pk]
+    pk_name = ref.primary_key.get("name")
+    change_log = bool(pk_name) and _change_log_fits(dialect, common["columns"], pk)
+    unique_after_copy: list[tuple[str, list[str]]] = []
+    primary_after_copy: tuple[str, list[str]] | None = None
     constraint_renames: list[tuple[str, str, str]] = []
     constraints: list[sa.schema.Constraint] = []
-    pk_name = ref.primary_key.get("name")
     if pk_name and dialect.names_constraints:
         shadow_pk = dialect.shadow_index_name(table, pk_name)
         constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
-        constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
+        if change_log:
+            # Each key is copied once, so the copy fills a bare heap and the key is built after
+            # it, sorted, in one pass: cheaper than keeping a b-tree up to date row by row.
+            primary_after_copy = (shadow_pk, pk_target)
+        else:
+            constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
     else:
         constraints.append(sa.PrimaryKeyConstraint(*pk_target))
     for uq in ref.unique_constraints:
@@ -806,7 +815,13 @@ def _shadow_plan(
         if uq_name in resolved.dropped_indexes:
             continue
         uq_columns = [rename[c] for c in uq["column_names"]]
-        if uq_name and dialect.names_constraints:
+        if change_log and uq_name:
+            # Built after the copy and a full replay: before that, a row the copy took late can
+            # meet a stale row whose change is still in the log (see changelog.py).
+            shadow_uq = dialect.shadow_index_name(table, uq_name)
+            constraint_renames.append((dialect.old_index_name(table, uq_name), shadow_uq, uq_name))
+            unique_after_copy.append((shadow_uq, uq_columns))
+        elif uq_name and dialect.names_constraints:
             shadow_uq = dialect.shadow_index_name(table, uq_name)
             constraint_renames.append((dialect.old_index_name(table, uq_name), shadow_uq, uq_name))
             constraints.append(sa.UniqueConstraint(*uq_columns, name=shadow_uq))
@@ -818,6 +833,28 @@ def _shadow_plan(
     # compiled before the foreign keys join the table: those are added after the copy
     # (not compiled twice: SQLAlchemy memoizes a table's constraints at its first compile)
     shadow_ddl = [] if dialect.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)
+    extra = dialect.plan_extra(conn, ref)
+    if change_log:
+        log_table = dialect.change_log_name(table)
+        shadow_ddl += dialect.create_table_sql(
+            sa.Table(
+                log_table,
+                metadata,
+                sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True),
+                *[sa.Column(k, shadow_table.c[rename[k]].type, nullable=False) for k in pk],
+            )
+        )
+        extra["change_log"] = log_table
+
+        def constraint_after_copy(name: str, columns: list[str], primary: bool = False) -> dict[str, Any]:
+            index = sa.Index(name, *[shadow_table.c[c] for c in columns], unique=True)
+            index._set_parent(shadow_table)
+            index_sql = dialect.create_index_sql(index, online=False)
+            return {"name": name, "sql": dialect.unique_constraint_sql(shadow, index_sql, name, primary=primary)}
+
+        assert primary_after_copy is not None
+        extra["primary_key_after_copy"] = constraint_after_copy(*primary_after_copy, primary=True)
+        extra["unique_after_copy"] = [constraint_after_copy(name, columns) for name, columns in unique_after_copy]
 
     foreign_key_ddl: list[str] = []
     for fk in ref.foreign_keys:
@@ -851,7 +888,7 @@ def _shadow_plan(
         foreign_key_ddl = []
 
     index_plans = [
-        _index_plan(dialect, table, shadow_table, ix, rename)
+        _index_plan(dialect, table, shadow_table, ix, rename, online=not change_log)
         for ix in ref.indexes
         if ix["name"] not in resolved.dropped_indexes
     ]
@@ -865,7 +902,7 @@ def _shadow_plan(
                 shadow_name=shadow_ix_name,
                 final_name=new.name,
                 old_name=dialect.old_index_name(table, new.name),
-                create_sql=dialect.create_index_sql(index),
+                create_sql=dialect.create_index_sql(index, online=not change_log),
                 unique=new.unique,
                 new=True,
             )
@@ -882,7 +919,7 @@ def _shadow_plan(
         drop_trigger_ddl=[],
         swap_sql=[],
         post_swap_sql=[],
-        extra=dialect.plan_extra(conn, ref),
+        extra=extra,
     )
     plan.trigger_ddl = dialect.trigger_ddl(plan)
     plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
@@ -900,8 +937,21 @@ def _shadow_plan(
     return plan
 
 
+def _change_log_fits(dialect: Dialect, columns: list[ColumnPlan], pk: list[str]) -> bool:
+    """The change log tracks rows by the original's key, so the copy must keep each key as it is."""
+    if not dialect.supports_change_log or LOG_SEQUENCE in pk:
+        return False
+    by_source = {c.source_column: c for c in columns}
+    return all(k in by_source and by_source[k].expression == dialect.column_reference(k) for k in pk)
+
+
 def _index_plan(
-    dialect: Dialect, table: str, shadow_table: sa.Table, ix: dict[str, Any], rename: dict[str, str]
+    dialect: Dialect,
+    table: str,
+    shadow_table: sa.Table,
+    ix: dict[str, Any],
+    rename: dict[str, str],
+    online: bool = True,
 ) -> IndexPlan:
     name = ix["name"]
     expressions = ix.get("expressions") or []
@@ -934,7 +984,7 @@ def _index_plan(
         shadow_name=shadow_ix_name,
         final_name=name,
         old_name=dialect.old_index_name(table, name),
-        create_sql=dialect.create_index_sql(index),
+        create_sql=dialect.create_index_sql(index, online=online),
         unique=bool(ix.get("unique")),
     )
 

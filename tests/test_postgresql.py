@@ -13,7 +13,7 @@ from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.db import connect
-from shadowswap.errors import UsageError
+from shadowswap.errors import CopyFailed, UsageError
 from shadowswap.executor import Executor, Options
 from shadowswap.planner import build_plan
 
@@ -197,7 +197,9 @@ def _items_with_shadow_and_triggers(url: str, rows: int) -> tuple[sa.Engine, Any
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v integer NOT NULL, code text UNIQUE)")
         conn.exec_driver_sql(f"INSERT INTO items SELECT g, g, 'c' || g FROM generate_series(1, {rows}) g")
-    plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint")])
+    # a key whose type changes keeps direct dual-write (no change log): the mode these chunks serve
+    plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint"), parse_alter("id:bigint")])
+    assert not plan.extra.get("change_log")
     state.ensure(engine)
     with engine.begin() as conn:
         for stmt in [*plan.shadow_ddl, *plan.trigger_ddl]:
@@ -261,3 +263,50 @@ def test_a_failing_index_build_stops_the_verification_beside_it(pg_url: str) -> 
         assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar_one() == 60_000
         columns = {c["name"]: c for c in sa.inspect(conn).get_columns("items")}
     assert isinstance(columns["v"]["type"], sa.Integer) and not isinstance(columns["v"]["type"], sa.BigInteger)
+
+
+def test_change_log_a_value_written_mid_migration_that_does_not_convert(pg_url: str) -> None:
+    """With a change log the application's write is never refused by the migration: the replay
+    meets the value, the migration stops before the swap, and the original keeps every write."""
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v text NOT NULL, code text UNIQUE)")
+        conn.exec_driver_sql("INSERT INTO items SELECT g, g::text, 'c' || g FROM generate_series(1, 5000) g")
+    plan = build_plan(engine, dialect, "items", [parse_alter("v:integer")])
+    assert plan.extra.get("change_log")
+    Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+    with engine.begin() as conn:  # the application's write succeeds; only the log sees it
+        conn.exec_driver_sql("UPDATE items SET v = 'not a number' WHERE id = 4000")
+    with pytest.raises(CopyFailed, match="written during the migration"):
+        Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        assert state.latest(conn, "items").phase == state.FAILED
+        assert conn.exec_driver_sql("SELECT v FROM items WHERE id = 4000").scalar_one() == "not a number"
+        assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar_one() == 5000
+        names = set(sa.inspect(conn).get_table_names())
+    assert plan.shadow_table not in names and plan.extra["change_log"] not in names
+
+
+def test_change_log_replay_keeps_unique_values_moving_between_rows(pg_url: str) -> None:
+    """Unique values swapped between rows after their chunks were copied: the shadow's unique
+    constraint is built only after a full replay, so it never sees a stale row beside a fresh one."""
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v integer NOT NULL, code text UNIQUE)")
+        conn.exec_driver_sql("INSERT INTO items SELECT g, g, 'c' || g FROM generate_series(1, 20000) g")
+    plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint")])
+    Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+    with engine.begin() as conn:  # c1 moves to row 20000 and c20000 to row 1, through a spare value
+        conn.exec_driver_sql("UPDATE items SET code = 'spare' WHERE id = 1")
+        conn.exec_driver_sql("UPDATE items SET code = 'c1' WHERE id = 20000")
+        conn.exec_driver_sql("UPDATE items SET code = 'c20000' WHERE id = 1")
+        conn.exec_driver_sql("DELETE FROM items WHERE id = 5")
+        conn.exec_driver_sql("UPDATE items SET id = 30000 WHERE id = 6")
+    Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, v, code FROM items ORDER BY id").all()
+        old = conn.exec_driver_sql(f"SELECT id, v, code FROM {dialect.q(plan.old_table)} ORDER BY id").all()
+        uniques = {u["name"] for u in sa.inspect(conn).get_unique_constraints("items")}
+    assert rows == old and (1, 1, "c20000") in rows and (20000, 20000, "c1") in rows
+    assert (30000, 6, "c6") in rows and all(r[0] not in (5, 6) for r in rows)
+    assert uniques == {"items_code_key"}

@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from shadowswap import state
 from shadowswap.backup import take_backup
-from shadowswap.changes import parse_alter
+from shadowswap.changes import parse_alter, parse_options
 from shadowswap.cli import RichReporter, app
 from shadowswap.copier import ChunkSizer
 from shadowswap.db import connect
@@ -428,7 +428,11 @@ def test_difference_behind_the_tools_back_stops_before_the_swap(
     assert m.phase == state.INDEXES_BUILT and "differs" in (m.error or "")
     assert not price_is_text(engine) and len(triggers(engine, dialect)) == 3
     with engine.connect() as conn:
-        assert conn.execute(sa.text(f"SELECT stock_quantity FROM {shadow} WHERE id = 17")).scalar_one() == 7
+        if plan.extra.get("change_log"):  # logged, applied by the next replay
+            log_table = dialect.q(plan.extra["change_log"])
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {log_table} WHERE id = 17")).scalar_one() >= 1
+        else:
+            assert conn.execute(sa.text(f"SELECT stock_quantity FROM {shadow} WHERE id = 17")).scalar_one() == 7
 
     invoke("abort", "products", url=db_url)
     assert triggers(engine, dialect) == [] and plan.shadow_table not in tables(engine)
@@ -810,10 +814,13 @@ def test_pause_without_a_migration_is_a_one_line_error(db_url: str, tmp_path: Pa
 @pytest.mark.parametrize("then", ["execute", "abort"])
 def test_sigkill_mid_concurrent_index_build_postgresql(pg_url: str, tmp_path: Path, then: str) -> None:
     """Killed inside CREATE INDEX CONCURRENTLY, the one non-transactional step: an INVALID index stays
-    behind (and the server may still be building it for the dead client); resume rebuilds, abort drops."""
+    behind (and the server may still be building it for the dead client); resume rebuilds, abort drops.
+    A plan that changes the key's type keeps direct dual-write, and with it the concurrent builds."""
     engine, dialect = connect(pg_url)
     initial = create_products(engine, SMALL)
-    plan = plan_price(engine, dialect)
+    # the key through an expression (a no-op one) keeps direct dual-write
+    plan = build_plan(engine, dialect, "products", parse_options(alter=["price:varchar(20)"], using=["id=id + 0"]))
+    assert not plan.extra.get("change_log")
     plan.write(tmp_path / "plan.json")
     with Writers(pg_url, initial, threads=2, seed=12) as writers:
         Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
@@ -873,3 +880,47 @@ def test_a_throttle_wait_given_up_leaves_the_reason_standing(tmp_path: Path) -> 
     waiter.join()
     assert not held
     assert notes and notes[-1] is not None and "pause" in notes[-1]
+
+
+@pytest.mark.parametrize("then", ["execute", "abort"])
+def test_sigkill_mid_index_build_with_change_log_postgresql(pg_url: str, tmp_path: Path, then: str) -> None:
+    """With a change log the shadow's indexes are plain builds, each in its own transaction: killed
+    inside one (held up here by a lock on the shadow), nothing half-built remains; resume or abort."""
+    engine, dialect = connect(pg_url)
+    initial = create_products(engine, SMALL)
+    plan = plan_price(engine, dialect)
+    assert plan.extra.get("change_log")
+    plan.write(tmp_path / "plan.json")
+    with Writers(pg_url, initial, threads=2, seed=13) as writers:
+        Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+        holder = engine.connect()
+        holder.execute(sa.text(f"LOCK TABLE {dialect.q(plan.shadow_table)} IN ROW EXCLUSIVE MODE"))
+        proc = spawn("execute", "plan.json", url=pg_url, cwd=tmp_path)
+
+        def build_waiting() -> bool:
+            with engine.connect() as conn:
+                return bool(
+                    conn.execute(
+                        sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = to_regclass(:t)"),
+                        {"t": dialect.q(plan.shadow_table)},
+                    ).scalar_one()
+                )
+
+        wait_for("an index build waiting on the shadow", build_waiting)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        holder.rollback()
+        holder.close()
+        assert latest(engine).phase == state.COPIED
+        with contextlib.chdir(tmp_path):
+            invoke(then, "plan.json" if then == "execute" else "products", url=pg_url)
+        time.sleep(0.2)
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
+    if then == "execute":
+        assert latest(engine).phase == state.CUT_OVER
+        assert {u["name"] for u in sa.inspect(engine).get_unique_constraints("products")} >= {"products_sku_key"}
+    else:
+        assert latest(engine).phase == state.ABORTED
+        assert plan.shadow_table not in tables(engine) and plan.extra["change_log"] not in tables(engine)
+    assert triggers(engine, dialect) == []
