@@ -37,6 +37,15 @@ class Dialect:
     supports_change_log = False
     #: index builds on a change-logged shadow run this many at a time
     index_build_workers = 1
+    #: with a change log, the shadow gets its primary key after the copy (a heap engine; InnoDB's
+    #: rows live in the key, so there the key comes with the table)
+    primary_key_after_copy = False
+    #: the log gets an index on its key columns (the verification asks it once per row)
+    indexes_change_log_keys = False
+    #: a replay reads the log and the original at one instant; where it cannot, a replay can meet a
+    #: row that is stale only until a later entry is applied, and unique builds and replays that
+    #: meet a duplicate are retried after another replay
+    replay_is_consistent = True
     #: SQLite builds indexes before the copy because a build holds the only write lock (invariant 6)
     build_indexes_before_copy = False
     #: whether user triggers on the table can live beside shadowswap's own
@@ -316,6 +325,28 @@ class Dialect:
 
     def change_log_name(self, table: str) -> str:
         return self.fit_name(f"_{table}_ss_log")
+
+    def change_log_allowed(self, conn: Connection, reflection: Any) -> bool:
+        """Whether this table and server can migrate with a change log (else direct dual-write)."""
+        return True
+
+    def change_log_extra(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """``plan_extra`` adjusted for a change log."""
+        return extra
+
+    def log_sequence_column(self) -> sa.Column[Any]:
+        return sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True)
+
+    def replay(self, engine: Engine, plan: Plan) -> int:
+        """Apply the log entries visible now, in one snapshot; returns how many it applied."""
+        statements = [self.statement(s) for s in self.replay_sql(plan)]
+        with engine.connect() as conn:
+            self.begin_snapshot(conn)
+            result = None
+            for statement in statements:
+                result = conn.execute(statement)
+            conn.commit()
+        return max(result.rowcount, 0) if result is not None else 0
 
     def replay_sql(self, plan: Plan) -> list[str]:
         """Bring the shadow's rows of the logged keys up to date, then forget those log entries.

@@ -17,6 +17,14 @@ the table, and, for the copy, a trigger on a helper table ``_<table>_ss_copy`` (
 primary key, no AUTO_INCREMENT) into which each chunk is ``INSERT … SELECT``-ed under a share lock
 and deleted again in the same transaction. Where the AUTO-INC lock cannot arise (no AUTO_INCREMENT
 column, or ``innodb_autoinc_lock_mode = 2``) the chunk goes straight into the shadow.
+
+That is the path for plans that change the primary key. The usual plan keeps the key, and then
+the triggers write no shadow at all: they insert the changed key into a change log
+(``shadowswap/changelog.py``), the copy bulk-inserts into a shadow nobody else writes (its AUTO-INC
+lock then queues no one), and replays apply the log. InnoDB's DML reads the newest rows, not a
+snapshot, so a replay here takes its log entries with a locking read (``_replay_batch`` says why
+that is exact), and the swap applies the last entries under ``LOCK TABLES`` with the
+``RENAME TABLE`` already queued behind it (``_swap_with_change_log``).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +43,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from shadowswap.dialects.base import Dialect
+import structlog
+from shadowswap.dialects.base import LOG_SEQUENCE, Dialect
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -50,6 +60,7 @@ if TYPE_CHECKING:
     from shadowswap.strategy import ChangeFacts
 
 ER_DUP_KEYNAME = 1061
+ER_DUP_ENTRY = 1062
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 ER_LOCK_NOWAIT = 3572
@@ -78,6 +89,7 @@ DATA_ERRORS = {
     3819,  # MySQL: check constraint violated
     4025,  # MariaDB: CONSTRAINT failed
 }
+log = structlog.get_logger("shadowswap.mysql")
 STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO")
 _INTEGER_TYPES = {
     "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "int1", "int2", "int3", "int4", "int8",
@@ -136,6 +148,12 @@ class MySQLDialect(Dialect):
     # but the application's own writes then met InnoDB deadlocks in the triggers (gap locks on the
     # shadow's key under REPEATABLE READ) in 1 of 12 test runs, against none in 12 with one chunk.
 
+    supports_change_log = True
+    indexes_change_log_keys = True
+    replay_is_consistent = False
+    #: log entries one replay transaction takes
+    replay_batch = 5000
+
     # -- names -------------------------------------------------------------------------------
 
     def shadow_index_name(self, table: str, index: str) -> str:
@@ -143,6 +161,11 @@ class MySQLDialect(Dialect):
 
     def old_index_name(self, table: str, index: str) -> str:
         return index
+
+    def shadow_name(self, table: str) -> str:
+        # After the table's own name in byte order: the swap's RENAME then asks for the table's
+        # metadata lock before the shadow's (``_swap_with_change_log`` says why that matters).
+        return self.fit_name(f"{table}_ss_new")
 
     def helper_name(self, table: str) -> str:
         return self.fit_name(f"_{table}_ss_copy")
@@ -563,6 +586,13 @@ class MySQLDialect(Dialect):
         # the chunk waits until the chunk commits, so none can leave a ghost row behind (invariant 3).
         where = self.range_predicate(plan.primary_key, has_lo, "src.")
         table = self.q(plan.table)
+        if plan.extra.get("change_log"):
+            # Nothing else writes the shadow during the copy, and every change since this
+            # statement's read view is in the log: a consistent read (READ COMMITTED), no locks.
+            return (
+                f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
+                f"SELECT {self.select_list(plan.columns)} FROM {table} AS src WHERE {where}"
+            )
         if plan.extra.get("copy_via") == "helper":
             cols = ", ".join(self.q(c) for c in plan.source_columns)
             src_cols = ", ".join(f"src.{self.q(c)}" for c in plan.source_columns)
@@ -587,6 +617,101 @@ class MySQLDialect(Dialect):
             self.run(conn, f"DELETE FROM {self.q(plan.extra['helper_table'])}")
         skipped = int(conn.exec_driver_sql("SELECT @ss_skipped").scalar() or 0)
         return read - skipped
+
+    # -- change log (shadowswap/changelog.py) ------------------------------------------------
+
+    def change_log_allowed(self, conn: Connection, reflection: Any) -> bool:
+        # Under statement-based binary logging the sessions stay REPEATABLE READ, where a replay's
+        # reads of the original would take next-key locks that the triggers' log inserts queue
+        # behind; and an AUTO_INCREMENT column that is not the key's first column must lead a
+        # unique key in CREATE TABLE, which the change log builds only after the copy.
+        log_bin, binlog_format = conn.exec_driver_sql("SELECT @@log_bin, @@binlog_format").one()
+        if int(log_bin or 0) and str(binlog_format).upper() == "STATEMENT":
+            return False
+        pk = list(reflection.primary_key.get("constrained_columns") or [])
+        autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
+        if autoinc and autoinc[0] != pk[0]:
+            return False
+        # a name shortened to fit may no longer sort after the table's (see shadow_name)
+        table, shadow = reflection.table, self.shadow_name(reflection.table)
+        spellings = [(shadow, table), (shadow.lower(), table.lower())]
+        return all(f"{later}\0".encode() > f"{first}\0".encode() for later, first in spellings)
+
+    def change_log_extra(self, extra: dict[str, Any]) -> dict[str, Any]:
+        # the triggers write the log, so a chunk's AUTO-INC lock on the shadow queues nobody
+        return {**extra, "copy_via": "direct", "helper_table": None}
+
+    def log_sequence_column(self) -> sa.Column[Any]:
+        return sa.Column(LOG_SEQUENCE, sa.BigInteger, primary_key=True, autoincrement=True)
+
+    def unique_constraint_sql(self, shadow_table: str, index_sql: str, name: str, primary: bool = False) -> list[str]:
+        return [index_sql]  # a unique index is the constraint here
+
+    def _log_aliases(self, plan: Plan) -> tuple[str, str, str, str]:
+        return self.q(plan.extra["change_log"]), self.q(plan.shadow_table), self.q(plan.table), self.q(LOG_SEQUENCE)
+
+    def replay(self, engine: Engine, plan: Plan) -> int:
+        """One batch of log entries; a duplicate is retried with the whole log (replay_is_consistent)."""
+        limit: int | None = self.replay_batch
+        attempts = 20
+        for attempt in range(attempts):
+            try:
+                with engine.connect() as conn:
+                    applied = self._replay_batch(conn, plan, limit)
+                    conn.commit()
+                    return applied
+            except DBAPIError as exc:
+                if attempt == attempts - 1:
+                    raise
+                if _errno(exc) == ER_DUP_ENTRY:
+                    # A row this batch applied met a stale row whose own entry is later in the log
+                    # (the one that moved the value away): the whole log takes it along.
+                    limit = None
+                elif not self.is_retryable(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _replay_batch(self, conn: Connection, plan: Plan, limit: int | None) -> int:
+        """Apply up to ``limit`` log entries in one transaction (the caller commits).
+
+        Why it is exact without a snapshot: the entries are taken with a locking read, which waits
+        for any uncommitted entry it meets, so every entry taken has committed, and with it the
+        write it logs (the trigger runs in the writer's transaction). The shadow's rows of those
+        keys are then replaced by ``f`` of the original's rows as a consistent read sees them
+        after that, which includes those writes, and exactly the taken entries (by sequence
+        number: one allocated earlier can still be uncommitted) are deleted in the same
+        transaction. A write the read missed has an entry of its own, left for the next replay.
+        So, as with PostgreSQL, a key with no entry has shadow = f(original) at any snapshot. No
+        lock is taken on the original, so application writes never wait for a replay.
+        """
+        log_table, shadow, table, seq = self._log_aliases(plan)
+        take = f"SELECT l.{seq} FROM {log_table} AS l ORDER BY l.{seq}"
+        if limit is not None:
+            take += f" LIMIT {int(limit)}"
+        seqs = [int(r[0]) for r in self.run(conn, take + " FOR UPDATE")]
+        if not seqs:
+            return 0
+        taken = f"l.{seq} IN ({', '.join(str(n) for n in seqs)})"
+        pairs = zip(plan.shadow_primary_key, plan.primary_key, strict=True)
+        matches = " AND ".join(f"dst.{self.q(c.name)} = l.{self.q(k)}" for c, k in pairs)
+        src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
+        log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
+        for sql in (
+            f"DELETE dst FROM {shadow} AS dst JOIN {log_table} AS l ON {matches} WHERE {taken}",
+            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {table} AS src "
+            f"WHERE ({src_key}) IN (SELECT {log_key} FROM {log_table} AS l WHERE {taken})",
+            f"DELETE l FROM {log_table} AS l WHERE {taken}",
+        ):
+            conn.execute(self.statement(sql))
+        return len(seqs)
+
+    def unlogged_predicate(self, plan: Plan, source: bool) -> str:
+        if not plan.extra.get("change_log"):
+            return ""
+        names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
+        matches = " AND ".join(f"l.{self.q(k)} = src.{self.q(n)}" for k, n in zip(plan.primary_key, names, strict=True))
+        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.extra['change_log'])} AS l WHERE {matches})"
 
     # -- DDL ---------------------------------------------------------------------------------
 
@@ -651,6 +776,8 @@ class MySQLDialect(Dialect):
         is in the table, and the copy, which starts after all three, takes it)."""
         table, shadow = self.q(plan.table), self.q(plan.shadow_table)
         names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        if plan.extra.get("change_log"):
+            return self._log_objects(plan, names)
         keys = plan.shadow_primary_key
         delete_where = " AND ".join(f"{shadow}.{self.q(c.name)} = {self._trigger_value(plan, c, 'OLD')}" for c in keys)
         delete = f"DELETE FROM {shadow} WHERE {delete_where}"
@@ -697,6 +824,29 @@ class MySQLDialect(Dialect):
             )
         return objects
 
+    def _log_objects(self, plan: Plan, names: dict[str, str]) -> list[_Object]:
+        """The change-log triggers: one small insert of the key (both keys on a key change)."""
+        table, log_table = self.q(plan.table), self.q(plan.extra["change_log"])
+        columns = ", ".join(self.q(k) for k in plan.primary_key)
+
+        def logged(record: str) -> str:
+            values = ", ".join(f"{record}.{self.q(k)}" for k in plan.primary_key)
+            return f"INSERT INTO {log_table} ({columns}) VALUES ({values})"
+
+        key_changed = " AND ".join(f"OLD.{self.q(k)} <=> NEW.{self.q(k)}" for k in plan.primary_key)
+        update = f"BEGIN\n  IF NOT ({key_changed}) THEN\n    {logged('OLD')};\n  END IF;\n  {logged('NEW')};\nEND"
+        bodies = [("del", "DELETE", logged("OLD")), ("upd", "UPDATE", update), ("ins", "INSERT", logged("NEW"))]
+        return [
+            _Object(
+                "trigger",
+                names[kind],
+                plan.table,
+                body,
+                f"CREATE TRIGGER {self.q(names[kind])} AFTER {event_name} ON {table} FOR EACH ROW {body}",
+            )
+            for kind, event_name, body in bodies
+        ]
+
     def trigger_ddl(self, plan: Plan) -> list[str]:
         return [o.sql for o in self._objects(plan)]
 
@@ -738,6 +888,16 @@ class MySQLDialect(Dialect):
         return {}
 
     def plan_notes(self, plan: Plan) -> list[str]:
+        if plan.extra.get("change_log"):
+            return [
+                "sessions and triggers run under strict sql_mode: a value the new type cannot hold stops the migration",
+                "triggers are created one at a time under lock_wait_timeout (whole seconds) with retries",
+                f"the triggers log changed keys in {plan.extra['change_log']}; replays apply them to the shadow",
+                "the copy reads without locks into a shadow holding only its primary key; unique and other "
+                "indexes are added after it with ALGORITHM=INPLACE, LOCK=NONE",
+                "the swap holds LOCK TABLES … WRITE for a few milliseconds (the last replay), with the "
+                "RENAME TABLE queued behind it from a second connection",
+            ]
         notes = [
             "sessions and triggers run under strict sql_mode: a value the new type cannot hold stops the copy",
             "triggers are created one at a time under lock_wait_timeout (whole seconds) with retries",
@@ -763,7 +923,19 @@ class MySQLDialect(Dialect):
         post = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
         if plan.extra.get("helper_table"):
             post.append(self.drop_table_sql(plan.extra["helper_table"]))
-        return [f"RENAME TABLE {t} TO {o}, {s} TO {t}"], post
+        rename = f"RENAME TABLE {t} TO {o}, {s} TO {t}"
+        if plan.extra.get("change_log"):
+            post.append(self.drop_table_sql(plan.extra["change_log"]))
+            return [self._swap_lock_sql(plan), rename, "UNLOCK TABLES"], post
+        return [rename], post
+
+    def _swap_lock_sql(self, plan: Plan) -> str:
+        # every alias the replay uses must be locked under that alias too
+        log_table, shadow, table, _seq = self._log_aliases(plan)
+        return (
+            f"LOCK TABLES {table} WRITE, {table} AS src WRITE, {shadow} WRITE, {shadow} AS dst WRITE, "
+            f"{log_table} WRITE, {log_table} AS l WRITE"
+        )
 
     def run_swap(
         self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
@@ -772,7 +944,10 @@ class MySQLDialect(Dialect):
             inspector = sa.inspect(conn)
             renamed = inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
             held = 0.0
-            if not renamed:  # else an earlier attempt renamed, then failed after
+            keep_log = False
+            if not renamed and plan.extra.get("change_log"):
+                held, keep_log = self._swap_with_change_log(engine, conn, plan, lock_timeout_ms)
+            elif not renamed:  # else an earlier attempt renamed, then failed after
                 for stmt in self.lock_timeout_sql(lock_timeout_ms):
                     self.run(conn, stmt)
                 self._carry_auto_increment(conn, plan)
@@ -783,9 +958,99 @@ class MySQLDialect(Dialect):
             in_swap(conn)
             conn.commit()
             for stmt in plan.post_swap_sql:
+                if keep_log and stmt == self.drop_table_sql(plan.extra["change_log"]):
+                    continue
                 self.run(conn, stmt)
             conn.commit()
         return held
+
+    def _swap_with_change_log(
+        self, engine: Engine, conn: Connection, plan: Plan, lock_timeout_ms: int
+    ) -> tuple[float, bool]:
+        """Lock, apply the last entries, queue the RENAME behind the lock, unlock.
+
+        Returns the seconds the lock was held, and whether the log must be kept (writes reached
+        the old table after the last replay, which the lock order below rules out).
+
+        MariaDB refuses RENAME TABLE under LOCK TABLES, and two ALTER … RENAMEs there leave a
+        moment with no table of that name. So this connection locks the table, the shadow and the
+        log (``LOCK TABLES … WRITE``: reads and writes of the table wait), applies the last
+        entries, and a second connection issues the RENAME. A waiting RENAME's exclusive metadata
+        lock is granted before the application's queued writes, so none of them reaches the old
+        table (gh-ost's cut-over relies on the same rule), but only if the RENAME waits on the
+        table itself: it takes its locks in name order, and waiting on the shadow first it would
+        ask for the table only after the unlock, behind the writes. Hence the shadow's name sorts
+        after the table's (``shadow_name``). ``LOCK TABLES … READ`` would not do: on InnoDB it
+        lets writes take their metadata lock and wait inside the engine, ahead of the RENAME.
+        If this connection dies before the RENAME is queued, the lock goes with it and nothing
+        is renamed; once it is queued, the last replay has committed.
+        """
+        lock_sql, rename_sql, unlock_sql = plan.swap_sql
+        for stmt in self.lock_timeout_sql(lock_timeout_ms):
+            self.run(conn, stmt)
+        conn.commit()
+        with engine.connect() as renamer:
+            renamer_id = renamer.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+            renamer.commit()
+            outcome: dict[str, BaseException | None] = {}
+
+            def rename() -> None:
+                try:
+                    # Queued, it holds the application's writes back; if another session's
+                    # transaction still has the table open, that wait counts too (invariant 5).
+                    for stmt in self.lock_timeout_sql(lock_timeout_ms):
+                        self.run(renamer, stmt)
+                    self.run(renamer, rename_sql)
+                    outcome["error"] = None
+                except BaseException as exc:  # handed to the swapping thread below
+                    outcome["error"] = exc
+
+            self.run(conn, lock_sql)
+            started = time.perf_counter()
+            worker: threading.Thread | None = None
+            try:
+                self._replay_batch(conn, plan, None)
+                conn.commit()
+                self._carry_auto_increment(conn, plan)
+                worker = threading.Thread(target=rename, name="shadowswap-rename", daemon=True)
+                worker.start()
+                if not self._await_queued(conn, int(renamer_id), worker):
+                    # Not queued yet: it must not run after the unlock, behind the writes it lets in.
+                    self.run(conn, f"KILL {int(renamer_id)}")
+                    worker.join()
+                    raise ShadowswapError(
+                        "the swap's RENAME TABLE did not queue behind the lock within 5 s",
+                        hint="the server is overloaded; run execute again to retry",
+                    )
+            finally:
+                self.run(conn, unlock_sql)
+                held = time.perf_counter() - started
+                if worker is not None:
+                    worker.join()
+            if outcome.get("error") is not None:
+                raise outcome["error"]  # type: ignore[misc]
+        leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.extra['change_log'])}")).scalar()
+        conn.commit()
+        if leftover:
+            log.error(
+                "writes reached the old table after the swap's last replay; their keys are kept in the log",
+                writes=leftover,
+                log_table=plan.extra["change_log"],
+                old_table=plan.old_table,
+            )
+        return held, bool(leftover)
+
+    def _await_queued(self, conn: Connection, renamer_id: int, worker: threading.Thread) -> bool:
+        """Whether the RENAME now waits for this connection's lock (or has already failed)."""
+        deadline = time.monotonic() + 5
+        while worker.is_alive() and time.monotonic() < deadline:
+            state = conn.execute(
+                sa.text("SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = :id"), {"id": renamer_id}
+            ).scalar()
+            if state and "metadata lock" in str(state).lower():
+                return True
+            time.sleep(0.001)
+        return not worker.is_alive()
 
     def _carry_auto_increment(self, conn: Connection, plan: Plan) -> None:
         """The shadow's counter follows the ids it was given; the original's can be further on
@@ -840,7 +1105,7 @@ class MySQLDialect(Dialect):
             table, keys = self.q(plan.table), plan.primary_key
         else:
             table, keys = self.q(plan.shadow_table), [c.name for c in plan.shadow_primary_key]
-        where = self.range_predicate(keys, has_lo, "src.")
+        where = self.range_predicate(keys, has_lo, "src.") + self.unlogged_predicate(plan, source)
         folded = f"BIT_XOR(CAST(CONV(LEFT({row}, 16), 16, 10) AS UNSIGNED))"
         return f"SELECT COUNT(*), {folded} FROM {table} AS src WHERE {where}"
 

@@ -70,6 +70,7 @@ class PostgresDialect(Dialect):
     supports_change_log = True
     # plain builds take SHARE locks, which do not conflict with each other
     index_build_workers = 2
+    primary_key_after_copy = True
 
     @contextmanager
     def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:

@@ -41,15 +41,9 @@ def in_use(plan: Plan) -> bool:
 
 
 def replay(engine: Engine, dialect: Dialect, plan: Plan) -> int:
-    """Apply every log entry visible now, in one snapshot; returns how many entries it applied."""
-    statements = [dialect.statement(s) for s in dialect.replay_sql(plan)]
+    """Apply the log entries there are now (``Dialect.replay``); returns how many it applied."""
     try:
-        with engine.connect() as conn:
-            dialect.begin_snapshot(conn)
-            result = None
-            for statement in statements:
-                result = conn.execute(statement)
-            conn.commit()
+        applied = dialect.replay(engine, plan)
     except DBAPIError as exc:
         if dialect.is_data_error(exc):
             raise CopyFailed(
@@ -58,7 +52,6 @@ def replay(engine: Engine, dialect: Dialect, plan: Plan) -> int:
                 "COL=EXPR to convert it, then plan again",
             ) from exc
         raise
-    applied = max(result.rowcount, 0) if result is not None else 0
     if applied:
         log.debug("change log replayed", entries=applied)
     return applied

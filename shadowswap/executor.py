@@ -525,13 +525,15 @@ class Executor:
 
     def _build_indexes(self, m: state.Migration) -> None:
         build_here = not self.dialect.build_indexes_before_copy and bool(self.plan.indexes)
-        verify_now = self.options.verify and self.dialect.verify_while_indexing
+        # with a change log nothing but the replays writes the shadow, and no build waits on them
+        verify_now = self.options.verify and (self.dialect.verify_while_indexing or changelog.in_use(self.plan))
         try:
             if changelog.in_use(self.plan):
-                primary = self.plan.extra["primary_key_after_copy"]
-                self._build_unique_index(primary)
-                self._attach_constraints([primary])
-                changelog.replay(self.engine, self.dialect, self.plan)  # needs the key's index
+                primary = self.plan.extra.get("primary_key_after_copy")
+                if primary is not None:
+                    self._build_unique_index(primary)
+                    self._attach_constraints([primary])
+                changelog.catch_up(self.engine, self.dialect, self.plan)  # needs the key's index
             if build_here and verify_now and self.options.stop_after != state.INDEXES_BUILT:
                 # The builds and the checksums are separate CPU work over tables whose rows no
                 # longer change but through the triggers or the replays; the verified phase then
@@ -586,7 +588,7 @@ class Executor:
                 inspector = sa.inspect(conn)
                 attached = {u["name"] for u in inspector.get_unique_constraints(self.plan.shadow_table)}
                 attached.add(inspector.get_pk_constraint(self.plan.shadow_table).get("name"))
-                if constraint["name"] not in attached:
+                if constraint["name"] not in attached and len(constraint["sql"]) > 1:
                     self.dialect.run(conn, constraint["sql"][1])
 
     def _build_index(self, index: IndexPlan) -> None:
@@ -594,6 +596,21 @@ class Executor:
         self.dialect.build_index(self.engine, self.plan, index)
 
     def _build_unique_index(self, unique: dict[str, Any]) -> None:
+        # Where a replay cannot read the log and the original at one instant, the shadow can hold a
+        # row that is stale until a later entry is applied, and a build can meet it as a
+        # duplicate: that build is retried after another replay; a real collision stays.
+        retries = 0 if self.dialect.replay_is_consistent else 5
+        for attempt in range(retries + 1):
+            try:
+                self._build_unique_index_once(unique)
+                return
+            except CopyFailed:
+                if attempt == retries:
+                    raise
+                log.info("unique constraint met a duplicate; replaying the log first", constraint=unique["name"])
+                changelog.catch_up(self.engine, self.dialect, self.plan)
+
+    def _build_unique_index_once(self, unique: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             if self.dialect.name_taken(conn, self.plan.shadow_table, unique["name"]):
                 return  # built by a run that stopped later (each build is one transaction)

@@ -794,20 +794,23 @@ def _shadow_plan(
     rename = resolved.target_name
     pk_target = [rename[c] for c in pk]
     pk_name = ref.primary_key.get("name")
-    change_log = bool(pk_name) and _change_log_fits(dialect, common["columns"], pk)
+    change_log = (bool(pk_name) or not dialect.names_constraints) and _change_log_fits(
+        dialect, conn, ref, common["columns"], pk
+    )
     unique_after_copy: list[tuple[str, list[str]]] = []
     primary_after_copy: tuple[str, list[str]] | None = None
     constraint_renames: list[tuple[str, str, str]] = []
     constraints: list[sa.schema.Constraint] = []
-    if pk_name and dialect.names_constraints:
+    if pk_name and dialect.names_constraints and change_log and dialect.primary_key_after_copy:
+        # Each key is copied once, so the copy fills a bare heap and the key is built after
+        # it, sorted, in one pass: cheaper than keeping a b-tree up to date row by row.
         shadow_pk = dialect.shadow_index_name(table, pk_name)
         constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
-        if change_log:
-            # Each key is copied once, so the copy fills a bare heap and the key is built after
-            # it, sorted, in one pass: cheaper than keeping a b-tree up to date row by row.
-            primary_after_copy = (shadow_pk, pk_target)
-        else:
-            constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
+        primary_after_copy = (shadow_pk, pk_target)
+    elif pk_name and dialect.names_constraints:
+        shadow_pk = dialect.shadow_index_name(table, pk_name)
+        constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
+        constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
     else:
         constraints.append(sa.PrimaryKeyConstraint(*pk_target))
     for uq in ref.unique_constraints:
@@ -836,14 +839,18 @@ def _shadow_plan(
     extra = dialect.plan_extra(conn, ref)
     if change_log:
         log_table = dialect.change_log_name(table)
-        shadow_ddl += dialect.create_table_sql(
-            sa.Table(
-                log_table,
-                metadata,
-                sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True),
-                *[sa.Column(k, shadow_table.c[rename[k]].type, nullable=False) for k in pk],
-            )
+        log = sa.Table(
+            log_table,
+            metadata,
+            dialect.log_sequence_column(),
+            *[sa.Column(k, shadow_table.c[rename[k]].type, nullable=False) for k in pk],
         )
+        shadow_ddl += dialect.create_table_sql(log)
+        if dialect.indexes_change_log_keys:
+            key_index = sa.Index(dialect.fit_name(f"{log_table}_key"), *[log.c[k] for k in pk])
+            key_index._set_parent(log)
+            shadow_ddl.append(dialect.compile_ddl(sa.schema.CreateIndex(key_index)))
+        extra = dialect.change_log_extra(extra)
         extra["change_log"] = log_table
 
         def constraint_after_copy(name: str, columns: list[str], primary: bool = False) -> dict[str, Any]:
@@ -852,8 +859,8 @@ def _shadow_plan(
             index_sql = dialect.create_index_sql(index, online=False)
             return {"name": name, "sql": dialect.unique_constraint_sql(shadow, index_sql, name, primary=primary)}
 
-        assert primary_after_copy is not None
-        extra["primary_key_after_copy"] = constraint_after_copy(*primary_after_copy, primary=True)
+        if primary_after_copy is not None:
+            extra["primary_key_after_copy"] = constraint_after_copy(*primary_after_copy, primary=True)
         extra["unique_after_copy"] = [constraint_after_copy(name, columns) for name, columns in unique_after_copy]
 
     foreign_key_ddl: list[str] = []
@@ -937,9 +944,11 @@ def _shadow_plan(
     return plan
 
 
-def _change_log_fits(dialect: Dialect, columns: list[ColumnPlan], pk: list[str]) -> bool:
+def _change_log_fits(dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]) -> bool:
     """The change log tracks rows by the original's key, so the copy must keep each key as it is."""
-    if not dialect.supports_change_log or LOG_SEQUENCE in pk:
+    if not dialect.supports_change_log or LOG_SEQUENCE in pk or not pk:
+        return False
+    if not dialect.change_log_allowed(conn, ref):
         return False
     by_source = {c.source_column: c for c in columns}
     return all(k in by_source and by_source[k].expression == dialect.column_reference(k) for k in pk)

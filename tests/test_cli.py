@@ -16,14 +16,15 @@ from shadowswap.planner import build_plan
 
 
 def test_plan_execute_status_cleanup(db_url: str, tmp_path: Path) -> None:
-    engine, _ = connect(db_url)
+    engine, dialect = connect(db_url)
+    shadow = dialect.shadow_name("products")
     create_products(engine, 3000)
 
     planned = shadowswap("plan", "products", "--alter", "price:varchar(20)", url=db_url, cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
-    assert "CAST" in planned.stdout and "_products_new" in planned.stdout
+    assert "CAST" in planned.stdout and shadow in planned.stdout
     assert (tmp_path / "shadowswap.plan.json").exists()
-    assert "_products_new" not in sa.inspect(engine).get_table_names()
+    assert shadow not in sa.inspect(engine).get_table_names()
 
     executed = shadowswap("execute", url=db_url, cwd=tmp_path)
     assert executed.returncode == 0, executed.stderr

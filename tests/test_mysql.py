@@ -23,6 +23,19 @@ from shadowswap.verify import verify
 ROWS = int(os.environ.get("SHADOWSWAP_TEST_ROWS", "100000"))
 
 
+def plan_for(
+    engine: sa.Engine, dialect: Any, table: str, change: str, usings: dict[str, str] | None = None, direct: bool = False
+) -> Any:
+    """A plan; ``direct``: with dual-write triggers that write the shadow (no change log)."""
+    if direct:
+        dialect.supports_change_log = False
+    try:
+        return build_plan(engine, dialect, table, [parse_alter(change)], usings)
+    finally:
+        if direct:
+            del dialect.supports_change_log
+
+
 def tables(engine: sa.Engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
@@ -59,7 +72,8 @@ def test_sessions_and_triggers_are_strict(mysql_url: str) -> None:
     with engine.connect() as conn:
         assert "STRICT_ALL_TABLES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one()
     names_table(engine, 500)
-    plan = build_plan(engine, dialect, "people", [parse_alter("name:varchar(40)")])
+    plan = plan_for(engine, dialect, "people", "name:varchar(40)", direct=True)
+    assert not plan.extra.get("change_log")
     Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED, allow_destructive=True)).run()
     modes = triggers(engine, "people")
     assert sorted(modes) == sorted(plan.trigger_names)
@@ -77,6 +91,29 @@ def test_sessions_and_triggers_are_strict(mysql_url: str) -> None:
         assert conn.execute(sa.text("SELECT name FROM people WHERE id = 7")).scalar_one().startswith("person 00007")
         shadowed = conn.execute(sa.text(f"SELECT name FROM {dialect.q(plan.shadow_table)} WHERE id = 7")).scalar()
     assert shadowed is None or shadowed.startswith("person 00007")
+
+
+def test_change_log_a_lax_write_the_new_type_cannot_hold_stops_the_migration(mysql_url: str) -> None:
+    """With a change log the application's write is never refused by the migration: the strict
+    replay meets the value, the migration stops before the swap, and the original keeps the write."""
+    engine, dialect = connect(mysql_url)
+    names_table(engine, 500)
+    plan = build_plan(engine, dialect, "people", [parse_alter("name:varchar(42)")])
+    assert plan.extra.get("change_log")
+    Executor(engine, dialect, plan, Options(stop_after=state.COPIED, allow_destructive=True)).run()
+    assert all("STRICT_ALL_TABLES" in mode for mode in triggers(engine, "people").values())
+    lax = sa.create_engine(mysql_url)
+    with lax.begin() as conn:
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")
+        conn.exec_driver_sql("UPDATE people SET name = REPEAT('y', 45) WHERE id = 7")
+    lax.dispose()
+    with pytest.raises(CopyFailed, match="written during the migration"):
+        Executor(engine, dialect, plan, Options(allow_destructive=True)).run()
+    assert tables(engine) == {"people", state.STATE_TABLE}
+    assert triggers(engine, "people") == {}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM people WHERE id = 7")).scalar_one() == "y" * 45
+        assert state.all_migrations(conn)[0].phase == state.FAILED
 
 
 def test_a_truncating_change_stops_the_copy_and_leaves_the_original(mysql_url: str) -> None:
@@ -123,8 +160,8 @@ def test_swap_held_off_by_a_lock_retries_then_gives_up_with_the_original_untouch
         with engine.begin() as conn:
             assert state.all_migrations(conn)[0].phase == state.VERIFIED
             conn.execute(sa.text("UPDATE products SET price = '7.77' WHERE id = 5"))
-            shadow_price = conn.execute(sa.text(f"SELECT price FROM {dialect.q(plan.shadow_table)} WHERE id = 5"))
-            assert shadow_price.scalar_one() == "7.77"
+            logged = conn.execute(sa.text(f"SELECT COUNT(*) FROM {dialect.q(plan.extra['change_log'])} WHERE id = 5"))
+            assert logged.scalar_one() >= 1
         initial[5]["price"] = "7.77"
     finally:
         holder.rollback()
@@ -136,11 +173,14 @@ def test_swap_held_off_by_a_lock_retries_then_gives_up_with_the_original_untouch
     compare(engine, initial).assert_exact()
 
 
-def test_triggers_move_with_the_rename_and_are_dropped_after_it(mysql_url: str) -> None:
+@pytest.mark.parametrize("mode", ["change_log", "direct"])
+def test_triggers_move_with_the_rename_and_are_dropped_after_it(mysql_url: str, mode: str) -> None:
     engine, dialect = connect(mysql_url)
     initial = create_products(engine, 1000)
-    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
-    assert len(plan.swap_sql) == 1 and plan.swap_sql[0].startswith("RENAME TABLE")
+    plan = plan_for(engine, dialect, "products", "price:varchar(20)", direct=mode == "direct")
+    assert bool(plan.extra.get("change_log")) is (mode == "change_log")
+    renames = [s for s in plan.swap_sql if s.startswith("RENAME TABLE")]
+    assert len(renames) == 1 and len(plan.swap_sql) == (3 if mode == "change_log" else 1)
     assert all(f"DROP TRIGGER IF EXISTS {dialect.q(n)}" in plan.post_swap_sql for n in plan.trigger_names)
     Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
 
@@ -176,11 +216,14 @@ class CopyWindow(SilentReporter):
         self.finished = time.time()
 
 
-def test_writes_keep_flowing_while_an_auto_increment_table_is_copied(mysql_url: str) -> None:
+@pytest.mark.parametrize("mode", ["change_log", "direct"])
+def test_writes_keep_flowing_while_an_auto_increment_table_is_copied(mysql_url: str, mode: str) -> None:
     engine, dialect = connect(mysql_url)
     initial = create_products(engine, ROWS, seed=4)
-    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
-    if plan.extra["autoinc_lock_mode"] == 1:
+    plan = plan_for(engine, dialect, "products", "price:varchar(20)", direct=mode == "direct")
+    if mode == "change_log":
+        assert plan.extra["change_log"] and plan.extra["copy_via"] == "direct"
+    elif plan.extra["autoinc_lock_mode"] == 1:
         assert plan.extra["copy_via"] == "helper"
     window = CopyWindow()
     with Writers(mysql_url, initial, threads=4, seed=4) as writers:
@@ -212,15 +255,18 @@ def _chunk_progress(engine: sa.Engine) -> tuple[str, int] | None:
     return (str(row[0]), int(row[1])) if row else None
 
 
-@pytest.mark.parametrize("via", ["helper", "direct"])
+@pytest.mark.parametrize("via", ["helper", "direct", "change_log"])
 def test_an_application_insert_does_not_wait_for_the_chunk_in_progress(mysql_url: str, via: str) -> None:
     """The AUTO-INC lock, shown by the order of events rather than by timing: the application's
     insert returns while the slow first chunk is still inserting. Forcing the chunk straight into
-    the shadow (what a plain trigger tool does) makes the insert wait for the whole statement."""
+    the shadow (what a plain trigger tool does) makes the insert wait for the whole statement;
+    with a change log the trigger writes only the log, and the chunk goes straight in."""
     engine, dialect = connect(mysql_url)
     create_products(engine, 600)
     slow_first_chunk = "IF(src.id > 200 OR SLEEP(0.01) = 0, src.name, src.name)"
-    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")], {"name": slow_first_chunk})
+    using = {"name": slow_first_chunk}
+    plan = plan_for(engine, dialect, "products", "price:varchar(20)", using, direct=via != "change_log")
+    assert bool(plan.extra.get("change_log")) is (via == "change_log")
     if plan.extra["autoinc_lock_mode"] != 1:
         pytest.skip("the table-level AUTO-INC lock only exists under innodb_autoinc_lock_mode=1 here")
     if via == "direct":
@@ -257,13 +303,14 @@ def test_an_application_insert_does_not_wait_for_the_chunk_in_progress(mysql_url
         thread.join(timeout=120)
     assert not errors
     still_inserting = after is not None and after[0] == before[0] and before[1] < after[1] < full
-    assert still_inserting is (via == "helper")
+    assert still_inserting is (via != "direct")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT price FROM products WHERE sku = 'SKU-app'")).scalar_one() == "3.25"
 
 
 @pytest.mark.parametrize("table", ["products", "order_lines"])
 def test_rows_copied_counts_only_rows_the_copy_inserted(mysql_url: str, table: str) -> None:
+    """Direct dual-write: rows the triggers wrote first are skipped by the copy, not counted."""
     engine, dialect = connect(mysql_url)
     if table == "products":  # AUTO_INCREMENT key: the helper path under mode 1
         create_products(engine, 1000)
@@ -284,7 +331,7 @@ def test_rows_copied_counts_only_rows_the_copy_inserted(mysql_url: str, table: s
             conn.execute(lines.insert(), rows)
         change = "qty:bigint"
         touch = "UPDATE order_lines SET qty = qty + 1 WHERE order_id % 27 = 0"
-    plan = build_plan(engine, dialect, table, [parse_alter(change)])
+    plan = plan_for(engine, dialect, table, change, direct=True)
     helper = table == "products" and plan.extra["autoinc_lock_mode"] == 1
     assert plan.extra["copy_via"] == ("helper" if helper else "direct")
     Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED)).run()
@@ -314,8 +361,8 @@ def test_keys_continue_past_deleted_top_rows_and_a_widened_key_keeps_auto_increm
 def test_trigger_installation_creates_only_what_is_missing(mysql_url: str) -> None:
     engine, dialect = connect(mysql_url)
     create_products(engine, 500)
-    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
-    other = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")], {"name": "UPPER(src.name)"})
+    plan = plan_for(engine, dialect, "products", "price:varchar(20)", direct=True)
+    other = plan_for(engine, dialect, "products", "price:varchar(20)", {"name": "UPPER(src.name)"}, direct=True)
     Executor(engine, dialect, plan, Options(stop_after=state.SHADOW_CREATED)).run()
     delete_trigger = next(s for s in plan.trigger_ddl if "AFTER DELETE" in s)
     with engine.begin() as conn:  # a crash left only the first trigger behind
@@ -593,3 +640,62 @@ def test_the_checksum_tells_apart_rows_that_spell_alike(
         )
     with pytest.raises(VerificationFailed, match=r"id=1 \(different\)"):
         verify(engine, dialect, plan, rechecks=0)
+
+
+def test_change_log_replay_meets_a_stale_unique_value_and_takes_the_whole_log(mysql_url: str) -> None:
+    """A MySQL replay reads the original's newest rows, not a snapshot: a batch can apply a row
+    whose unique value another row still holds in the shadow, because that row's own move is
+    logged later than the batch reaches. The duplicate sends the replay over the whole log."""
+    engine, dialect = connect(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE items (id INT PRIMARY KEY, v INT NOT NULL, code VARCHAR(20) NOT NULL, "
+            "UNIQUE KEY uq_code (code))"
+        )
+        conn.exec_driver_sql("INSERT INTO items SELECT seq, seq, CONCAT('c', seq) FROM seq_1_to_20000")
+    plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint")])
+    assert plan.extra.get("change_log") and [u["name"] for u in plan.extra["unique_after_copy"]] == ["uq_code"]
+    Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE items SET v = -1 WHERE id = 20000")  # logged first
+        conn.exec_driver_sql("UPDATE items SET code = 'spare' WHERE id = 1")  # c1 leaves row 1 ...
+        conn.exec_driver_sql("UPDATE items SET code = 'c1' WHERE id = 20000")  # ... and reaches row 20000
+        conn.exec_driver_sql("DELETE FROM items WHERE id = 5")
+        conn.exec_driver_sql("UPDATE items SET id = 30000 WHERE id = 6")
+    one_at_a_time = connect(mysql_url)[1]
+    one_at_a_time.replay_batch = 1  # the first batch is row 20000's first entry alone: 'c1' is stale in row 1
+    assert one_at_a_time.replay(engine, plan) == 6  # retried over the whole log
+    Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, v, code FROM items ORDER BY id").all()
+        old = conn.exec_driver_sql(f"SELECT id, v, code FROM {dialect.q(plan.old_table)} ORDER BY id").all()
+        uniques = {u["name"] for u in sa.inspect(conn).get_unique_constraints("items")}
+    assert rows == old and (1, 1, "spare") in rows and (20000, -1, "c1") in rows
+    assert (30000, 6, "c6") in rows and all(r[0] not in (5, 6) for r in rows)
+    assert uniques == {"uq_code"}
+
+
+def test_change_log_swap_lets_no_queued_write_reach_the_old_table(mysql_url: str) -> None:
+    """The swap holds the table while it applies the last entries; the writes queued behind it must
+    land in the new table. Held here for 0.3 s so that every writer is queued: a RENAME that waits
+    on the shadow first, or a lock that lets writes wait inside InnoDB, lets them into the old one."""
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 3000)
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
+    assert plan.extra.get("change_log") and plan.shadow_table > plan.table
+    Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
+    carry = dialect._carry_auto_increment
+
+    def slow_carry(conn: Any, plan_: Any) -> None:
+        carry(conn, plan_)
+        time.sleep(0.3)
+
+    dialect._carry_auto_increment = slow_carry  # type: ignore[method-assign]
+    with Writers(mysql_url, initial, threads=6, seed=21, pause=0) as writers:
+        time.sleep(0.3)
+        summary = Executor(engine, dialect, plan, Options(lock_timeout_ms=2000)).run()
+        time.sleep(0.3)
+    assert summary.cutover_lock_ms is not None and summary.cutover_lock_ms >= 300
+    assert writers.total.errors == []
+    assert plan.extra["change_log"] not in tables(engine)  # kept only when writes got past the swap
+    compare(engine, writers.model).assert_exact()
