@@ -337,6 +337,14 @@ class Dialect:
     def log_sequence_column(self) -> sa.Column[Any]:
         return sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True)
 
+    def indexes_together_sql(self, plan: Plan, statements: list[str]) -> list[str] | None:
+        """The clauses of one statement that builds all these indexes in one scan, where the engine
+        has one (None: built one by one)."""
+        return None
+
+    def build_indexes_together(self, engine: Engine, plan: Plan, names: list[str], clauses: list[str]) -> None:
+        raise NotImplementedError
+
     def replay(self, engine: Engine, plan: Plan) -> int:
         """Apply the log entries visible now, in one snapshot; returns how many it applied."""
         statements = [self.statement(s) for s in self.replay_sql(plan)]

@@ -24,6 +24,7 @@ from shadowswap import changelog, hooks, state
 from shadowswap.backup import take_backup
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.cutover import LockRetriesExhausted, with_lock_retries
+from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import (
     CopyFailed,
@@ -564,9 +565,18 @@ class Executor:
         and attached once all builds are done.
         """
         uniques = self.plan.extra.get("unique_after_copy", []) if changelog.in_use(self.plan) else []
-        jobs: list[Callable[[], None]] = [functools.partial(self._build_unique_index, u) for u in uniques]
-        if build_here:
-            jobs += [functools.partial(self._build_index, ix) for ix in self.plan.indexes]
+        together = None
+        if changelog.in_use(self.plan) and build_here:
+            statements = [u["sql"][0] for u in uniques] + [ix.create_sql for ix in self.plan.indexes]
+            together = self.dialect.indexes_together_sql(self.plan, statements)
+        jobs: list[Callable[[], None]]
+        if together is not None:
+            names = [u["name"] for u in uniques] + [ix.shadow_name for ix in self.plan.indexes]
+            jobs = [functools.partial(self._build_together, names, together)]
+        else:
+            jobs = [functools.partial(self._build_unique_index, u) for u in uniques]
+            if build_here:
+                jobs += [functools.partial(self._build_index, ix) for ix in self.plan.indexes]
         workers = self.dialect.index_build_workers if changelog.in_use(self.plan) else 1
         if workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadowswap-index") as pool:
@@ -590,6 +600,26 @@ class Executor:
                 attached.add(inspector.get_pk_constraint(self.plan.shadow_table).get("name"))
                 if constraint["name"] not in attached and len(constraint["sql"]) > 1:
                     self.dialect.run(conn, constraint["sql"][1])
+
+    def _build_together(self, names: list[str], clauses: list[str]) -> None:
+        """All of the shadow's indexes in one statement (one scan of the table); a duplicate met
+        while replays cannot be consistent is retried after another replay (_build_unique_index)."""
+        retries = 0 if self.dialect.replay_is_consistent else 5
+        for attempt in range(retries + 1):
+            log.info("building indexes", indexes=names)
+            try:
+                self.dialect.build_indexes_together(self.engine, self.plan, names, clauses)
+                return
+            except DBAPIError as exc:
+                if not self.dialect.is_data_error(exc):
+                    raise
+                if attempt == retries:
+                    raise CopyFailed(
+                        f"the new definition makes rows collide in a unique index: {first_line(exc)}",
+                        hint="the copy expressions map different values to the same one; change them and plan again",
+                    ) from exc
+                log.info("a unique index met a duplicate; replaying the log first")
+                changelog.catch_up(self.engine, self.dialect, self.plan)
 
     def _build_index(self, index: IndexPlan) -> None:
         log.info("building index", index=index.final_name)

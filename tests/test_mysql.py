@@ -633,6 +633,9 @@ def test_the_checksum_tells_apart_rows_that_spell_alike(
     plan = build_plan(engine, dialect, "pairs", [parse_alter("n:bigint")])
     Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
     assert verify(engine, dialect, plan).ok
+    with engine.begin() as conn:  # row 2 changes; its key waits in the change log, left out of the checksums
+        conn.execute(sa.text("UPDATE pairs SET b = 'changed' WHERE id = 2"))
+    assert verify(engine, dialect, plan, rechecks=0).ok
     with engine.begin() as conn:
         conn.execute(
             sa.text(f"UPDATE {dialect.q(plan.shadow_table)} SET a = :a, b = :b WHERE id = 1"),
