@@ -112,11 +112,17 @@ class Copier:
         self.fast_next = dialect.statement(fast_next) if fast_next else None
         #: chunks the fast statement lost to a trigger and the careful one copied
         self.races = 0
+        #: every key up to this one has been copied and committed (None: none yet)
+        self.copied_through: list[Any] | None = None
+        self.finished = False
 
     def run(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
         """Copy every key in (checkpoint, max_key]; returns rows inserted by this run."""
+        self.copied_through = list(checkpoint) if checkpoint is not None else None
         if self.workers > 1:
-            return self._run_parallel(checkpoint, max_key)
+            total = self._run_parallel(checkpoint, max_key)
+            self.finished = True
+            return total
         lo = checkpoint
         total = 0
         while lo is None or list(lo) != list(max_key):
@@ -127,6 +133,7 @@ class Copier:
             total += inserted
             self._chunk_done(hi, max_key, inserted, time.perf_counter() - started)
             lo = hi
+        self.finished = True
         return total
 
     def _run_parallel(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
@@ -163,6 +170,7 @@ class Copier:
                 raise
 
     def _chunk_done(self, hi: list[Any], max_key: list[Any], inserted: int, elapsed: float) -> None:
+        self.copied_through = list(hi)
         self.sizer.record(self.sizer.size if list(hi) != list(max_key) else 0, elapsed)
         if self.on_progress:
             self.on_progress(inserted, self.sizer.size)

@@ -113,6 +113,24 @@ class _VerifyAbandoned(Exception):
     """Raised inside a background verification whose phase failed before it was needed."""
 
 
+def _copied(copier: Copier, stopped: Callable[[], bool], hi: list[Any]) -> None:
+    """Return once the copy has committed every key up to ``hi``."""
+    while not copier.finished:
+        through = copier.copied_through
+        if through is not None and _at_or_after(through, hi):
+            return
+        if stopped():
+            raise _VerifyAbandoned
+        time.sleep(0.02)
+
+
+def _at_or_after(a: list[Any], b: list[Any]) -> bool:
+    try:
+        return list(a) >= list(b)
+    except TypeError:  # keys the two reads typed differently: wait for the whole copy
+        return False
+
+
 class _BackgroundVerify:
     """The verification, started while the indexes are built (``Dialect.verify_while_indexing``)."""
 
@@ -497,12 +515,33 @@ class Executor:
             after_chunk=self.throttler.pace,
             workers=1 if rate else (self.options.copy_workers or self.dialect.default_copy_workers),
         )
+        if self._verify_beside_copy():
+            # With a change log and the shadow's key in place, a copied range already holds for
+            # every key that has no log entry (changelog.py): its checksums can be compared while
+            # the copy goes on, on the second core, a chunk behind it.
+            self._early_verify = _BackgroundVerify(
+                lambda stopped: self._run_verify(stopped, ready=functools.partial(_copied, copier, stopped))
+            )
         try:
             copier.run(coerced_checkpoint, max_key)
+        except BaseException:
+            if self._early_verify is not None:
+                self._early_verify.abandon()
+                self._early_verify = None
+            raise
         finally:
             self.reporter.copy_finished()
             if copier.races:
                 log.info("chunks rerun after meeting a trigger's row", chunks=copier.races)
+
+    def _verify_beside_copy(self) -> bool:
+        return (
+            self.options.verify
+            and changelog.in_use(self.plan)
+            and not self.dialect.primary_key_after_copy
+            and not self.dialect.build_indexes_before_copy
+            and self.options.stop_after not in (state.SHADOW_CREATED, state.TRIGGERS_INSTALLED, state.COPIED)
+        )
 
     def _coerce_key(self, values: list[Any] | None) -> list[Any] | None:
         """Checkpoints are JSON; give the key values back their column's Python type."""
@@ -535,7 +574,7 @@ class Executor:
                     self._build_unique_index(primary)
                     self._attach_constraints([primary])
                 changelog.catch_up(self.engine, self.dialect, self.plan)  # needs the key's index
-            if build_here and verify_now and self.options.stop_after != state.INDEXES_BUILT:
+            if build_here and verify_now and self.options.stop_after != state.INDEXES_BUILT and not self._early_verify:
                 # The builds and the checksums are separate CPU work over tables whose rows no
                 # longer change but through the triggers or the replays; the verified phase then
                 # only collects the result. (Not before the shadow's key exists: each chunk's read
@@ -664,7 +703,9 @@ class Executor:
         result = early.result() if early is not None else self._run_verify(lambda: False)
         log.info("verified", rows=result.rows)
 
-    def _run_verify(self, stopped: Callable[[], bool]) -> VerifyResult:
+    def _run_verify(
+        self, stopped: Callable[[], bool], ready: Callable[[list[Any]], object] | None = None
+    ) -> VerifyResult:
         assert self.throttler is not None
         throttler = self.throttler
 
@@ -673,7 +714,9 @@ class Executor:
             if stopped():
                 raise _VerifyAbandoned
 
-        return verify(self.engine, self.dialect, self.plan, before_chunk=before_chunk)
+        # beside the copy, one chunk at a time: the copy has the other core
+        workers = 1 if ready is not None else 2
+        return verify(self.engine, self.dialect, self.plan, before_chunk=before_chunk, ready=ready, workers=workers)
 
     def _cut_over(self, m: state.Migration) -> dict[str, Any]:
         m = self._ready_for_swap(m)

@@ -195,6 +195,7 @@ def verify(
     before_chunk: Callable[[], object] | None = None,
     stop_at_first: bool = True,
     workers: int = 2,
+    ready: Callable[[list[Any]], object] | None = None,
 ) -> VerifyResult:
     """Compare chunk by chunk. ``stop_at_first``: raise VerificationFailed naming the keys at the
     first real difference (before a swap, one is enough to stop); otherwise collect them all.
@@ -202,7 +203,8 @@ def verify(
     Chunks are independent (each is read in its own snapshot), so ``workers`` of them are compared
     at once on their own connections: the checksums are CPU work on the server, and the copy that
     ran before used one core. Results are taken in key order, so the first difference reported is
-    the lowest one.
+    the lowest one. ``ready(hi)``, when given, returns once the chunk up to ``hi`` may be read
+    (the verification beside the copy waits there for the copy to pass ``hi``).
     """
     bounds = (
         dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False)),
@@ -220,6 +222,8 @@ def verify(
                 before_chunk()
             with engine.connect() as conn:
                 hi = next_bound(conn, bounds, lo, max_key, chunk_size)
+            if ready:
+                ready(hi)
             yield lo, hi
             lo = hi
 

@@ -122,8 +122,10 @@ def test_a_truncating_change_stops_the_copy_and_leaves_the_original(mysql_url: s
     with engine.connect() as conn:
         before = conn.execute(sa.text("SELECT id, name FROM people ORDER BY id")).all()
     plan = build_plan(engine, dialect, "people", [parse_alter("name:varchar(20)")])
+    started = threading.active_count()
     with pytest.raises(CopyFailed, match="Data too long"):
         Executor(engine, dialect, plan, Options(chunk_size=300, allow_destructive=True)).run()
+    assert threading.active_count() == started  # the verification beside the copy stopped with it
     assert tables(engine) == {"people", state.STATE_TABLE}
     assert triggers(engine, "people") == {}
     with engine.begin() as conn:
