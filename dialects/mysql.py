@@ -1048,9 +1048,10 @@ class MySQLDialect(Dialect):
                     )
             finally:
                 self.run(conn, unlock_sql)
-                held = time.perf_counter() - started
                 if worker is not None:
                     worker.join()
+                # until the RENAME is done: the writes queued behind the lock wait for it too
+                held = time.perf_counter() - started
             if outcome.get("error") is not None:
                 raise outcome["error"]  # type: ignore[misc]
         leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.extra['change_log'])}")).scalar()
