@@ -1,4 +1,8 @@
-"""The change log (PostgreSQL): the triggers record which keys changed, replays apply them.
+"""The change log: the triggers record which keys changed, replays apply them.
+
+PostgreSQL replays in one snapshot (below); MySQL's DML reads the newest rows, so its replay
+takes its entries with a locking read instead (``MySQLDialect._replay_batch`` says why that is
+exact, and what it costs: a row can be stale until a later entry is applied).
 
 Dual-write triggers that write the shadow themselves (invariant 1 as first designed) cost every
 chunk a share lock on what it reads and a conflict check on every key, cost every application
