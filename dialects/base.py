@@ -370,7 +370,11 @@ class Dialect:
 
     def unlogged_predicate(self, plan: Plan, source: bool) -> str:
         """`` AND …``: the verification's rows whose key has no change waiting in the log."""
-        return ""
+        if not plan.extra.get("change_log"):
+            return ""
+        names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
+        matches = " AND ".join(f"l.{self.q(k)} = src.{self.q(n)}" for k, n in zip(plan.primary_key, names, strict=True))
+        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.extra['change_log'])} AS l WHERE {matches})"
 
     def clear_copied_sql(self, plan: Plan, has_lo: bool) -> str:
         """Shadow rows above the checkpoint ``:lo…`` (all rows without it): a resumed copy redoes them."""

@@ -706,13 +706,6 @@ class MySQLDialect(Dialect):
             conn.execute(self.statement(sql))
         return len(seqs)
 
-    def unlogged_predicate(self, plan: Plan, source: bool) -> str:
-        if not plan.extra.get("change_log"):
-            return ""
-        names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
-        matches = " AND ".join(f"l.{self.q(k)} = src.{self.q(n)}" for k, n in zip(plan.primary_key, names, strict=True))
-        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.extra['change_log'])} AS l WHERE {matches})"
-
     # -- DDL ---------------------------------------------------------------------------------
 
     def shadow_column(
@@ -836,21 +829,26 @@ class MySQLDialect(Dialect):
                     f"CREATE TRIGGER {self.q(helper_trigger)} AFTER INSERT ON {q_helper} FOR EACH ROW {copy}",
                 )
             )
-        for kind, event_name, body in bodies:
-            objects.append(
-                _Object(
-                    "trigger",
-                    names[kind],
-                    plan.table,
-                    body,
-                    f"CREATE TRIGGER {self.q(names[kind])} AFTER {event_name} ON {table} FOR EACH ROW {body}",
-                )
+        return objects + self._table_triggers(plan, names, bodies)
+
+    def _table_triggers(
+        self, plan: Plan, names: dict[str, str], bodies: list[tuple[str, str, str]]
+    ) -> list[_Object]:
+        """The AFTER DELETE, UPDATE, INSERT triggers on the table, from (kind, event, body)."""
+        return [
+            _Object(
+                "trigger",
+                names[kind],
+                plan.table,
+                body,
+                f"CREATE TRIGGER {self.q(names[kind])} AFTER {event_name} ON {self.q(plan.table)} FOR EACH ROW {body}",
             )
-        return objects
+            for kind, event_name, body in bodies
+        ]
 
     def _log_objects(self, plan: Plan, names: dict[str, str]) -> list[_Object]:
         """The change-log triggers: one small insert of the key (both keys on a key change)."""
-        table, log_table = self.q(plan.table), self.q(plan.extra["change_log"])
+        log_table = self.q(plan.extra["change_log"])
         columns = ", ".join(self.q(k) for k in plan.primary_key)
 
         def logged(record: str) -> str:
@@ -860,16 +858,7 @@ class MySQLDialect(Dialect):
         key_changed = " AND ".join(f"OLD.{self.q(k)} <=> NEW.{self.q(k)}" for k in plan.primary_key)
         update = f"BEGIN\n  IF NOT ({key_changed}) THEN\n    {logged('OLD')};\n  END IF;\n  {logged('NEW')};\nEND"
         bodies = [("del", "DELETE", logged("OLD")), ("upd", "UPDATE", update), ("ins", "INSERT", logged("NEW"))]
-        return [
-            _Object(
-                "trigger",
-                names[kind],
-                plan.table,
-                body,
-                f"CREATE TRIGGER {self.q(names[kind])} AFTER {event_name} ON {table} FOR EACH ROW {body}",
-            )
-            for kind, event_name, body in bodies
-        ]
+        return self._table_triggers(plan, names, bodies)
 
     def trigger_ddl(self, plan: Plan) -> list[str]:
         return [o.sql for o in self._objects(plan)]

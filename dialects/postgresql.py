@@ -386,13 +386,6 @@ END
         attach = f"ALTER TABLE {self.q(shadow_table)} ADD CONSTRAINT {self.q(name)} {kind} USING INDEX {self.q(name)}"
         return [index_sql, attach]
 
-    def unlogged_predicate(self, plan: Plan, source: bool) -> str:
-        if not plan.extra.get("change_log"):
-            return ""
-        names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
-        matches = " AND ".join(f"l.{self.q(k)} = src.{self.q(n)}" for k, n in zip(plan.primary_key, names, strict=True))
-        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.extra['change_log'])} AS l WHERE {matches})"
-
     def shadow_column(
         self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
     ) -> sa.Column[Any]:
