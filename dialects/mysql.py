@@ -183,9 +183,8 @@ class MySQLDialect(Dialect):
             cursor.execute(f"SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), {modes})")
             # READ COMMITTED: a chunk's share lock then covers the rows it reads and no gaps, so the
             # application can insert beside it. Statement-based binary logging refuses that level.
-            cursor.execute("SELECT @@log_bin, @@binlog_format")
-            log_bin, binlog_format = cursor.fetchone()
-            if not (int(log_bin or 0) and str(binlog_format).upper() == "STATEMENT"):
+            cursor.execute(_BINLOG_SQL)
+            if not _statement_binlog(*cursor.fetchone()):
                 cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
             cursor.close()
 
@@ -625,8 +624,7 @@ class MySQLDialect(Dialect):
         # reads of the original would take next-key locks that the triggers' log inserts queue
         # behind; and an AUTO_INCREMENT column that is not the key's first column must lead a
         # unique key in CREATE TABLE, which the change log builds only after the copy.
-        log_bin, binlog_format = conn.exec_driver_sql("SELECT @@log_bin, @@binlog_format").one()
-        if int(log_bin or 0) and str(binlog_format).upper() == "STATEMENT":
+        if _statement_binlog(*conn.exec_driver_sql(_BINLOG_SQL).one()):
             return False
         pk = list(reflection.primary_key.get("constrained_columns") or [])
         autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
@@ -1194,6 +1192,14 @@ class MySQLDialect(Dialect):
             ]
             run_tool(argv, {}, secret=None if url.password is None else str(url.password))
         return Backup(path=dump, restore=f"mysql DBNAME < {dump}")
+
+
+_BINLOG_SQL = "SELECT @@log_bin, @@binlog_format"
+
+
+def _statement_binlog(log_bin: Any, binlog_format: Any) -> bool:
+    """Statement-based binary logging, which refuses READ COMMITTED writes."""
+    return bool(int(log_bin or 0)) and str(binlog_format).upper() == "STATEMENT"
 
 
 _IDENTIFIER = r"(?:`(?:[^`]|``)*`|[^\s`(]+)"

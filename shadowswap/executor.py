@@ -525,14 +525,17 @@ class Executor:
         try:
             copier.run(coerced_checkpoint, max_key)
         except BaseException:
-            if self._early_verify is not None:
-                self._early_verify.abandon()
-                self._early_verify = None
+            self._abandon_early_verify()
             raise
         finally:
             self.reporter.copy_finished()
             if copier.races:
                 log.info("chunks rerun after meeting a trigger's row", chunks=copier.races)
+
+    def _abandon_early_verify(self) -> None:
+        if self._early_verify is not None:
+            self._early_verify.abandon()
+            self._early_verify = None
 
     def _verify_beside_copy(self) -> bool:
         return (
@@ -590,9 +593,7 @@ class Executor:
             if changelog.in_use(self.plan):
                 changelog.catch_up(self.engine, self.dialect, self.plan)
         except BaseException:
-            if self._early_verify is not None:
-                self._early_verify.abandon()
-                self._early_verify = None
+            self._abandon_early_verify()
             raise
 
     def _build_shadow_indexes(self, build_here: bool) -> None:
@@ -641,43 +642,47 @@ class Executor:
                     self.dialect.run(conn, constraint["sql"][1])
 
     def _build_together(self, names: list[str], clauses: list[str]) -> None:
-        """All of the shadow's indexes in one statement (one scan of the table); a duplicate met
-        while replays cannot be consistent is retried after another replay (_build_unique_index)."""
-        retries = 0 if self.dialect.replay_is_consistent else 5
-        for attempt in range(retries + 1):
+        """All of the shadow's indexes in one statement (one scan of the table)."""
+
+        def build() -> None:
             log.info("building indexes", indexes=names)
             try:
                 self.dialect.build_indexes_together(self.engine, self.plan, names, clauses)
-                return
             except DBAPIError as exc:
-                if not self.dialect.is_data_error(exc):
-                    raise
-                if attempt == retries:
-                    raise CopyFailed(
-                        f"the new definition makes rows collide in a unique index: {first_line(exc)}",
-                        hint="the copy expressions map different values to the same one; change them and plan again",
-                    ) from exc
-                log.info("a unique index met a duplicate; replaying the log first")
-                changelog.catch_up(self.engine, self.dialect, self.plan)
+                self._raise_collision(exc, "a unique index")
+
+        self._retry_after_replay(build, "indexes")
 
     def _build_index(self, index: IndexPlan) -> None:
         log.info("building index", index=index.final_name)
         self.dialect.build_index(self.engine, self.plan, index)
 
     def _build_unique_index(self, unique: dict[str, Any]) -> None:
-        # Where a replay cannot read the log and the original at one instant, the shadow can hold a
-        # row that is stale until a later entry is applied, and a build can meet it as a
-        # duplicate: that build is retried after another replay; a real collision stays.
+        self._retry_after_replay(functools.partial(self._build_unique_index_once, unique), unique["name"])
+
+    def _retry_after_replay(self, build: Callable[[], None], what: str) -> None:
+        """Where a replay cannot read the log and the original at one instant, the shadow can hold a
+        row that is stale until a later entry is applied, and a unique build can meet it as a
+        duplicate: the build is retried after another replay; a real collision stays."""
         retries = 0 if self.dialect.replay_is_consistent else 5
         for attempt in range(retries + 1):
             try:
-                self._build_unique_index_once(unique)
+                build()
                 return
             except CopyFailed:
                 if attempt == retries:
                     raise
-                log.info("unique constraint met a duplicate; replaying the log first", constraint=unique["name"])
+                log.info("a unique index met a duplicate; replaying the log first", building=what)
                 changelog.catch_up(self.engine, self.dialect, self.plan)
+
+    def _raise_collision(self, exc: DBAPIError, what: str) -> None:
+        """A data error of a unique build is a collision the copy expressions made: CopyFailed."""
+        if self.dialect.is_data_error(exc):
+            raise CopyFailed(
+                f"the new definition makes rows collide in {what}: {first_line(exc)}",
+                hint="the copy expressions map different values to the same one; change them and plan again",
+            ) from exc
+        raise exc
 
     def _build_unique_index_once(self, unique: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
@@ -687,14 +692,7 @@ class Executor:
             try:
                 self.dialect.run(conn, unique["sql"][0])
             except DBAPIError as exc:
-                if self.dialect.is_data_error(exc):
-                    raise CopyFailed(
-                        f"the new definition makes rows collide in unique constraint {unique['name']!r}: "
-                        f"{str(exc.orig).splitlines()[0]}",
-                        hint="the copy expressions map different values to the same one; change them and "
-                        "plan again",
-                    ) from exc
-                raise
+                self._raise_collision(exc, f"unique constraint {unique['name']!r}")
 
     def _verify(self, m: state.Migration) -> None:
         early, self._early_verify = self._early_verify, None
