@@ -641,5 +641,10 @@ def demo(
     the_demo.check(outcome)
 
 
+# the fleet sub-app (issue 19); imported last, it looks up user_errors above at call time
+from shadowswap.fleet.cli import fleet_app  # noqa: E402
+
+app.add_typer(fleet_app, name="fleet")
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
