@@ -164,6 +164,12 @@ def execute(
             help="Redis broker: seconds before a dead worker's task is redelivered [default: 3600].", show_default=False
         ),
     ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue", help="Celery queue [default: $SHADOWSWAP_FLEET_QUEUE or shadowswap-fleet].", show_default=False
+        ),
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Rows in the first chunk; adapts to --chunk-time.")] = 1000,
     chunk_time: Annotated[
         float | None, typer.Option(help="Target seconds per chunk [default: the dialect's].", show_default=False)
@@ -215,8 +221,8 @@ def execute(
         raise UsageError("--min-chunk is larger than --max-chunk")
     if hold and not gate:
         raise UsageError("--hold only means something with --gate")
-    if (result_backend or visibility_timeout) and not broker:
-        raise UsageError("--result-backend and --visibility-timeout are for --broker")
+    if (result_backend or visibility_timeout or queue) and not broker:
+        raise UsageError("--result-backend, --visibility-timeout and --queue are for --broker")
     if max_load is not None:
         from shadowswap.throttle import parse_max_load
 
@@ -249,7 +255,7 @@ def execute(
     if broker:
         from shadowswap.fleet.tasks import CeleryBackend, masked
 
-        backend = CeleryBackend(broker, result_backend, visibility_timeout)
+        backend = CeleryBackend(broker, result_backend, visibility_timeout, queue)
         where = f"Celery tasks on {masked(broker)}"
     else:
         backend = ThreadBackend()
@@ -297,6 +303,12 @@ def worker(
             help="Redis broker: seconds before a dead worker's task is redelivered [default: 3600].", show_default=False
         ),
     ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue", help="Celery queue [default: $SHADOWSWAP_FLEET_QUEUE or shadowswap-fleet].", show_default=False
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Worker name (Celery --hostname).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show every target's log lines too.")] = False,
 ) -> None:
@@ -318,6 +330,7 @@ def worker(
         backend=result_backend,
         visibility_timeout=visibility_timeout,
         name=name,
+        queue=queue,
     )
 
 

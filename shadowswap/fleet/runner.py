@@ -144,6 +144,8 @@ class Result:
     phase_times: dict[str, float] = field(default_factory=dict)
     worker: str = ""
     stage: str = FULL
+    #: found done (or verified) by an earlier run: nothing was done this time
+    already: bool = False
 
     @classmethod
     def for_target(cls, target: Target, status: str, **values: Any) -> Result:
@@ -200,8 +202,8 @@ def run_target(job: Job) -> Result:
         finished = latest is not None and latest.fingerprint == plan.fingerprint
         if finished and latest is not None and latest.phase in (state.CUT_OVER, state.CLEANED_UP, state.ALTERED):
             # a redelivered task, or a fleet run again: this target is done
-            result.status, result.phase = DONE, latest.phase
-            result.cutover_lock_ms = latest.cutover_lock_ms
+            result.status, result.phase, result.already = DONE, latest.phase, True
+            result.cutover_lock_ms, result.rows_copied = latest.cutover_lock_ms, latest.rows_copied
             return result
         if job.stage == VERIFY and plan.strategy == "instant":
             # nothing to copy or verify: the in-place ALTER is its swap, so it waits for stage two
@@ -212,6 +214,7 @@ def run_target(job: Job) -> Result:
             with engine.begin() as conn:
                 state.update(conn, latest.id, cutover_postponed=True)
             result.status, result.phase, result.rows_copied = VERIFIED, latest.phase, latest.rows_copied
+            result.already = True
             return result
         summary = Executor(engine, dialect, plan, job.settings.options(dialect, job.stage), clock).run()
         with engine.connect() as conn:

@@ -30,7 +30,8 @@ from kombu.utils.url import maybe_sanitize_url
 from shadowswap.errors import ConnectionFailed
 from shadowswap.fleet.runner import FAILED, LOCKED, Job, Result, run_target
 
-QUEUE = "shadowswap-fleet"
+#: the queue the fleet's tasks travel on (a fleet per queue, if several share one broker)
+QUEUE = os.environ.get("SHADOWSWAP_FLEET_QUEUE", "shadowswap-fleet")
 #: seconds before a task that found its target locked by another delivery tries again
 LOCKED_RETRY_SECONDS = 2.0
 
@@ -51,7 +52,9 @@ app.conf.update(
 )
 
 
-def configure(broker: str, backend: str | None = None, visibility_timeout: float | None = None) -> Celery:
+def configure(
+    broker: str, backend: str | None = None, visibility_timeout: float | None = None, queue: str | None = None
+) -> Celery:
     """Point the app at a broker. Results go to Redis when the broker is Redis, else over
     RabbitMQ's reply queues (``rpc://``); the targets' state tables stay the source of truth."""
     if backend is None:
@@ -64,7 +67,12 @@ def configure(broker: str, backend: str | None = None, visibility_timeout: float
             "unacked_restore_interval": max(1.0, min(10.0, visibility_timeout / 4)),
             "unacked_restore_throttle": 1,
         }
-    app.conf.update(broker_url=broker, result_backend=backend, broker_transport_options=transport)
+    app.conf.update(
+        broker_url=broker,
+        result_backend=backend,
+        broker_transport_options=transport,
+        task_default_queue=queue or QUEUE,
+    )
     return app
 
 
@@ -104,8 +112,14 @@ def migrate(self: Any, job: dict[str, Any]) -> dict[str, Any]:
 class CeleryBackend:
     """The dispatcher's backend for the distributed mode: one Celery task a target."""
 
-    def __init__(self, broker: str, backend: str | None = None, visibility_timeout: float | None = None) -> None:
-        configure(broker, backend, visibility_timeout)
+    def __init__(
+        self,
+        broker: str,
+        backend: str | None = None,
+        visibility_timeout: float | None = None,
+        queue: str | None = None,
+    ) -> None:
+        configure(broker, backend, visibility_timeout, queue)
         check_broker(broker)
         self.run_id = uuid.uuid4().hex[:10]
 
@@ -137,10 +151,17 @@ def run_worker(
     visibility_timeout: float | None = None,
     name: str | None = None,
     loglevel: str = "INFO",
+    queue: str | None = None,
 ) -> None:
-    configure(broker, backend, visibility_timeout)
+    configure(broker, backend, visibility_timeout, queue)
     check_broker(broker)
-    argv = ["worker", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}", f"--queues={QUEUE}"]
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--loglevel={loglevel}",
+        f"--queues={queue or QUEUE}",
+    ]
     if name:
         argv.append(f"--hostname={name}")
     app.worker_main(argv=argv)

@@ -120,6 +120,8 @@ def _short(display: str, width: int = 48) -> str:
 
 def line(r: Result) -> Text:
     lock = f", swap lock {r.cutover_lock_ms:.1f} ms" if r.cutover_lock_ms is not None else ""
+    if r.status == DONE and r.already:
+        return Text.assemble(("✓ ", "green"), r.display, f"  {r.phase} already (by an earlier run){lock}")
     if r.status == DONE:
         return Text.assemble(
             ("✓ ", "green"), r.display, f"  {r.phase}  {r.rows_copied:,} rows in {r.seconds:.1f}s{lock}"
