@@ -265,19 +265,29 @@ def execute(
         f"{concurrency} at once" + (f", {per_host} per host" if per_host else ""),
         highlight=False,
     )
-    with RichView(err) as view:
-        outcome = run_fleet(
-            plans,
-            manifest,
-            settings,
-            backend,
-            concurrency=concurrency,
-            per_host=per_host,
-            canary=canary,
-            gate=gate,
-            hold=hold,
-            view=view,
+    try:
+        with RichView(err) as view:
+            outcome = run_fleet(
+                plans,
+                manifest,
+                settings,
+                backend,
+                concurrency=concurrency,
+                per_host=per_host,
+                canary=canary,
+                gate=gate,
+                hold=hold,
+                view=view,
+            )
+    except KeyboardInterrupt:
+        elsewhere = " (tasks already sent go on on the workers)" if broker else ""
+        err.print(
+            f"\n[yellow]interrupted:[/yellow] every original table is intact and writable{elsewhere}; each "
+            f"target resumes from its own state table: `shadowswap fleet execute {plans}` again, "
+            f"`shadowswap fleet status {plans}` to see where they stand, `shadowswap fleet abort {plans}` to undo",
+            highlight=False,
         )
+        raise typer.Exit(130) from None
     for text in summary(outcome, manifest.table):
         out.print(text, soft_wrap=True)
     if not outcome.ok:

@@ -257,6 +257,7 @@ def _phase_now(engine: Any, job: Job) -> str | None:
 class Backend(Protocol):
     def submit(self, job: Job) -> Any: ...
     def result(self, handle: Any) -> Result | None: ...
+    def wait(self, seconds: float) -> None: ...
     def close(self) -> None: ...
 
 
@@ -267,6 +268,11 @@ class ThreadBackend:
     from its state table, exactly as after ``kill -9`` of ``shadowswap execute``.
     """
 
+    def __init__(self) -> None:
+        # set by a finishing target, so the dispatcher starts the next one at once instead of
+        # at its next poll (with tiny targets the poll interval was most of the fleet's overhead)
+        self._finished = threading.Event()
+
     def submit(self, job: Job) -> Any:
         holder: dict[str, Result] = {}
 
@@ -275,6 +281,8 @@ class ThreadBackend:
                 holder["result"] = run_target(job)
             except BaseException as exc:  # run_target catches the target's errors; this is the rest
                 holder["result"] = Result.for_target(job.target, FAILED, error=error_text(exc), stage=job.stage)
+            finally:
+                self._finished.set()
 
         thread = threading.Thread(target=work, name=f"fleet-{job.target.id}", daemon=True)
         thread.start()
@@ -288,6 +296,10 @@ class ThreadBackend:
         if result.status == LOCKED:
             result.status = FAILED  # in one process there is no earlier delivery to wait for
         return result
+
+    def wait(self, seconds: float) -> None:
+        self._finished.wait(seconds)
+        self._finished.clear()
 
     def close(self) -> None:
         pass
@@ -324,7 +336,7 @@ def dispatch(
     concurrency: int,
     per_host: int | None,
     view: View,
-    poll: float = 0.05,
+    poll: float = 0.1,
 ) -> list[Result]:
     """Run the jobs, at most ``concurrency`` at once and ``per_host`` per host; file order otherwise.
 
@@ -356,7 +368,7 @@ def dispatch(
             view.finished(result)
         view.tick([job for job, _ in running.values()])
         if not started:
-            time.sleep(poll)
+            backend.wait(poll)
     return results
 
 
@@ -454,7 +466,8 @@ def run_fleet(
             bad = failed[0] if failed else next(r for r in results if r.status == FAILED)
             verdict = (
                 f"gate closed: {bad.display} failed; {len(held)} verified target(s) hold before the swap "
-                "(dual-write on): fix it and run `fleet execute` again, or `fleet abort`"
+                "(dual-write on). Fix it and run `fleet execute --gate` again (the verified ones are kept), "
+                "or `fleet cutover --force` to let them swap without it, or `fleet abort` to undo them"
             )
             rest = []
         else:

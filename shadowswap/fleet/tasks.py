@@ -20,6 +20,7 @@ when the first is done, the retry finds the target cut over and reports it done.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -137,6 +138,11 @@ class CeleryBackend:
         return Result.for_target(
             job.target, FAILED, error=f"the task failed: {type(exc).__name__}: {exc}", stage=job.stage
         )
+
+    def wait(self, seconds: float) -> None:
+        # a task's end is only seen by asking the result backend: each in-flight task's state once
+        # a poll; a tenth of a second is far below any real migration's length
+        time.sleep(min(seconds, 0.1))
 
     def close(self) -> None:
         pass
