@@ -489,3 +489,23 @@ def _in_manifest_order(f: Fleet, manifest: Manifest) -> list[Db]:
         assert match is not None, entry.display
         out.append(match)
     return out
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["execute", "nowhere"], "no fleet plan in nowhere", 2),
+        (["execute", "nowhere", "--hold"], "--hold only means something with --gate", 2),
+        (["execute", "nowhere", "--concurrency", "0"], "--concurrency must be at least 1", 2),
+        (["plan", "products", "--alter", "price:varchar(20)", "--targets", "missing.txt"], "no targets file", 2),
+        (["plan", "products", "--alter", "price:varchar(20)", "--targets", "unset.txt"], "FLEET_UNSET_PW", 1),
+        (["status", "nowhere"], "no fleet plan", 2),
+        (["worker"], "no broker given", 2),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str, code: int) -> None:
+    (tmp_path / "unset.txt").write_text("postgresql://u:${FLEET_UNSET_PW}@127.0.0.1:1/db\n", encoding="utf-8")
+    result = cli(*args, cwd=tmp_path)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -347,7 +347,7 @@ def dispatch(
     per: dict[str, int] = {}
     results: list[Result] = []
     while pending or running:
-        started = False
+        started = False  # anything started or finished in this round
         for job in list(pending):
             if len(running) >= concurrency:
                 break
@@ -366,6 +366,7 @@ def dispatch(
             per[job.target.host] -= 1
             results.append(result)
             view.finished(result)
+            started = True  # a slot is free: fill it now, not after a poll interval
         view.tick([job for job, _ in running.values()])
         if not started:
             backend.wait(poll)
