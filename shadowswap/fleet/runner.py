@@ -389,7 +389,8 @@ class Outcome:
 
     @property
     def rows_copied(self) -> int:
-        return sum(r.rows_copied for r in self.results)
+        """Rows the migrations of this fleet copied (targets found done by an earlier run left out)."""
+        return sum(r.rows_copied for r in self.results if not r.already)
 
     @property
     def worst_stall(self) -> Result | None:
@@ -486,7 +487,8 @@ def run_fleet(
                 before = by_id.get(r.target)
                 if before is not None:
                     r.phase_times = {**before.phase_times, **r.phase_times}
-                    r.rows_copied += before.rows_copied
+                    # the state row's count is the migration's, across runs: stage two's includes stage one's
+                    r.rows_copied = max(r.rows_copied, before.rows_copied)
                     r.started = before.started
                     r.seconds = r.finished - r.started
             results += second
