@@ -388,9 +388,24 @@ def test_a_failing_target_stops_only_what_it_should(fleet: Fleet) -> None:
         (m,) = migrations(db)
         assert m.phase == state.VERIFIED and m.cutover_postponed
 
-    # without the gate (its holds lifted by hand): the others finish, the bad one fails again
-    forced = cli("cutover", "plans", "--force", cwd=fleet.dir)
-    assert forced.returncode == 0, forced.stdout + forced.stderr
+    # the operator's commands, fleet-wide: the gate cannot be opened by hand past a failed target
+    # without --force; pause and resume reach every held migration; abort undoes them
+    refused = cli("cutover", "plans", cwd=fleet.dir)
+    assert refused.returncode == 2 and "1 of 5 target(s) are not verified yet" in refused.stderr
+    paused = cli("pause", "plans", cwd=fleet.dir)
+    assert paused.returncode == 0 and paused.stdout.count("(verified)") == 4, paused.stdout
+    shown = cli("status", "plans", "--json", cwd=fleet.dir)
+    rows = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [r["paused"] for r in rows] == [False, True, True, True, True]
+    assert rows[0]["phase"] == state.FAILED and "smallint out of range" in rows[0]["error"]
+    assert cli("resume", "plans", cwd=fleet.dir).returncode == 0
+    aborted = cli("abort", "plans", cwd=fleet.dir)
+    assert aborted.returncode == 0 and aborted.stdout.count("aborted migration") == 4, aborted.stdout
+    for db in others:
+        assert [m.phase for m in migrations(db)] == [state.ABORTED]
+        assert set(sa.inspect(db.engine()).get_table_names()) == {"products", state.STATE_TABLE}
+
+    # without the gate: the others finish, the bad one fails again
     plain = cli("execute", "plans", "--allow-destructive", cwd=fleet.dir)
     assert plain.returncode == 1
     assert "4 done, 1 failed of 5" in plain.stdout
@@ -399,7 +414,7 @@ def test_a_failing_target_stops_only_what_it_should(fleet: Fleet) -> None:
     assert shown.returncode == 0
     assert "4 cut_over" in shown.stdout and "1 failed" in shown.stdout and "smallint out of range" in shown.stdout
     for db in others:
-        assert [m.phase for m in migrations(db)] == [state.CUT_OVER]
+        assert [m.phase for m in migrations(db)] == [state.CUT_OVER, state.ABORTED]  # newest first
         engine = db.engine()
         compare(engine, db.initial).assert_exact()
         engine.dispose()

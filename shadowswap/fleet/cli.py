@@ -349,13 +349,38 @@ def worker(
 
 @fleet_app.command()
 @user_errors
-def status(plans: PlansArg = Path("plans")) -> None:
+def status(
+    plans: PlansArg = Path("plans"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per target instead of the table.")] = False,
+) -> None:
     """One table from every target's state table (no broker needed): phase, rows, ETA, why it waits, errors."""
     from shadowswap.fleet.plans import Manifest
     from shadowswap.fleet.status import read_states, summary_counts
 
     manifest = Manifest.read(plans)
     states = read_states(manifest)
+    if as_json:
+        import json
+
+        for s in states:
+            print(
+                json.dumps(
+                    {
+                        "target": s.entry.display,
+                        "id": s.entry.id,
+                        "phase": s.phase,
+                        "rows_copied": s.rows_copied,
+                        "estimated_rows": s.estimated_rows,
+                        "eta_seconds": s.eta_seconds,
+                        "waiting": s.waiting,
+                        "paused": s.paused,
+                        "cutover_postponed": s.postponed,
+                        "cutover_lock_ms": s.cutover_lock_ms,
+                        "error": s.error,
+                    }
+                )
+            )
+        return
     table = Table(title=f"{manifest.table}: {', '.join(manifest.changes)}", title_justify="left")
     for heading in ("target", "phase", "rows", "ETA", "waiting / throttle", "swap lock", "error"):
         table.add_column(heading, overflow="fold")
