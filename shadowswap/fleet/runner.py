@@ -419,17 +419,17 @@ def run_fleet(
     gate: bool = False,
     hold: bool = False,
     view: View | None = None,
-    released: Callable[[list[Entry]], bool] | None = None,
+    gate_state: Callable[[list[Entry]], str] | None = None,
     release: Callable[[list[Entry]], object] | None = None,
     poll: float = 1.0,
 ) -> Outcome:
-    """The fleet, in its stages. ``released``/``release`` read and lift the gate's hold in the
-    targets' state tables (status.py); parameters so that tests and the CLI share one runner."""
+    """The fleet, in its stages. ``gate_state``/``release`` read and lift the gate's hold in the
+    targets' state tables (status.py)."""
     from shadowswap.fleet import status
 
     view = view or QuietView()
-    if released is None:
-        released = lambda entries: status.all_released(entries, manifest.table)  # noqa: E731
+    if gate_state is None:
+        gate_state = lambda entries: status.gate_state(entries, manifest.table)  # noqa: E731
     if release is None:
         release = lambda entries: status.release_all(entries, manifest.table)  # noqa: E731
     t0 = time.perf_counter()
@@ -473,26 +473,35 @@ def run_fleet(
             )
             rest = []
         else:
+            ended: str | None = None
             if hold:
                 view.message(f"all {len(rest)} target(s) verified; holding every swap until `shadowswap fleet cutover`")
-                while not released(rest):
+                while (now := gate_state(rest)) == status.HOLDING:
                     time.sleep(poll)
+                ended = None if now == status.RELEASED else now
             else:
                 view.message(f"all {len(rest)} target(s) verified; opening the gate")
                 release(rest)
-            second = run(rest, FULL)
-            # what stage one recorded (the copy's phases) belongs to the target's result too
-            by_id = {r.target: r for r in first}
-            for r in second:
-                before = by_id.get(r.target)
-                if before is not None:
-                    r.phase_times = {**before.phase_times, **r.phase_times}
-                    # the state row's count is the migration's, across runs: stage two's includes stage one's
-                    r.rows_copied = max(r.rows_copied, before.rows_copied)
-                    r.started = before.started
-                    r.seconds = r.finished - r.started
-            results += second
-            rest = []
+            if ended is not None:
+                for r in first:
+                    r.status = HELD if r.status == VERIFIED else r.status
+                results += first
+                verdict = f"the gate did not open: {ended} (`fleet abort`?); nothing was swapped by this run"
+                rest = []
+            if rest:
+                second = run(rest, FULL)
+                # what stage one recorded (the copy's phases) belongs to the target's result too
+                by_id = {r.target: r for r in first}
+                for r in second:
+                    before = by_id.get(r.target)
+                    if before is not None:
+                        r.phase_times = {**before.phase_times, **r.phase_times}
+                        # the state row's count is the migration's, across runs: stage two's includes stage one's
+                        r.rows_copied = max(r.rows_copied, before.rows_copied)
+                        r.started = before.started
+                        r.seconds = r.finished - r.started
+                results += second
+                rest = []
     if rest:
         results += run(rest, FULL)
     order = {e.id: i for i, e in enumerate(manifest.entries)}

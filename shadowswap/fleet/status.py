@@ -7,7 +7,6 @@ of a plans directory a few at a time.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -118,12 +117,6 @@ def read_states(manifest: Manifest) -> list[TargetState]:
     return out
 
 
-def age(stamp: dt.datetime | None) -> str:
-    if stamp is None:
-        return ""
-    return f"{(state.now() - stamp).total_seconds():.0f}s ago"
-
-
 # -- the gate's hold and the operator's flags ----------------------------------------------
 
 
@@ -146,11 +139,30 @@ def release_all(entries: list[Entry], table: str) -> list[str | Exception]:
     return for_each(entries, lambda t: _set(t, table, cutover_postponed=False))
 
 
-def all_released(entries: list[Entry], table: str) -> bool:
-    """True once no target's unfinished migration is postponed (what ``fleet cutover`` does)."""
-    found = for_each(entries, lambda t: _migration(t, table, active=True))
-    # an unreachable target counts as still held: the gate is for every target
-    return all(not isinstance(m, Exception) and (m is None or not m.cutover_postponed) for m in found)
+HOLDING = "holding"
+RELEASED = "released"
+
+
+def gate_state(entries: list[Entry], table: str) -> str:
+    """While the gate holds: ``holding`` while any target's migration is still postponed,
+    ``released`` once none is (``fleet cutover`` ran), or what ended a target's migration meanwhile
+    (``fleet abort``): then stage two must not start it again."""
+
+    def one(target: Target) -> tuple[state.Migration | None, state.Migration | None]:
+        return _migration(target, table, active=True), _migration(target, table, active=False)
+
+    found = for_each(entries, one)
+    holding = False
+    for entry, value in zip(entries, found, strict=True):
+        if isinstance(value, Exception):
+            holding = True  # an unreachable target counts as still held: the gate is for every target
+            continue
+        active, latest = value
+        if active is not None:
+            holding = holding or active.cutover_postponed
+        elif latest is None or latest.phase not in (state.CUT_OVER, state.CLEANED_UP, state.ALTERED):
+            return f"{entry.display}: its migration is {latest.phase if latest else 'gone'}"
+    return HOLDING if holding else RELEASED
 
 
 def operate(manifest: Manifest, action: str, *, force: bool = False) -> list[tuple[Entry, str | Exception]]:
