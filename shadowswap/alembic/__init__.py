@@ -75,7 +75,7 @@ class OnlineAlterTableOp(MigrateOperation):
         strategy, check_casts, chunk_size, chunk_time, min_chunk, max_chunk, copy_workers,
         max_rows_per_second, max_lag, replicas, max_load, pause_file, postpone_cutover,
         postpone_cutover_file, hooks, hook_timeout, backup, lock_timeout (ms), cutover_retries, verify,
-        allow_destructive, drop_kept_old, log_format, log_level, progress, db (offline mode's plan).
+        allow_destructive, drop_kept_old, keep_old, log_format, log_level, progress, db (offline mode's plan).
         """
         return _OnlineBlock(operations, table_name, schema, options)
 

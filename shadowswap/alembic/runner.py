@@ -356,6 +356,11 @@ def _execute(url: str, table: str, recorded: Recorded, settings: Settings) -> No
             changes="; ".join(the_plan.changes),
         )
         summary = Executor(engine, dialect, the_plan, options, reporter).run()
+        if summary.strategy != "instant" and not settings.keep_old:
+            from shadowswap.executor import cleanup
+
+            for m in cleanup(engine, dialect, table):
+                log.info("dropped the old table (keep_old is off)", table=table, old_table=m.old_table)
         log.info(
             "online migration done",
             table=table,

@@ -88,6 +88,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "verify": _bool,
     "allow_destructive": _bool,
     "drop_kept_old": _bool,
+    "keep_old": _bool,
     "log_format": str,
     "log_level": str,
     "progress": _bool,
@@ -122,6 +123,8 @@ class Settings:
     #: an earlier, finished migration of the same table keeps its old table until cleaned up; the
     #: next online migration of that table drops it first (a migration history moves forward)
     drop_kept_old: bool = True
+    #: keep the old table after the swap (the way back); False drops it once the swap is done
+    keep_old: bool = True
     log_format: str = "console"
     log_level: str = "info"
     #: the progress bar; None: on a terminal only
