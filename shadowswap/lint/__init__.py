@@ -150,6 +150,11 @@ def mappable(op: LintOp, env: Env) -> bool:
     if op.table is None or op.error:
         return False
     batch = OnlineBatchOperations(op.table, env.dialect.sa_dialect)
+    if op.batch is not None:
+        # the call as the batch block made it: the online block takes the same arguments
+        name, args = (op.args[0], op.args[1:]) if op.name == "batch_rebuild" else (op.name, op.args)
+        getattr(batch, name)(*args, **op.kwargs)
+        return not batch.recorded.refused and bool(batch.recorded.calls)
     alter = op.operation
     if op.name == "alter_column":
         kw: dict[str, Any] = {}
@@ -210,8 +215,10 @@ def lint(
 def _judge(op: LintOp, env: Env, sizes: _Sizes) -> Finding:
     if op.error is not None:
         return Finding(op, env.engine, blocking=True, reason=f"could not be run offline: {op.error}")
-    if op.online and not op.before:
+    if op.online and not any(not b.online for b in op.before):
         return Finding(op, env.engine, blocking=False, reason="online: shadowswap copies the table while writes go on")
+    if op.table and any(b.name == "create_table" and b.table == op.table for b in op.before):
+        return Finding(op, env.engine, blocking=False, reason=f"{op.table} is created by this migration: no writes yet")
     for rule in rules_for(env.engine, op.name):
         why = rule.check(op, env)
         if why is None:

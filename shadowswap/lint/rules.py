@@ -169,6 +169,12 @@ def _always(op: LintOp, env: Env) -> str | None:
     return f"{getattr(op.operation, 'constraint_name', None) or op.name} on {op.table}"
 
 
+def _after_writes(op: LintOp) -> str | None:
+    # an earlier online block wrote nothing on the migration's connection: it does not count
+    earlier = sorted({b.name for b in op.before if not b.online})
+    return f"after {', '.join(earlier)}" if earlier else None
+
+
 # -- the rules ------------------------------------------------------------------------------------
 
 ONLINE = 'op.online_alter_table("{table}") (--fix rewrites it)'
@@ -328,16 +334,6 @@ RULES: list[Rule] = [
         fixable=True,
         example='op.create_index("ix_products_stock", "products", ["stock_quantity"])',
     ),
-    Rule(
-        id="sqlite-constraint-rebuild",
-        engines=("sqlite",),
-        operation="create_unique_constraint",
-        blocks="SQLite cannot add a constraint in place: batch mode rebuilds the table holding the only write lock",
-        fix=ONLINE,
-        check=_unique,
-        fixable=True,
-        example='op.create_unique_constraint("uq_products_name", "products", ["name"])',
-    ),
 ]
 
 RULES.append(
@@ -363,7 +359,7 @@ ONLINE_NOT_FIRST = Rule(
     blocks="op.online_alter_table follows other operations of the same migration, which are still "
     "uncommitted when it runs: shadowswap refuses it then",
     fix="put the online block first in the function, or in a migration of its own",
-    check=lambda op, env: "after " + ", ".join(sorted({b.name for b in op.before})) if op.before else None,
+    check=lambda op, env: _after_writes(op),
     fixable=False,
     example='op.create_index("ix_products_stock", "products", ["stock_quantity"], postgresql_concurrently=True)\n'
     'with op.online_alter_table("products") as batch_op:\n    batch_op.alter_column("price", type_=sa.String(20))',
