@@ -475,3 +475,55 @@ def test_option_layers() -> None:
     with pytest.raises(UsageError, match="SHADOWSWAP_CHUNK_TIME in environment: must be positive"):
         resolve({}, {}, {"SHADOWSWAP_CHUNK_TIME": "0"})
     assert resolve({"hooks": {"on-start": "true"}}, {}, {}).hooks == ["on-start=true"]
+
+
+def test_ctrl_c_mid_copy_then_upgrade_resumes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = database(url)
+    create_products(engine, 8000)
+    root = project(tmp_path, url, {"0001_price": migration("0001", None, PRICE)})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent), "SHADOWSWAP_MAX_ROWS_PER_SECOND": "2000"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    copied = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and copied < 1000:
+        time.sleep(0.2)
+        if sa.inspect(engine).has_table("shadowswap_migrations"):
+            with engine.connect() as conn:
+                copied = conn.execute(sa.text("SELECT max(rows_copied) FROM shadowswap_migrations")).scalar() or 0
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert "FAILED: shadowswap: interrupted: 'products' is intact and writable" in stdout
+    assert "Traceback" not in stdout + stderr
+    assert version(engine) == [] and isinstance(columns(engine)["price"], sa.Numeric)
+    resumed = alembic(root, "upgrade", "head")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming the interrupted online migration" in resumed.stderr
+    assert version(engine) == ["0001"] and [r[2] for r in migrations_rows(engine)] == ["cut_over"]
+    engine.dispose()
+
+
+def test_env_py_owning_the_transaction_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = sa.create_engine(url)
+    create_products(engine, 50)
+    root = project(tmp_path, url, {"0001_price": migration("0001", None, PRICE)})
+    env_py = root / "migrations" / "env.py"
+    source = env_py.read_text()
+    patched = source.replace("with connectable.connect() as connection:", "with connectable.begin() as connection:")
+    assert patched != source
+    env_py.write_text(patched)
+    result = alembic(root, "upgrade", "head")
+    assert result.returncode != 0
+    assert "env.py began the connection's transaction itself" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert isinstance(columns(engine)["price"], sa.Numeric)
+    engine.dispose()

@@ -96,6 +96,12 @@ SAFE = {
         '    op.create_index("ix_stock", "products", ["stock_quantity"], postgresql_concurrently=True)',
         'with op.online_alter_table("products") as batch_op:\n    batch_op.alter_column("price", type_=sa.String(20))\n'
         'op.create_table("orders", sa.Column("id", sa.Integer, primary_key=True))',
+        "with op.get_context().autocommit_block():\n"
+        '    op.execute("CREATE INDEX CONCURRENTLY ix_stock ON products (stock_quantity)")',
+        'op.execute("UPDATE products SET stock_quantity = 0 WHERE stock_quantity < 0")',
+        'op.execute("ALTER TABLE products ADD CONSTRAINT fk FOREIGN KEY (stock_quantity) REFERENCES products (id) '
+        'NOT VALID")',
+        'op.execute("ALTER TABLE products ALTER COLUMN description DROP NOT NULL, ADD COLUMN note text")',
     ],
     "mysql": [
         'op.add_column("products", sa.Column("note", sa.Text()))',
@@ -355,3 +361,9 @@ def test_db_knows_a_widening_is_in_place(pg_url: str, tmp_path: Path) -> None:
     live = lint(path, None, engine)
     assert live.blocking == []
     engine.dispose()
+
+
+def test_docs_list_every_rule() -> None:
+    docs = (ROOT / "docs" / "alembic.md").read_text()
+    for rule in [*RULES, ONLINE_NOT_FIRST]:
+        assert f"`{rule.id}`" in docs, rule.id

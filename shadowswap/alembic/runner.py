@@ -55,11 +55,12 @@ def _note_statement(conn: Any, cursor: Any, statement: str, parameters: Any, con
     Cheap bookkeeping in the connection's ``info``; it is how a block knows whether its own migration
     already changed something that has not been committed (the version table's writes mark where a
     migration ended)."""
-    words = statement.lstrip().split(None, 1)
+    head = statement[:300]  # a bulk insert can be long: its head says what it is
+    words = head.lstrip().split(None, 1)
     if not words or words[0].lower() in _READS:
         return
     writes = conn.info.setdefault(_WRITES_KEY, [])
-    writes.append(" ".join(statement.split())[:200])
+    writes.append(" ".join(head.split())[:200])
     del writes[:-50]
 
 
@@ -408,6 +409,14 @@ def render_offline(ctx: Any, table: str, recorded: Recorded, settings: Settings)
             from shadowswap.planner import build_plan
 
             with _quiet_engine(url) as (engine, dialect):
+                if sa.inspect(engine).has_table(state.STATE_TABLE):
+                    with engine.connect() as conn:
+                        kept = state.kept_old(conn, table) if state.active(conn, table) is None else []
+                    if kept:
+                        lines.append(
+                            f"-- shadowswap: {kept[-1].old_table} (kept by migration {kept[-1].id}) is dropped first "
+                            "online" + ("" if settings.drop_kept_old else " once you drop it (drop_kept_old is off)")
+                        )
                 plan = build_plan(engine, dialect, table, recorded.changes, strategy_name=settings.strategy)
                 guards = [
                     *dialect.lock_timeout_sql(settings.lock_timeout),

@@ -165,6 +165,83 @@ def _not_valid_missing(op: LintOp, env: Env) -> str | None:
     return f"{getattr(op.operation, 'constraint_name', '?')} on {op.table}"
 
 
+def _execute(op: LintOp, env: Env) -> str | None:
+    """SQL written by hand in op.execute: read as shadowswap reads --ddl, judged as the calls above are."""
+    reasons = [why for statement in op.sql for why in _statement_blocks(statement, env)]
+    return "; ".join(reasons) if reasons else None
+
+
+def _statement_blocks(statement: str, env: Env) -> list[str]:
+    import sqlglot
+    from sqlglot import exp
+
+    from shadowswap.changes import AddColumn, AddIndex, AlterColumn, DropColumn, parse_ddl
+    from shadowswap.errors import UsageError
+
+    upper = " ".join(statement.upper().split())
+    if env.engine == "postgresql" and "ADD CONSTRAINT" in upper and "NOT VALID" not in upper:
+        if "FOREIGN KEY" in upper:
+            return ["ADD FOREIGN KEY without NOT VALID checks every row under SHARE ROW EXCLUSIVE locks"]
+        if " CHECK" in upper:
+            return ["ADD CHECK without NOT VALID scans every row under an ACCESS EXCLUSIVE lock"]
+    try:
+        changes = parse_ddl(statement, env.dialect.sqlglot_dialect)
+    except UsageError:
+        return []  # not a table change shadowswap reads (DML, a function, ...): not judged
+    try:
+        parsed = sqlglot.parse_one(statement, read=env.dialect.sqlglot_dialect)
+        concurrently = isinstance(parsed, exp.Create) and bool(parsed.args.get("concurrently"))
+    except sqlglot.errors.SqlglotError:
+        concurrently = "CONCURRENTLY" in upper
+    table = changes.table or ""
+    live = env.columns(table) or {}
+    reasons = []
+    for change in changes.changes:
+        if isinstance(change, AddIndex):
+            if env.engine == "postgresql" and not concurrently:
+                reasons.append(f"{change.describe()} without CONCURRENTLY holds a SHARE lock for the build")
+            elif env.engine == "sqlite":
+                reasons.append(f"{change.describe()} holds the only write lock for the build")
+            continue
+        if isinstance(change, DropColumn):
+            if env.engine == "sqlite":
+                reasons.append(f"{change.describe()} rewrites every row")
+            continue
+        facts = None
+        if isinstance(change, AlterColumn):
+            old = live.get(change.column)
+            facts = ChangeFacts(
+                kind="alter",
+                description=change.describe(),
+                column=change.column,
+                old_type=env.type_sql(old["type"]) if old else None,
+                new_type=change.type_sql,
+                old_nullable=bool(old["nullable"]) if old else True,
+                new_nullable=change.nullable,
+                default=change.default,
+                default_changed=change.default is not None or change.drop_default,
+                default_is_constant=is_constant(change.default, env.dialect.sqlglot_dialect),
+            )
+        elif isinstance(change, AddColumn):
+            facts = ChangeFacts(
+                kind="add",
+                description=change.describe(),
+                column=change.column,
+                new_type=change.type_sql,
+                new_nullable=change.nullable,
+                default=change.default,
+                default_changed=change.default is not None,
+                default_is_constant=is_constant(change.default, env.dialect.sqlglot_dialect)
+                if change.default
+                else True,
+            )
+        if facts is not None:
+            in_place, why = env.dialect.instant_reason(facts)
+            if not in_place:
+                reasons.append(f"{change.describe()}: {why}")
+    return reasons
+
+
 def _always(op: LintOp, env: Env) -> str | None:
     return f"{getattr(op.operation, 'constraint_name', None) or op.name} on {op.table}"
 
@@ -348,6 +425,40 @@ RULES.append(
         fixable=True,
         example='with op.batch_alter_table("products") as batch_op:\n'
         '    batch_op.create_check_constraint("ck_stock", "stock_quantity >= 0")',
+    )
+)
+
+RULES.extend(
+    Rule(
+        id=f"{engine_id}-execute-ddl",
+        engines=(engine,),
+        operation="execute",
+        blocks=f"the SQL given to op.execute {what}",
+        fix="the same change through op.online_alter_table, or the statement's online form "
+        + ("(CONCURRENTLY, NOT VALID then VALIDATE)" if engine == "postgresql" else "(see the rules above)"),
+        check=_execute,
+        fixable=False,
+        example=example,
+    )
+    for engine_id, engine, what, example in (
+        (
+            "pg",
+            "postgresql",
+            "rewrites or scans the table under a lock that stops writes",
+            'op.execute("CREATE INDEX ix_products_stock ON products (stock_quantity)")',
+        ),
+        (
+            "mysql",
+            "mysql",
+            "makes the server copy the table (ALGORITHM=COPY): writes wait",
+            'op.execute("ALTER TABLE products MODIFY price VARCHAR(20) NOT NULL")',
+        ),
+        (
+            "sqlite",
+            "sqlite",
+            "rewrites the table or builds an index holding the only write lock",
+            'op.execute("CREATE INDEX ix_products_stock ON products (stock_quantity)")',
+        ),
     )
 )
 
