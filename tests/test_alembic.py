@@ -327,7 +327,9 @@ def test_swap_done_but_version_not_moved(tmp_path: Path) -> None:
     engine = sa.create_engine(url)
     create_products(engine, 300)
     root = project(tmp_path, url, {"0001_price": migration("0001", None, PRICE)})
-    assert alembic(root, "upgrade", "head").returncode == 0
+    first = alembic(root, "upgrade", "head", env={"SHADOWSWAP_PROGRESS": "1"})  # the bar, off a terminal too
+    assert first.returncode == 0, first.stderr
+    assert "copying products" in first.stderr and "300/300" in first.stderr
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM alembic_version"))
     again = alembic(root, "upgrade", "head")
@@ -501,7 +503,7 @@ def test_ctrl_c_mid_copy_then_upgrade_resumes(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert "FAILED: shadowswap: interrupted: 'products' is intact and writable" in stdout
+    assert "FAILED: shadowswap: interrupted: 'products' is intact and writable" in stdout, stderr[-1500:]
     assert "Traceback" not in stdout + stderr
     assert version(engine) == [] and isinstance(columns(engine)["price"], sa.Numeric)
     resumed = alembic(root, "upgrade", "head")
@@ -527,3 +529,21 @@ def test_env_py_owning_the_transaction_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     assert isinstance(columns(engine)["price"], sa.Numeric)
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql+asyncpg://u:pw@h/db", "postgresql+psycopg://u:pw@h/db"),
+        ("sqlite+aiosqlite:////tmp/app.db", "sqlite:////tmp/app.db"),
+        ("mysql+aiomysql://root@h/db", "mysql+pymysql://root@h/db"),
+        ("mariadb+asyncmy://root@h/db", "mariadb+pymysql://root@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_async_template_urls_get_a_blocking_driver(url: str, expected: str) -> None:
+    from shadowswap.alembic.runner import sync_url
+
+    assert sync_url(sa.make_url(url)).render_as_string(hide_password=False) == expected
+    with pytest.raises(UsageError, match="in-memory SQLite"):
+        sync_url(sa.make_url("sqlite://"))

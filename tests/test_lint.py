@@ -367,3 +367,47 @@ def test_docs_list_every_rule() -> None:
     docs = (ROOT / "docs" / "alembic.md").read_text()
     for rule in [*RULES, ONLINE_NOT_FIRST]:
         assert f"`{rule.id}`" in docs, rule.id
+
+
+def test_downgrade_and_project_imports(tmp_path: Path) -> None:
+    """--downgrade lints downgrade() too; a migration importing the project's own module (alembic's
+    `prepend_sys_path = .`) is read from the project directory."""
+    project = tmp_path / "app"
+    (project / "versions").mkdir(parents=True)
+    (project / "myapp_types.py").write_text("import sqlalchemy as sa\nPRICE = sa.Numeric(10, 2)\n")
+    (project / "versions" / "0001_x.py").write_text(
+        textwrap.dedent("""
+        import sqlalchemy as sa
+        from alembic import op
+        from myapp_types import PRICE
+
+        revision = "0001"
+        down_revision = None
+
+
+        def upgrade():
+            op.add_column("products", sa.Column("note", sa.Text()))
+
+
+        def downgrade():
+            op.alter_column("products", "price", type_=PRICE, existing_type=sa.String(20))
+        """)
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "shadowswap", "lint", "versions", "--dialect", "postgresql", "--json"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+        capture_output=True,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    both = subprocess.run(
+        [sys.executable, "-m", "shadowswap", "lint", "versions", "--dialect", "postgresql", "--json", "--downgrade"],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        text=True,
+        capture_output=True,
+    )
+    assert both.returncode == 1
+    ops = json.loads(both.stdout)["operations"]
+    assert [(o["function"], o["rule"]) for o in ops] == [("upgrade", None), ("downgrade", "pg-alter-type")]

@@ -18,6 +18,7 @@ same fingerprint and the executor resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -67,7 +68,10 @@ def _note_statement(conn: Any, cursor: Any, statement: str, parameters: Any, con
 @event.listens_for(Engine, "commit")
 @event.listens_for(Engine, "rollback")
 def _forget_statements(conn: Any) -> None:
-    conn.info.pop(_WRITES_KEY, None)
+    if conn.invalidated:
+        return  # a connection lost mid-transaction (Ctrl-C in a chunk): its info goes with it
+    with contextlib.suppress(sa.exc.InvalidRequestError):  # the rollback of an invalid transaction
+        conn.info.pop(_WRITES_KEY, None)
 
 
 def pending_writes(conn: Any, version_table: str) -> list[str]:
@@ -190,14 +194,34 @@ class BarReporter(LogReporter):
 # -- online ---------------------------------------------------------------------------------------
 
 
-def _url_of(conn: sa.Connection) -> str:
-    url = conn.engine.url
+#: asyncio drivers (alembic's ``async`` template) and the blocking driver shadowswap uses for that engine
+_SYNC_DRIVERS = {
+    "asyncpg": "postgresql+psycopg",
+    "psycopg_async": "postgresql+psycopg",
+    "aiosqlite": "sqlite",
+    "aiomysql": "mysql+pymysql",
+    "asyncmy": "mysql+pymysql",
+}
+
+
+def sync_url(url: sa.URL) -> sa.URL:
+    """The migration's URL for shadowswap's own (blocking) engine."""
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
         raise UsageError(
             "an in-memory SQLite database cannot be migrated online",
             hint="shadowswap needs connections of its own to the same database; use a file",
         )
-    return url.render_as_string(hide_password=False)
+    driver = url.get_driver_name()
+    if driver in _SYNC_DRIVERS:
+        sync = _SYNC_DRIVERS[driver]
+        if url.get_backend_name() == "mariadb":
+            sync = "mariadb+pymysql"
+        url = url.set(drivername=sync)
+    return url
+
+
+def _url_of(conn: sa.Connection) -> str:
+    return sync_url(conn.engine.url).render_as_string(hide_password=False)
 
 
 def _refuse_pending(ctx: Any, table: str) -> None:

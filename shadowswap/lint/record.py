@@ -8,6 +8,7 @@ database: the migration context is alembic's offline one, writing SQL to a buffe
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -286,10 +287,17 @@ def record_file(path: Path, sa_dialect: sa.engine.Dialect, function: str = "upgr
     import shadowswap.alembic  # noqa: F401  (online_alter_table: a migration may use it without importing it first)
 
     source = path.read_text(encoding="utf-8")
+    # alembic.ini's default `prepend_sys_path = .`: migrations may import the project's own modules
+    added = os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
     try:
         module = load_module_py(f"_shadowswap_lint_{uuid.uuid4().hex}", path)
     except Exception as exc:  # the migration's own error, reported as such
         raise UsageError(f"{path}: cannot be imported: {type(exc).__name__}: {exc}") from None
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
     revision = getattr(module, "revision", None)
     fn = getattr(module, function, None)
     if not callable(fn):
