@@ -95,6 +95,14 @@ def alembic(root: Path, *args: str, env: dict[str, str] | None = None) -> subpro
     )
 
 
+def logged_at(log: str, event: str) -> float:
+    """When shadowswap logged ``event`` (its console lines begin with an ISO UTC timestamp)."""
+    import datetime as dt
+
+    line = next(line for line in log.splitlines() if f"] {event}" in line)
+    return dt.datetime.fromisoformat(line.split()[0]).timestamp()
+
+
 def database(url: str) -> sa.Engine:
     """The test's own engine; shadowswap's connect, so a SQLite file is in WAL mode before the writers start
     (as a SQLite database shared by concurrent writers is: the mode switch needs the file to itself)."""
@@ -164,6 +172,9 @@ def test_upgrade_and_downgrade_under_writers(db_url: str, tmp_path: Path) -> Non
     assert isinstance(cols["price"], sa.String) and "note" in cols
     assert "ix_products_sku_price" in {ix["name"] for ix in sa.inspect(engine).get_indexes("products")}
     assert "online migration done" in up.stderr
+    # the application's writes landed while the copy ran, not only around it
+    started, swapped = logged_at(up.stderr, "copy started"), logged_at(up.stderr, "swapped")
+    assert any(started < t < swapped for t in writers.total.commits)
 
     again = Writers(db_url, writers.model, threads=3, seed=5)
     if again.is_pg:

@@ -43,7 +43,22 @@ from shadowswap.plan import Plan
 log = structlog.get_logger("shadowswap.alembic")
 
 _WRITES_KEY = "shadowswap.alembic.writes"
-_READS = ("select", "show", "set", "pragma", "explain", "describe", "desc", "begin", "savepoint", "release", "with")
+#: statements that change nothing a concurrent connection could wait for (a LOCK TABLE is not one)
+_READS = (
+    "select",
+    "show",
+    "set",
+    "pragma",
+    "explain",
+    "describe",
+    "desc",
+    "begin",
+    "savepoint",
+    "release",
+    "rollback",
+    "commit",
+    "with",
+)
 
 
 # -- what this connection wrote in its open transaction -----------------------------------------
