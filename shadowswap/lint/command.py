@@ -6,15 +6,16 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from shadowswap.errors import UsageError
-from shadowswap.lint import Finding, LintResult
-from shadowswap.lint import lint as run_lint
+
+if TYPE_CHECKING:  # the command line imports this module at start; alembic is loaded when lint runs
+    from shadowswap.lint.linter import Finding, LintResult
 
 out = Console()
 
@@ -79,8 +80,8 @@ def plan_fixes(result: LintResult) -> dict[Path, list[object]]:
     """Which calls --fix moves into an online block: per function, the leading run of calls on one table
     that the block takes (flagged or not), when it holds a flagged one. An online block must come first
     in its migration (runner.py refuses it after uncommitted statements), so one block per function."""
-    from shadowswap.lint import mappable
     from shadowswap.lint.fix import FixRequest
+    from shadowswap.lint.linter import mappable
     from shadowswap.lint.rules import Env
 
     env = Env(engine=result.engine, dialect=result.dialect, columns=lambda table: None)
@@ -156,6 +157,7 @@ def lint(
     The migrations are run as `alembic upgrade --sql` runs them (nothing is written to any database).
     Exit 0 when nothing blocks writes, 1 when something does."""
     from shadowswap.db import connect
+    from shadowswap.lint.linter import lint as run_lint
 
     functions = ("upgrade", "downgrade") if downgrade else ("upgrade",)
     url = db or (None if dialect else os.environ.get("DATABASE_URL"))
