@@ -415,6 +415,14 @@ def test_unmappable_call_is_refused_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     assert version(engine) == [] and isinstance(columns(engine)["price"], sa.Numeric)
     assert not sa.inspect(engine).has_table("shadowswap_migrations")
+    # the same, run by a program: alembic's CommandError, with shadowswap's error behind it
+    from shadowswap.alembic import OnlineMigrationFailed
+
+    config = Config(str(root / "alembic.ini"))
+    with pytest.raises(OnlineMigrationFailed) as failed:
+        command.upgrade(config, "head")
+    assert isinstance(failed.value.original, UsageError)
+    assert "create_check_constraint" in str(failed.value)
     engine.dispose()
 
 
@@ -550,9 +558,11 @@ def test_env_py_owning_the_transaction_is_refused(tmp_path: Path) -> None:
         ("mysql+aiomysql://root@h/db", "mysql+pymysql://root@h/db"),
         ("mariadb+asyncmy://root@h/db", "mariadb+pymysql://root@h/db"),
         ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg2://u@h/db?sslmode=require", "postgresql+psycopg://u@h/db?sslmode=require"),
+        ("mysql+mysqldb://root@h/db?charset=utf8mb4", "mysql+pymysql://root@h/db?charset=utf8mb4"),
     ],
 )
-def test_async_template_urls_get_a_blocking_driver(url: str, expected: str) -> None:
+def test_migration_urls_get_shadowswaps_driver(url: str, expected: str) -> None:
     from shadowswap.alembic.runner import sync_url
 
     assert sync_url(sa.make_url(url)).render_as_string(hide_password=False) == expected

@@ -209,30 +209,25 @@ class BarReporter(LogReporter):
 # -- online ---------------------------------------------------------------------------------------
 
 
-#: asyncio drivers (alembic's ``async`` template) and the blocking driver shadowswap uses for that engine
-_SYNC_DRIVERS = {
-    "asyncpg": "postgresql+psycopg",
-    "psycopg_async": "postgresql+psycopg",
-    "aiosqlite": "sqlite",
-    "aiomysql": "mysql+pymysql",
-    "asyncmy": "mysql+pymysql",
+#: the driver shadowswap runs (and is tested) with, per backend: the migration's connection may use
+#: another (psycopg2, mysqlclient, or an asyncio driver from alembic's ``async`` template)
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+    "sqlite": "sqlite",
 }
 
 
 def sync_url(url: sa.URL) -> sa.URL:
     """The migration's URL for shadowswap's own (blocking) engine."""
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    backend = url.get_backend_name()
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
         raise UsageError(
             "an in-memory SQLite database cannot be migrated online",
             hint="shadowswap needs connections of its own to the same database; use a file",
         )
-    driver = url.get_driver_name()
-    if driver in _SYNC_DRIVERS:
-        sync = _SYNC_DRIVERS[driver]
-        if url.get_backend_name() == "mariadb":
-            sync = "mariadb+pymysql"
-        url = url.set(drivername=sync)
-    return url
+    return url.set(drivername=_DRIVERS.get(backend, url.drivername))
 
 
 def _url_of(conn: sa.Connection) -> str:
