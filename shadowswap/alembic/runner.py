@@ -413,11 +413,16 @@ def _execute(url: str, table: str, recorded: Recorded, settings: Settings) -> No
 
 
 def _offline_url(ctx: Any, settings: Settings) -> str | None:
-    if settings.db:
-        return settings.db
-    config = getattr(ctx, "config", None)
-    url = config.get_main_option("sqlalchemy.url") if config is not None else None
-    return url or None
+    url = settings.db
+    if not url:
+        config = getattr(ctx, "config", None)
+        url = config.get_main_option("sqlalchemy.url") if config is not None else None
+    if not url:
+        return None
+    try:
+        return sync_url(sa.make_url(url)).render_as_string(hide_password=False)
+    except sa.exc.ArgumentError:
+        return url  # connect() says what is wrong with it
 
 
 @contextmanager
