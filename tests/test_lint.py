@@ -411,3 +411,22 @@ def test_downgrade_and_project_imports(tmp_path: Path) -> None:
     assert both.returncode == 1
     ops = json.loads(both.stdout)["operations"]
     assert [(o["function"], o["rule"]) for o in ops] == [("upgrade", None), ("downgrade", "pg-alter-type")]
+
+
+def test_project_directory_in_history_order(tmp_path: Path) -> None:
+    """An alembic project directory (alembic.ini) is linted from its version locations, in the order
+    alembic applies the migrations (down_revision), not the order of the file names."""
+    from alembic import command
+    from alembic.config import Config
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    command.init(Config(str(project / "alembic.ini")), str(project / "migrations"))
+    versions = project / "migrations" / "versions"
+    write(versions, "b_first", 'op.add_column("products", sa.Column("a", sa.Text()))', "aaa1")
+    write(versions, "a_second", 'op.drop_column("products", "a")', "aaa2", "aaa1")
+    result = lint(project, "postgresql")
+    assert [(f.op.path.stem, f.op.name) for f in result.findings] == [
+        ("b_first", "add_column"),
+        ("a_second", "drop_column"),
+    ]

@@ -200,13 +200,28 @@ def lint(
     sizes = _Sizes(engine, ss_dialect)
     env = Env(engine=family, dialect=ss_dialect, columns=sizes.columns)
     result = LintResult(engine=family, dialect=ss_dialect)
-    for path in migration_files(target):
-        for function in functions:
-            recorded = record_file(path, sa_dialect, function)
-            result.files.append(recorded)
-            for op in recorded.operations:
-                result.findings.append(_judge(op, env, sizes))
+    recorded = [record_file(path, sa_dialect, function) for path in migration_files(target) for function in functions]
+    for migration in sorted(recorded, key=_history_order(recorded)):
+        result.files.append(migration)
+        for op in migration.operations:
+            result.findings.append(_judge(op, env, sizes))
     return result
+
+
+def _history_order(files: list[MigrationFile]) -> Any:
+    """Migrations in the order alembic applies them (down_revision chains), then by file name."""
+    by_revision = {f.revision: f for f in files if f.revision}
+    depth: dict[str, int] = {}
+
+    def depth_of(revision: str, seen: frozenset[str] = frozenset()) -> int:
+        if revision not in depth:
+            migration = by_revision.get(revision)
+            downs = [d for d in (migration.down_revision if migration else ()) if d in by_revision and d not in seen]
+            depth[revision] = 1 + max((depth_of(d, seen | {revision}) for d in downs), default=-1)
+        return depth[revision]
+
+    position = {id(f): i for i, f in enumerate(files)}  # upgrade() before downgrade() of one file
+    return lambda f: (depth_of(f.revision) if f.revision else 0, str(f.path), position[id(f)])
 
 
 def _judge(op: LintOp, env: Env, sizes: _Sizes) -> Finding:

@@ -280,6 +280,7 @@ class MigrationFile:
     revision: str | None
     operations: list[LintOp]
     source: str
+    down_revision: tuple[str, ...] = ()
 
 
 def record_file(path: Path, sa_dialect: sa.engine.Dialect, function: str = "upgrade") -> MigrationFile:
@@ -335,7 +336,9 @@ def record_file(path: Path, sa_dialect: sa.engine.Dialect, function: str = "upgr
     finally:
         ops._remove_proxy()
         sys.modules.pop(module.__name__, None)
-    return MigrationFile(path=path, revision=revision, operations=recorder.recorded, source=source)
+    down = getattr(module, "down_revision", None)
+    downs = tuple(down) if isinstance(down, list | tuple) else ((down,) if isinstance(down, str) else ())
+    return MigrationFile(path=path, revision=revision, operations=recorder.recorded, source=source, down_revision=downs)
 
 
 def _traceback_line(exc: BaseException, path: Path) -> int | None:
@@ -350,10 +353,26 @@ def _traceback_line(exc: BaseException, path: Path) -> int | None:
 
 
 def migration_files(target: Path) -> list[Path]:
+    """One file; a versions directory; or a project directory with alembic.ini (its version locations)."""
     if target.is_file():
         return [target]
     if not target.is_dir():
         raise UsageError(f"{target} is neither a migration file nor a directory")
+    if (target / "alembic.ini").is_file():
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config(str(target / "alembic.ini"))
+        here = os.getcwd()
+        os.chdir(target)  # script_location may be relative to the ini's directory
+        try:
+            script = ScriptDirectory.from_config(config)
+            locations = [Path(p).resolve() for p in script.version_locations] or [Path(script.versions).resolve()]
+        except Exception as exc:  # alembic's own message for a broken ini
+            raise UsageError(f"{target / 'alembic.ini'}: {exc}") from None
+        finally:
+            os.chdir(here)
+        return [p for location in locations for p in migration_files(location)]
     files = sorted(p for p in target.glob("*.py") if p.name != "__init__.py")
     if not files:
         raise UsageError(f"no migration files in {target}", hint="give alembic's versions directory, or one file")
