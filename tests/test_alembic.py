@@ -568,3 +568,37 @@ def test_migration_urls_get_shadowswaps_driver(url: str, expected: str) -> None:
     assert sync_url(sa.make_url(url)).render_as_string(hide_password=False) == expected
     with pytest.raises(UsageError, match="in-memory SQLite"):
         sync_url(sa.make_url("sqlite://"))
+
+
+def test_block_maps_defaults_nullability_renames_and_using(db_url: str, tmp_path: Path) -> None:
+    engine = database(db_url)
+    initial = create_products(engine, 300)
+    using = ", postgresql_using=\"to_char(price, 'FM999990.000')\"" if engine.dialect.name == "postgresql" else ""
+    body = f"""
+    def upgrade():
+        with op.online_alter_table("products", strategy="shadow") as batch_op:
+            batch_op.alter_column("stock_quantity", server_default="7")
+            batch_op.alter_column("name", nullable=True, new_column_name="title")
+            batch_op.add_column(sa.Column("label", sa.String(10), nullable=False, server_default="new"))
+            batch_op.alter_column("price", type_=sa.String(20){using})
+
+
+    def downgrade():
+        pass
+    """
+    root = project(tmp_path, db_url, {"0001_mixed": migration("0001", None, body)})
+    result = alembic(root, "upgrade", "head")
+    assert result.returncode == 0, result.stdout + result.stderr
+    cols = {c["name"]: c for c in sa.inspect(engine).get_columns("products")}
+    assert "name" not in cols and cols["title"]["nullable"] and not cols["label"]["nullable"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO products (title, sku, price) VALUES (NULL, 'SKU-x', '1.50')"))
+        added = conn.execute(sa.text("SELECT stock_quantity, label FROM products WHERE sku = 'SKU-x'")).one()
+        rows = {r[0]: (r[1], r[2], r[3]) for r in conn.execute(sa.text("SELECT id, title, label, price FROM products"))}
+    assert tuple(added) == (7, "new")
+    for key, row in initial.items():
+        price = f"{float(row['price']):.3f}" if using else None
+        assert rows[key][:2] == (row["name"], "new")
+        if price is not None:  # the copy expression, not a plain cast
+            assert rows[key][2] == price
+    engine.dispose()
