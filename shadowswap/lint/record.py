@@ -367,7 +367,8 @@ def migration_files(target: Path) -> list[Path]:
         os.chdir(target)  # script_location may be relative to the ini's directory
         try:
             script = ScriptDirectory.from_config(config)
-            locations = [Path(p).resolve() for p in script.version_locations] or [Path(script.versions).resolve()]
+            configured = script.version_locations or []  # None when unset in alembic 1.13
+            locations = [Path(p).resolve() for p in configured] or [Path(script.versions).resolve()]
         except Exception as exc:  # alembic's own message for a broken ini
             raise UsageError(f"{target / 'alembic.ini'}: {exc}") from None
         finally:
