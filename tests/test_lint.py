@@ -430,3 +430,21 @@ def test_project_directory_in_history_order(tmp_path: Path) -> None:
         ("b_first", "add_column"),
         ("a_second", "drop_column"),
     ]
+
+
+def test_fix_leaves_a_call_that_is_not_first(tmp_path: Path) -> None:
+    """An online block must come first in its migration: --fix does not move a flagged call that follows
+    other operations, says so, and the file stays as it was."""
+    body = """
+    op.create_table("audit", sa.Column("id", sa.Integer, primary_key=True))
+    op.alter_column("products", "price", type_=sa.String(20), existing_type=sa.Numeric(10, 2))
+    """
+    path = write(tmp_path / "v", "0001_late", body, "0001")
+    before = path.read_text()
+    result = lint(path, "postgresql")
+    (flagged,) = result.blocking
+    assert flagged.rule is not None and flagged.rule.id == "pg-alter-type" and not flagged.fixable
+    fixed = shadowswap("lint", str(path), "--dialect", "postgresql", "--fix")
+    assert fixed.returncode == 1
+    assert "(it must come first in its migration)" in fixed.stdout and "fixed " not in fixed.stdout
+    assert path.read_text() == before

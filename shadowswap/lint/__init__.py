@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RULES", "Finding", "LintResult", "Rule", "lint", "mappable", "offline_engine"]
+__all__ = ["RULES", "Finding", "FixRequest", "LintResult", "Rule", "lint", "mappable", "offline_engine"]
 
 
 def __getattr__(name: str) -> Any:

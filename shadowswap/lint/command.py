@@ -57,7 +57,9 @@ def render(result: LintResult) -> None:
                 out.print(why, highlight=False, soft_wrap=True)
                 if f.rule:
                     fix = f.rule.fix.format(table=f.op.table)
-                    if not f.fixable:
+                    if not f.fixable and f.rule.fixable:
+                        fix = fix.replace("(--fix rewrites it)", "(it must come first in its migration)")
+                    elif not f.fixable:
                         fix = fix.replace(" (--fix rewrites it)", "")
                     out.print(f"      fix: {escape(fix)}", highlight=False, soft_wrap=True)
             else:
@@ -76,51 +78,12 @@ def render(result: LintResult) -> None:
     )
 
 
-def plan_fixes(result: LintResult) -> dict[Path, list[object]]:
-    """Which calls --fix moves into an online block: per function, the leading run of calls on one table
-    that the block takes (flagged or not), when it holds a flagged one. An online block must come first
-    in its migration (runner.py refuses it after uncommitted statements), so one block per function."""
-    from shadowswap.lint.fix import FixRequest
-    from shadowswap.lint.linter import mappable
-    from shadowswap.lint.rules import Env
-
-    env = Env(engine=result.engine, dialect=result.dialect, columns=lambda table: None)
-    finding_of = {id(f.op): f for f in result.findings}
-    requests: dict[Path, list[object]] = defaultdict(list)
-    for migration in result.files:
-        ops = migration.operations
-        if not ops or ops[0].error or ops[0].online or ops[0].line is None:
-            continue
-        first = ops[0]
-        run = []
-        for op in ops:
-            if op.batch != first.batch or op.table != first.table or op.line is None:
-                break
-            run.append(op)
-        if first.batch is not None and len(run) < len([o for o in ops if o.batch == first.batch]):
-            continue  # the batch block holds calls on other tables, or calls made elsewhere
-        if not all(mappable(op, env) for op in run):
-            # the leading calls the block would not take stay where they are
-            run = run[: next(i for i, op in enumerate(run) if not mappable(op, env))]
-            if first.batch is not None:
-                continue
-        if not any(finding_of[id(op)].blocking and finding_of[id(op)].fixable for op in run):
-            continue
-        if first.batch is not None:
-            assert first.line is not None
-            requests[migration.path].append(FixRequest(line=first.line, batch=first.batch))
-        else:
-            requests[migration.path].extend(FixRequest(line=op.line) for op in run if op.line is not None)
-    return requests
-
-
 def apply_fixes(result: LintResult) -> list[str]:
     """Rewrite the planned calls in their files; one line per flagged call rewritten."""
-    from shadowswap.lint.fix import FixRequest, rewrite
+    from shadowswap.lint.fix import rewrite
 
     done: list[str] = []
-    for path, planned in plan_fixes(result).items():
-        requests = [r for r in planned if isinstance(r, FixRequest)]
+    for path, requests in result.fix_plan.items():
         source = path.read_text(encoding="utf-8")
         fixed, lines = rewrite(source, requests)
         if fixed != source:

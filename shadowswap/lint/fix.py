@@ -12,11 +12,11 @@ as it was (libcst keeps every comment, blank line and quote the author wrote).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from shadowswap.lint.linter import FixRequest
 from shadowswap.lint.record import BATCH_ONLY
 
 #: the position of the table in each plain call, and its keyword name
@@ -27,14 +27,6 @@ TABLE_ARG = {
     "create_index": 1,
     "create_unique_constraint": 1,
 }
-
-
-@dataclass
-class FixRequest:
-    """Rewrite what stands at ``line``: a plain call (``batch`` None) or the batch block of that table."""
-
-    line: int
-    batch: str | None = None
 
 
 def _op_call(node: cst.CSTNode) -> tuple[str, cst.Call] | None:

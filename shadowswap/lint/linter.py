@@ -12,7 +12,7 @@ from shadowswap.errors import UsageError
 from shadowswap.lint.record import LintOp, MigrationFile, migration_files, record_file
 from shadowswap.lint.rules import RULES, Env, Rule, rules_for
 
-__all__ = ["RULES", "Finding", "LintResult", "Rule", "lint", "mappable", "offline_engine"]
+__all__ = ["RULES", "Finding", "FixRequest", "LintResult", "Rule", "lint", "mappable", "offline_engine"]
 
 #: seconds per row of a blocking rewrite, measured here (README Performance: a blocking ALTER of the
 #: 1M-row products table took 2.16 s on PostgreSQL 15 and 4.15 s on MariaDB 10.11); SQLite assumed
@@ -60,12 +60,22 @@ class Finding:
 
 
 @dataclass
+class FixRequest:
+    """For --fix: rewrite the call at ``line`` into the online block (``batch``: rename that batch block)."""
+
+    line: int
+    batch: str | None = None
+
+
+@dataclass
 class LintResult:
     engine: str
     #: shadowswap's dialect for the engine
     dialect: Any = None
     files: list[MigrationFile] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: what --fix rewrites, per file
+    fix_plan: dict[Path, list[FixRequest]] = field(default_factory=dict)
 
     @property
     def blocking(self) -> list[Finding]:
@@ -205,7 +215,45 @@ def lint(
         result.files.append(migration)
         for op in migration.operations:
             result.findings.append(_judge(op, env, sizes))
+    result.fix_plan = _plan_fixes(result, env)
+    planned = {(path, r.line) for path, requests in result.fix_plan.items() for r in requests}
+    for f in result.findings:
+        # a flagged call --fix cannot move (not at the start of its migration) is the author's to move
+        f.fixable = f.fixable and (f.op.path, f.op.line) in planned
     return result
+
+
+def _plan_fixes(result: LintResult, env: Env) -> dict[Path, list[FixRequest]]:
+    """Which calls --fix moves into an online block: per function, the leading run of calls on one table
+    that the block takes (flagged or not), when it holds a flagged one. An online block must come first
+    in its migration (runner.py refuses it after uncommitted statements), so one block per function."""
+    finding_of = {id(f.op): f for f in result.findings}
+    requests: dict[Path, list[FixRequest]] = {}
+    for migration in result.files:
+        ops = migration.operations
+        if not ops or ops[0].error or ops[0].online or ops[0].line is None:
+            continue
+        first = ops[0]
+        run = []
+        for op in ops:
+            if op.batch != first.batch or op.table != first.table or op.line is None:
+                break
+            run.append(op)
+        if first.batch is not None and len(run) < len([o for o in ops if o.batch == first.batch]):
+            continue  # the batch block holds calls on other tables, or calls made elsewhere
+        if not all(mappable(op, env) for op in run):
+            if first.batch is not None:
+                continue  # a batch block is renamed whole or not at all
+            # the leading calls the block would not take stay where they are
+            run = run[: next(i for i, op in enumerate(run) if not mappable(op, env))]
+        if not any(finding_of[id(op)].blocking and finding_of[id(op)].fixable for op in run):
+            continue
+        found = requests.setdefault(migration.path, [])
+        if first.batch is not None:
+            found.extend(FixRequest(line=op.line, batch=first.batch) for op in run if op.line is not None)
+        else:
+            found.extend(FixRequest(line=op.line) for op in run if op.line is not None)
+    return requests
 
 
 def _history_order(files: list[MigrationFile]) -> Any:
