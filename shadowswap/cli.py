@@ -618,6 +618,13 @@ def cleanup(
         out.print(f"dropped {m.old_table}")
 
 
+# -- lint (shadowswap/lint) --------------------------------------------------------------------
+
+from shadowswap.lint.command import lint as _lint  # noqa: E402  (its own room; registered here)
+
+app.command("lint")(user_errors(_lint))
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 
