@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from shadowswap.dialects.base import Dialect
 
+from shadowswap.dialects.base import Dialect
 from shadowswap.errors import UsageError
 
 
@@ -15,13 +15,13 @@ def for_engine(engine: sa.engine.Engine) -> Dialect:
 
         return PostgresDialect(engine.dialect)
     if name in ("mysql", "mariadb"):
-        from shadowswap.dialects.mysql import MySQLDialect  # type: ignore[import-not-found,unused-ignore]
+        from shadowswap.dialects.mysql import MySQLDialect
 
-        return MySQLDialect(engine.dialect)  # type: ignore[no-any-return,unused-ignore]
+        return MySQLDialect(engine.dialect)
     if name == "sqlite":
-        from shadowswap.dialects.sqlite import SQLiteDialect  # type: ignore[import-not-found,unused-ignore]
+        from shadowswap.dialects.sqlite import SQLiteDialect
 
-        return SQLiteDialect(engine.dialect)  # type: ignore[no-any-return,unused-ignore]
+        return SQLiteDialect(engine.dialect)
     raise UsageError(f"shadowswap does not support the {name} database")
 
 

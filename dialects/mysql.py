@@ -44,12 +44,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 import structlog
-from shadowswap.dialects.base import LOG_SEQUENCE, Dialect
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 
+from shadowswap.dialects.base import LOG_SEQUENCE, Dialect
 from shadowswap.errors import ShadowswapError, UsageError
 
 if TYPE_CHECKING:
@@ -156,6 +156,11 @@ class MySQLDialect(Dialect):
 
     # -- names -------------------------------------------------------------------------------
 
+    @property
+    def is_mariadb(self) -> bool:
+        """MariaDB and MySQL share a driver but differ in DDL (ALGORITHM=INSTANT, sequences, the renamer's wait)."""
+        return bool(getattr(self.sa_dialect, "is_mariadb", False))
+
     def shadow_index_name(self, table: str, index: str) -> str:
         return index
 
@@ -242,7 +247,7 @@ class MySQLDialect(Dialect):
         """How this server makes ``operation`` without copying the table: ``instant``, ``inplace``
         (no rebuild, writes go on), or None (only a copy: the shadow then)."""
         version = tuple(self.sa_dialect.server_version_info or (0,))
-        if self.sa_dialect.is_mariadb:
+        if self.is_mariadb:
             if version < (10, 3):
                 return None
             return {
@@ -266,7 +271,7 @@ class MySQLDialect(Dialect):
 
     def _server(self) -> str:
         version = ".".join(str(v) for v in (self.sa_dialect.server_version_info or ())[:3])
-        return f"{'MariaDB' if self.sa_dialect.is_mariadb else 'MySQL'} {version}".strip()
+        return f"{'MariaDB' if self.is_mariadb else 'MySQL'} {version}".strip()
 
     def _in_place(self, operation: str, why: str) -> tuple[bool, str]:
         algorithm = self._in_place_algorithm(operation)
@@ -379,7 +384,7 @@ class MySQLDialect(Dialect):
             raise _not_in_place(f"{self._server()} cannot make every change of this plan without a copy")
         if algorithms == {"instant"}:
             algorithm = "ALGORITHM=INSTANT"
-        elif self.sa_dialect.is_mariadb:
+        elif self.is_mariadb:
             algorithm = "ALGORITHM=NOCOPY, LOCK=NONE"
         else:
             algorithm = "ALGORITHM=INPLACE, LOCK=NONE"
@@ -388,7 +393,7 @@ class MySQLDialect(Dialect):
     def instant_refusal(self, exc: BaseException) -> str | None:
         if _errno(exc) not in (ER_ALTER_OPERATION_NOT_SUPPORTED, ER_ALTER_OPERATION_NOT_SUPPORTED_REASON):
             return None
-        args = getattr(getattr(exc, "orig", exc), "args", ())
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", exc), "args", ()))
         return str(args[1]).splitlines()[0] if len(args) > 1 else "the algorithm clause cannot be honoured"
 
     # -- reading -----------------------------------------------------------------------------
@@ -1001,7 +1006,7 @@ class MySQLDialect(Dialect):
             self.run(conn, stmt)
         conn.commit()
         with engine.connect() as renamer:
-            renamer_id = renamer.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+            renamer_id = int(renamer.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one())
             renamer.commit()
             outcome: dict[str, BaseException | None] = {}
 
@@ -1025,9 +1030,9 @@ class MySQLDialect(Dialect):
                 self._carry_auto_increment(conn, plan)
                 worker = threading.Thread(target=rename, name="shadowswap-rename", daemon=True)
                 worker.start()
-                if not self._await_queued(conn, int(renamer_id), worker):
+                if not self._await_queued(conn, renamer_id, worker):
                     # Not queued yet: it must not run after the unlock, behind the writes it lets in.
-                    self.run(conn, f"KILL {int(renamer_id)}")
+                    self.run(conn, f"KILL {renamer_id}")
                     worker.join()
                     raise ShadowswapError(
                         "the swap's RENAME TABLE did not queue behind the lock within 5 s",
@@ -1069,7 +1074,7 @@ class MySQLDialect(Dialect):
         (rows deleted at the top before the triggers existed). New ids must not reuse those."""
         if not plan.extra.get("autoinc_column"):
             return
-        if not getattr(self.sa_dialect, "is_mariadb", False):
+        if not self.is_mariadb:
             self.run(conn, "SET SESSION information_schema_stats_expiry = 0")  # MySQL 8 caches these
         rows = conn.execute(
             sa.text(

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from shadowswap.dialects.base import Dialect
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.base import Dialect
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:

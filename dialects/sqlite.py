@@ -24,10 +24,10 @@ from urllib.parse import urlparse
 
 import sqlalchemy as sa
 import structlog
-from shadowswap.dialects.base import Dialect
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.base import Dialect
 from shadowswap.errors import BackupFailed, ShadowswapError, UsageError
 
 if TYPE_CHECKING:

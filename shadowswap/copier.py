@@ -225,6 +225,7 @@ class Copier:
             self.dialect.begin_chunk(conn)
             hi = list(max_key) if fixed_hi else next_bound(conn, self.bounds, lo, max_key, self.sizer.size)
             params = {**key_params("lo", lo), **key_params("hi", hi)}
+            statement: TextClause | None
             if careful:
                 statement = self.copy_first if lo is None else self.copy_next
             else:

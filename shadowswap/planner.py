@@ -558,7 +558,7 @@ def _plan_from_reflection(
         )
 
     column_plans, default_columns = _column_plans(dialect, resolved, [c["name"] for c in ref.columns])
-    common = {
+    common: dict[str, Any] = {
         "dialect": dialect.name,
         "table": table,
         "shadow_table": dialect.shadow_name(table),

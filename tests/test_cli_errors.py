@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 from conftest import DIALECTS, only_dialects
 from harness import create_products
-from shadowswap.dialects import Dialect
 from typer.testing import CliRunner, Result
 
 from shadowswap import logs
 from shadowswap.cli import app
 from shadowswap.db import connect
+from shadowswap.dialects import Dialect
 
 Setup = Callable[[sa.Engine, Dialect], None]
 

@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import fresh_database
 from harness import Writers, compare, create_products
-from shadowswap.dialects.sqlite import SQLiteDialect, index_body
 
 from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
 from shadowswap.db import connect
+from shadowswap.dialects.sqlite import SQLiteDialect, index_body
 from shadowswap.errors import CopyFailed, CutoverFailed, UsageError, VerificationFailed
 from shadowswap.executor import Executor, Options, cleanup
 from shadowswap.planner import build_plan
