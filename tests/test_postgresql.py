@@ -310,3 +310,21 @@ def test_change_log_replay_keeps_unique_values_moving_between_rows(pg_url: str) 
     assert rows == old and (1, 1, "c20000") in rows and (20000, 20000, "c1") in rows
     assert (30000, 6, "c6") in rows and all(r[0] not in (5, 6) for r in rows)
     assert uniques == {"items_code_key"}
+
+
+def test_each_dialect_method_lives_in_one_room() -> None:
+    # dialects/postgresql/ composes PostgresDialect from one class per concern; the composition is
+    # order-free only while no two rooms define the same name (a second definition would silently
+    # shadow the first, depending on the order of the bases).
+    from shadowswap.dialects.postgresql import PostgresBase, PostgresDialect
+
+    rooms = [c for c in PostgresDialect.__mro__ if issubclass(c, PostgresBase) and c is not PostgresDialect]
+    assert len(rooms) == 12
+    owners: dict[str, list[str]] = {}
+    for room in rooms:
+        for name in vars(room):
+            if not name.startswith("__"):
+                owners.setdefault(name, []).append(room.__name__)
+    assert {name: where for name, where in owners.items() if len(where) > 1} == {}
+    assert owners["migration_lock"] == ["PostgresSession"]
+    assert owners["swap_sql"] == ["PostgresSwap"]

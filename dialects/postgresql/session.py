@@ -1,0 +1,58 @@
+"""Session and error handling: the SQLSTATEs the engine reacts to, lock_timeout, the advisory
+migration lock.
+
+Every retry decision (lock timeout, deadlock, serialization failure, data error) starts from the
+SQLSTATE read here; a change to how an error is classified belongs in this room.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from shadowswap.dialects.postgresql.base import PostgresBase
+
+LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK = "40P01"
+SERIALIZATION = "40001"
+UNIQUE_VIOLATION = "23505"
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", exc)
+    return getattr(orig, "sqlstate", None)
+
+
+class PostgresSession(PostgresBase):
+    @contextmanager
+    def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
+        # A session-level advisory lock on its own connection: it dies with the process, so a
+        # crashed run never leaves the table locked against the resume.
+        key = zlib.crc32(f"shadowswap:{table}".encode()) - 2**31
+        with engine.connect() as conn:
+            got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+
+    def lock_timeout_sql(self, milliseconds: int) -> list[str]:
+        return [f"SET LOCAL lock_timeout = '{int(milliseconds)}ms'"]
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return sqlstate(exc) == LOCK_NOT_AVAILABLE
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        return sqlstate(exc) in (DEADLOCK, SERIALIZATION)
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        state = sqlstate(exc) or ""
+        # class 22 = data exception, 23 = integrity constraint violation
+        return state.startswith("22") or state.startswith("23")

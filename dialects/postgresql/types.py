@@ -1,0 +1,53 @@
+"""Types on the way into the shadow: the casts the copy and the triggers write with, the checks that
+find a value the cast would refuse before the copy does, and how a shadow column is declared.
+
+PostgreSQL's explicit casts are not its assignment casts (varchar(n) truncates on one, raises on the
+other); the differences that matter for invariant 8 are handled here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from shadowswap.dialects.postgresql.base import PostgresBase
+
+if TYPE_CHECKING:
+    from shadowswap.plan import ColumnPlan
+
+
+def _bounded_varchar(type_sql: str) -> int | None:
+    """n for ``varchar(n)`` / ``character varying(n)``, else None."""
+    from shadowswap.strategy import parse_type, type_params
+
+    parsed = parse_type(type_sql, "postgres")
+    if parsed is None or parsed.this.name != "VARCHAR":
+        return None
+    params = type_params(parsed)
+    return params[0] if params else None
+
+
+class PostgresTypes(PostgresBase):
+    def cast_sql(self, expression: str, type_sql: str) -> str:
+        # An explicit CAST to varchar(n) truncates silently; casting to unbounded varchar leaves the
+        # length check to the INSERT's assignment cast, which raises instead (invariant 8).
+        if _bounded_varchar(type_sql) is not None:
+            return f"CAST({expression} AS varchar)"
+        return super().cast_sql(expression, type_sql)
+
+    def cast_check_predicates(self, column: ColumnPlan, plain_cast: bool) -> tuple[str, str | None]:
+        fails, changes = super().cast_check_predicates(column, plain_cast)
+        limit = _bounded_varchar(column.new_type)
+        if limit is not None:
+            fails = f"({fails}) OR char_length({self.cast_sql(column.expression, column.new_type)}) > {limit}"
+        return fails, changes
+
+    def shadow_column(
+        self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
+    ) -> sa.Column[Any]:
+        # An identity column is created plain: the copy and the triggers write the original ids, and
+        # the identity (continuing the old sequence) is attached at the swap.
+        if reflected.get("identity"):
+            default = None
+        return super().shadow_column(reflected, type_, nullable, default)
