@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.base import Dialect
 from shadowswap.errors import BackupFailed, ShadowswapError, UsageError
+from shadowswap.sqltext import mentions
 
 if TYPE_CHECKING:
     from shadowswap.backup import Backup
@@ -305,7 +306,6 @@ class SQLiteDialect(Dialect):
         statement with the name and the table replaced.
         """
         from shadowswap.plan import IndexPlan
-        from shadowswap.planner import mentions
 
         # The plan may drop some. Reflection does not see expression indexes (so they cannot be
         # named in --drop-index either): keep every stored index but the ones the plan left out.
