@@ -686,8 +686,8 @@ class SQLiteDialect(Dialect):
     def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
         """SQLite's online backup API copies the whole database file in one step: one read snapshot,
         which in WAL mode holds up no writer. The copy is then made what the application knew before
-        the migration: shadowswap's triggers and shadow dropped, the migration marked aborted in it."""
-        from shadowswap import state
+        the migration: shadowswap's triggers and shadow dropped (the engine marks the migration
+        aborted in it, through ``database_url``)."""
         from shadowswap.backup import Backup
 
         if self._lock_path(engine, plan.table) is None:
@@ -700,16 +700,6 @@ class SQLiteDialect(Dialect):
             copy.execute("BEGIN")
             for stmt in [*plan.drop_trigger_ddl, self.drop_table_sql(plan.shadow_table)]:
                 copy.execute(stmt)
-            copy.execute(
-                f"UPDATE {self.q(state.STATE_TABLE)} SET phase = ?, waiting = NULL, error = ? "
-                f"WHERE table_name = ? AND phase NOT IN ({', '.join('?' for _ in state.FINISHED)})",
-                (
-                    state.ABORTED,
-                    "this is the backup taken before the swap; the migration went on in the live database",
-                    plan.table,
-                    *sorted(state.FINISHED),
-                ),
-            )
             copy.execute("COMMIT")
         except sqlite3.Error as exc:
             raise BackupFailed(f"the SQLite backup failed: {exc}") from None
@@ -720,6 +710,7 @@ class SQLiteDialect(Dialect):
             path=target,
             restore=f"stop the application, then copy {target} over the database file (and delete its -wal and "
             "-shm files); it holds the whole database",
+            database_url=sa.engine.URL.create("sqlite", database=str(target)),
         )
 
     # -- verification (invariant 9) ----------------------------------------------------------
