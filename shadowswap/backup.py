@@ -4,6 +4,10 @@ The engines' tools differ (``pg_dump``, ``mysqldump``, SQLite's online backup AP
 dialect builds its own command; what is common lives here: where the file goes, how a tool is
 run (credentials in its environment, never in its arguments, so ``ps`` and the logs never show
 a password), and what a failure looks like (a ``BackupFailed`` that stops before the swap).
+
+A backup that is a whole database (SQLite's file copy) also holds shadowswap's state table, with this
+migration in it half-way; marking it aborted there is the engine's business, done here: a dialect
+is called by the engine and never writes its state.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sqlalchemy as sa
 import structlog
 
+from shadowswap import state
 from shadowswap.errors import BackupFailed, UsageError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import URL, Engine
 
     from shadowswap.dialects import Dialect
     from shadowswap.plan import Plan
@@ -37,6 +43,9 @@ class Backup:
     restore: str
     #: companion files written beside ``path``
     extra: list[Path] = field(default_factory=list)
+    #: where the backup is itself a database holding the state table (a copy of the whole SQLite
+    #: file), its URL: the migration is marked aborted in it, see ``mark_aborted_in_copy``
+    database_url: URL | None = None
 
 
 def run_tool(argv: list[str], env: dict[str, str], secret: str | None = None, timeout: float | None = None) -> str:
@@ -77,6 +86,8 @@ def take_backup(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int,
     stem = f"{_safe_stem(plan.table)}-m{migration_id}-{stamp}"
     try:
         backup = dialect.backup_table(engine, plan, directory, stem)
+        if backup.database_url is not None:
+            mark_aborted_in_copy(backup.database_url, plan.table)
     except NotImplementedError:
         raise UsageError(f"--backup is not available for {dialect.name}") from None
     except BackupFailed:
@@ -87,3 +98,30 @@ def take_backup(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int,
         raise BackupFailed(f"the backup tool reported success but {backup.path} is empty")
     log.info("backup written", path=str(backup.path), bytes=backup.path.stat().st_size)
     return backup
+
+
+#: what the state row of a whole-database backup says once restored
+BACKUP_NOTE = "this is the backup taken before the swap; the migration went on in the live database"
+
+
+def mark_aborted_in_copy(url: URL, table: str) -> None:
+    """Mark the unfinished migration of ``table`` aborted in a backup that is a whole database.
+
+    Restored as it was copied, the database would show a migration still running, on a table whose
+    shadow and triggers the dialect has already dropped from the copy; a resume there would fail
+    half-way. The copy is what the application knew before the migration, so its row says so.
+    """
+    copy = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    m = state.migrations
+    try:
+        with copy.begin() as conn:
+            conn.execute(
+                m.update()
+                .where(m.c.table_name == table, m.c.phase.not_in(sorted(state.FINISHED)))
+                .values(phase=state.ABORTED, waiting=None, error=BACKUP_NOTE)
+            )
+    except sa.exc.SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise BackupFailed(f"cannot mark the migration aborted in the backup: {orig}") from None
+    finally:
+        copy.dispose()  # a file-based copy is closed (and its WAL checkpointed) before it is reported

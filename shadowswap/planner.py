@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from shadowswap.dialects import Dialect
 from shadowswap.dialects.base import LOG_SEQUENCE
 from shadowswap.errors import UsageError
 from shadowswap.plan import ChangePlan, ColumnPlan, IndexPlan, Plan
+from shadowswap.sqltext import mentions
 from shadowswap.state import STATE_TABLE
 from shadowswap.strategy import ChangeFacts, ColumnTypeSQL, Decision
 
@@ -422,18 +422,6 @@ def resolve(
         recomputed=recomputed,
         hidden_indexes=hidden_indexes,
     )
-
-
-def mentions(sql: str, names: Sequence[str]) -> set[str]:
-    """Which of ``names`` an SQL fragment (index expression, check) refers to; errs towards yes."""
-    if not sql or not names:
-        return set()
-    found = set()
-    for name in names:
-        plain = re.escape(name)
-        if re.search(rf'(?<![\w"`]){plain}(?![\w"`])|"{plain}"|`{plain}`', sql, re.IGNORECASE):
-            found.add(name)
-    return found
 
 
 # -- the plan ---------------------------------------------------------------------------------

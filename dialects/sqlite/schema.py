@@ -1,0 +1,166 @@
+"""Reading the stored CREATE statements (sqlite_master) and building the shadow from them: its
+table options, its indexes (the user's own SQL with the names replaced), its foreign keys."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shadowswap.dialects.sqlite.base import SQLiteBase
+from shadowswap.plan import IndexPlan
+from shadowswap.sqltext import mentions
+
+if TYPE_CHECKING:
+    from shadowswap.plan import Plan
+
+# The planner's reflection skips expression indexes with this warning; on SQLite the shadow's indexes
+# come from the stored CREATE INDEX statements instead (shadow_indexes), so none is skipped.
+warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+
+
+def strip_literals(sql: str) -> str:
+    """SQL without its string literals and comments, so keyword searches do not match their text."""
+    sql = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    sql = re.sub(r"--[^\n]*", "", sql)
+    return re.sub(r"/\*.*?\*/", "", sql, flags=re.S)
+
+
+def _identifier_length(text: str) -> int:
+    """Length of the SQL identifier token at the start of ``text`` (quoted, bracketed or bare)."""
+    closers = {'"': '"', "`": "`", "'": "'", "[": "]"}
+    if text[:1] in closers:
+        close = closers[text[0]]
+        i = 1
+        while i < len(text):
+            if text[i] == close:
+                if close != "]" and text[i + 1 : i + 2] == close:  # a doubled quote inside the name
+                    i += 2
+                    continue
+                return i + 1
+            i += 1
+        raise ValueError(f"unterminated identifier in {text[:60]!r}")
+    bare = re.match(r"[\w$\x80-\U0010ffff]+", text)
+    if not bare:
+        raise ValueError(f"no identifier at {text[:60]!r}")
+    return bare.end()
+
+
+_INDEX_HEAD = re.compile(r"CREATE(?: UNIQUE)? INDEX ")
+
+
+def index_name_token(sql: str) -> str:
+    """The head of a stored ``CREATE [UNIQUE] INDEX name …`` up to the end of the name as written.
+
+    SQLite stores an index's SQL as ``CREATE[ UNIQUE] INDEX `` followed by the statement's text
+    from the name token on, so the name is the first token after that prefix.
+    """
+    match = _INDEX_HEAD.match(sql)
+    if not match:
+        raise ValueError(f"not a stored CREATE INDEX statement: {sql[:60]!r}")
+    return sql[: match.end() + _identifier_length(sql[match.end() :])]
+
+
+def index_body(sql: str) -> str:
+    """What follows ``ON table`` in a stored CREATE INDEX: the columns, expressions, collations,
+    sort orders and WHERE clause exactly as the user wrote them."""
+    rest = sql[len(index_name_token(sql)) :]
+    on = re.match(r"\s+ON\s+", rest, re.I)
+    if not on:
+        raise ValueError(f"no ON clause in {sql[:60]!r}")
+    rest = rest[on.end() :]
+    return rest[_identifier_length(rest) :]
+
+
+class SQLiteSchema(SQLiteBase):
+    #: an index build holds the only write lock: build them on the empty shadow (invariant 6)
+    build_indexes_before_copy = True
+    #: constraint names are labels inside CREATE TABLE, not schema objects: the shadow keeps them
+    names_constraints = False
+    #: SQLite cannot add a constraint to an existing table: foreign keys are created with the shadow
+    foreign_keys_in_create_table = True
+
+    def _table_sql(self, conn: Connection, table: str) -> str:
+        sql = conn.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
+        ).scalar()
+        return str(sql or "")
+
+    def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
+        """What reflection does not carry over: AUTOINCREMENT, WITHOUT ROWID, STRICT."""
+        options = dict(sa.inspect(conn).get_table_options(table))
+        # AUTOINCREMENT is a keyword of the column definition; the reflected columns lose it
+        if re.search(r"\bAUTOINCREMENT\b", strip_literals(self._table_sql(conn, table)), re.I):
+            options["sqlite_autoincrement"] = True
+        return options
+
+    def _original_indexes(self, conn: Connection, table: str) -> dict[str, str]:
+        """Name → stored SQL of the table's own indexes (not the automatic ones behind UNIQUE/PK)."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL "
+                "ORDER BY rowid"
+            ),
+            {"t": table},
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def unreflected_indexes(self, conn: Connection, table: str) -> dict[str, str]:
+        # SQLAlchemy's reflection skips expression indexes; their stored SQL is the definition
+        seen = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)}
+        return {name: sql for name, sql in self._original_indexes(conn, table).items() if name not in seen}
+
+    def shadow_indexes(
+        self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan], renamed: Sequence[str] = ()
+    ) -> list[IndexPlan]:
+        """Indexes copied from their stored SQL, not from reflection.
+
+        SQLAlchemy's reflection skips expression indexes and drops DESC and COLLATE from index
+        columns; the stored CREATE INDEX keeps everything, so the shadow's index is that
+        statement with the name and the table replaced.
+        """
+        # The plan may drop some. Reflection does not see expression indexes (so they cannot be
+        # named in --drop-index either): keep every stored index but the ones the plan left out.
+        dropped = {ix["name"] for ix in sa.inspect(conn).get_indexes(table)} - {p.final_name for p in planned}
+        by_name = {p.final_name: p for p in planned}
+        out = []
+        for name, sql in self._original_indexes(conn, table).items():
+            if name in dropped:
+                continue
+            if mentions(index_body(sql), renamed):
+                # the stored SQL names the old column; the planner refused expression indexes over it
+                if name in by_name:
+                    out.append(by_name[name])
+                continue
+            unique = sql.startswith("CREATE UNIQUE INDEX ")
+            prefix = "CREATE UNIQUE INDEX " if unique else "CREATE INDEX "
+            shadow_name = self.shadow_index_name(table, name)
+            out.append(
+                IndexPlan(
+                    shadow_name=shadow_name,
+                    final_name=name,
+                    old_name=self.old_index_name(table, name),
+                    create_sql=f"{prefix}{self.q(shadow_name)} ON {self.q(shadow)}{index_body(sql)}",
+                    unique=unique,
+                )
+            )
+        return out
+
+    def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
+        # none: the constraint stays in the shadow's CREATE TABLE (an AddConstraint would take it out)
+        return []
+
+    def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
+        # Built while the shadow is empty, so the write lock is held for an instant (invariant 6).
+        with engine.begin() as conn:
+            for stmt in self.lock_timeout_sql(self.busy_timeout_ms):
+                self.run(conn, stmt)
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :n"), {"n": index.shadow_name}
+            ).first()
+            if exists is None:
+                self.run(conn, index.create_sql)

@@ -1,0 +1,194 @@
+"""The swap (invariant 7): one BEGIN IMMEDIATE transaction that renames the tables, moves the
+user's triggers and the indexes' names, and carries AUTOINCREMENT's sequence; its statements are
+rebuilt from what the schema holds at that moment."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from shadowswap.dialects.sqlite.base import SQLiteBase, literal
+from shadowswap.dialects.sqlite.schema import index_name_token, strip_literals
+from shadowswap.errors import ShadowswapError, StalePlan, UsageError
+
+if TYPE_CHECKING:
+    from shadowswap.plan import Plan
+
+
+class SQLiteSwap(SQLiteBase):
+    def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        table_sql = strip_literals(self._table_sql(conn, plan.table))
+        if re.search(r"\bCOLLATE\b", table_sql, re.I):
+            raise UsageError(
+                f"table {plan.table!r} declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet"
+            )
+        self._check_foreign_key_actions(conn, plan.table, reflection.foreign_keys)
+        return self._live_facts(conn, plan)
+
+    def _check_foreign_key_actions(self, conn: Connection, table: str, reflected: list[dict[str, Any]]) -> None:
+        """SQLAlchemy reads ON DELETE/ON UPDATE only from table-level FOREIGN KEY clauses; refuse
+        rather than let a column-level `REFERENCES … ON DELETE CASCADE` lose its action."""
+        groups: dict[int, dict[str, Any]] = {}
+        for row in self.run(conn, f"PRAGMA foreign_key_list({self.q(table)})"):
+            group = groups.setdefault(row[0], {"columns": [], "onupdate": row[5], "ondelete": row[6]})
+            group["columns"].append(row[3])
+        options = {tuple(fk["constrained_columns"]): fk.get("options") or {} for fk in reflected}
+        for group in groups.values():
+            kept = options.get(tuple(group["columns"]), {})
+            for key, clause in (("onupdate", "ON UPDATE"), ("ondelete", "ON DELETE")):
+                action = str(group[key]).upper()
+                if action != "NO ACTION" and str(kept.get(key) or "").upper() != action:
+                    raise UsageError(
+                        f"the foreign key of {table}.{', '.join(group['columns'])} has {clause} {action}, which "
+                        "shadowswap cannot carry to the new table on SQLite yet",
+                    )
+
+    def _live_facts(self, conn: Connection, plan: Plan) -> dict[str, Any]:
+        """What the swap statements depend on, read again inside the swap's own transaction."""
+        user_triggers = [
+            (r[0], r[1])
+            for r in conn.execute(
+                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t ORDER BY rowid"),
+                {"t": plan.table},
+            )
+            if r[0] not in plan.trigger_names
+        ]
+        index_sql = self._original_indexes(conn, plan.table)
+        carried = {ix.final_name for ix in plan.indexes if not ix.new}
+        if not carried <= set(index_sql):
+            # reflection-based fingerprints miss expression indexes: check the names here
+            raise StalePlan(
+                f"the plan is stale: the indexes of {plan.table!r} changed since it was planned",
+                hint="`shadowswap abort`, then plan again",
+            )
+        # the original's name token as the user wrote it, to replace it in its stored SQL
+        # (a new index has no original to move out of the way: its token is None)
+        renames = [
+            (
+                ix.final_name,
+                None if ix.new else index_name_token(index_sql[ix.final_name]),
+                ix.old_name,
+                ix.shadow_name,
+            )
+            for ix in plan.indexes
+        ]
+        return {
+            "user_triggers": user_triggers,
+            "index_renames": renames,
+            "autoincrement": bool(
+                re.search(r"\bAUTOINCREMENT\b", strip_literals(self._table_sql(conn, plan.table)), re.I)
+            ),
+            "rename_indexes_in_schema": self._can_write_schema(conn),
+        }
+
+    def _can_write_schema(self, conn: Connection) -> bool:
+        """Whether sqlite_master may be edited (not in SQLITE_DBCONFIG_DEFENSIVE builds).
+
+        EXPLAIN prepares the probe without running it, so planning still writes nothing.
+        """
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        before = raw.execute("PRAGMA writable_schema").fetchone()[0]
+        try:
+            raw.execute("PRAGMA writable_schema = ON")
+            raw.execute("EXPLAIN UPDATE sqlite_master SET name = name WHERE 0").fetchall()
+            return True
+        except sqlite3.DatabaseError:
+            return False
+        finally:
+            raw.execute(f"PRAGMA writable_schema = {int(before)}")
+
+    def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """One BEGIN IMMEDIATE transaction; the statements are rebuilt from live facts at the swap."""
+        t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
+        stmts = [
+            "BEGIN IMMEDIATE",
+            # Modern ALTER TABLE RENAME rewrites every view and trigger that names the table to the
+            # new name, which would leave them on the old table. Legacy mode renames the table
+            # alone, so views and other tables' triggers keep meaning `products`: the new table.
+            "PRAGMA legacy_alter_table = ON",
+            *[f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names],
+            # triggers ON the table would move with the rename to the old table: recreated below
+            *[f"DROP TRIGGER {self.q(name)}" for name, _sql in reflected["user_triggers"]],
+        ]
+        renames = reflected["index_renames"]
+        by_final = {ix.final_name: ix for ix in plan.indexes}
+        if not reflected["rename_indexes_in_schema"]:
+            # No way to rename an index: build the final one on the shadow inside the swap.
+            # Costs a full index build under the write lock; only for builds that forbid the edit below.
+            for final, token, _old, shadow_name in renames:
+                ix = by_final[final]
+                prefix = "CREATE UNIQUE INDEX " if ix.unique else "CREATE INDEX "
+                create = prefix + self.q(final) + ix.create_sql[len(index_name_token(ix.create_sql)) :]
+                if token is not None:
+                    stmts.append(f"DROP INDEX {self.q(final)}")
+                stmts += [create, f"DROP INDEX {self.q(shadow_name)}"]
+        stmts += [f"ALTER TABLE {t} RENAME TO {o}", f"ALTER TABLE {s} RENAME TO {t}"]
+        stmts += [sql for _name, sql in reflected["user_triggers"]]
+        if reflected["autoincrement"]:
+            # The shadow's sequence has only seen the keys it holds; the old one may be higher
+            # (rows inserted and deleted before the copy). AUTOINCREMENT promises never to reuse them.
+            new, old = literal(plan.table), literal(plan.old_table)
+            stmts += [
+                f"INSERT INTO sqlite_sequence (name, seq) SELECT {new}, 0 "
+                f"WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {new})",
+                f"UPDATE sqlite_sequence SET seq = max(seq, coalesce((SELECT max(seq) FROM sqlite_sequence "
+                f"WHERE name = {old}), 0)) WHERE name = {new}",
+            ]
+        if reflected["rename_indexes_in_schema"] and renames:
+            # SQLite has no ALTER INDEX … RENAME. An index's name lives only in its sqlite_master row
+            # (name and SQL text; the b-tree is found by rootpage), so renaming is editing that row,
+            # as ALTER TABLE RENAME itself edits it. Both renames bumped the schema cookie in this
+            # transaction, so every other connection reloads the schema after COMMIT.
+            stmts.append("PRAGMA writable_schema = ON")
+            for final, token, old_name, shadow_name in renames:
+                ix = by_final[final]
+                prefix = "CREATE UNIQUE INDEX " if ix.unique else "CREATE INDEX "
+                shadow_token = index_name_token(ix.create_sql)
+                if token is not None:
+                    stmts.append(self._rename_index_sql(final, token, old_name, prefix))
+                stmts.append(self._rename_index_sql(shadow_name, shadow_token, final, prefix))
+            stmts.append("PRAGMA writable_schema = OFF")
+        stmts.append("PRAGMA legacy_alter_table = OFF")
+        return stmts, []
+
+    def _rename_index_sql(self, name: str, token: str, new_name: str, prefix: str) -> str:
+        head = f"{prefix}{self.q(new_name)}"
+        return (
+            f"UPDATE sqlite_master SET name = {literal(new_name)}, "
+            f"sql = {literal(head)} || substr(sql, {len(token) + 1}) "
+            f"WHERE type = 'index' AND name = {literal(name)} AND substr(sql, 1, {len(token)}) = {literal(token)}"
+        )
+
+    def run_swap(
+        self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
+    ) -> float:
+        conn = engine.connect()
+        try:
+            with conn.begin():
+                for stmt in self.lock_timeout_sql(lock_timeout_ms):
+                    self.run(conn, stmt)
+                locked_at = time.perf_counter()
+                # rebuilt from what is there now: a trigger added since planning moves along too
+                stmts, _post = self.swap_sql(plan, self._live_facts(conn, plan))
+                for stmt in stmts[1:]:
+                    result = self.run(conn, stmt)
+                    if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:
+                        raise ShadowswapError(
+                            f"the swap could not rename an index of {plan.table!r} ({stmt[:120]}…)",
+                            hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
+                        )
+                in_swap(conn)  # the phase is recorded in the swap's own transaction
+            held = time.perf_counter() - locked_at
+        finally:
+            # This connection's own schema cache predates the sqlite_master edits, and its pragmas
+            # were changed for the swap: retire it rather than return it to the pool.
+            conn.invalidate()
+            conn.close()
+        return held

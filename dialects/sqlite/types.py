@@ -1,0 +1,85 @@
+"""Types: SQLite's column affinity, which type names it accepts, and the guarded casts that store
+a value the way the new column would (or refuse it, invariant 8)."""
+
+from __future__ import annotations
+
+import re
+
+from shadowswap.dialects.sqlite.base import DOES_NOT_FIT, SQLiteBase, literal
+from shadowswap.errors import UsageError
+
+_NUMERIC_AFFINITY_NAMES = {
+    "NUMERIC",
+    "DECIMAL",
+    "BOOLEAN",
+    "BOOL",
+    "DATE",
+    "DATETIME",
+    "TIMESTAMP",
+    "TIME",
+    "NUMBER",
+    "MONEY",
+    "JSON",
+}
+
+
+def affinity(type_sql: str) -> str:
+    """SQLite's column affinity of a declared type (the rules of its datatype3 page, in order)."""
+    t = type_sql.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t.strip():
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+class SQLiteTypes(SQLiteBase):
+    def validate_type_sql(self, type_sql: str) -> str:
+        """SQLite accepts any type name, so a typo (``varchr(20)``) would silently get NUMERIC
+        affinity. Names that reach that fallback must be numeric or date words SQLite users mean."""
+        if affinity(type_sql) == "NUMERIC":
+            head = type_sql.split("(")[0].strip().upper()
+            if head not in _NUMERIC_AFFINITY_NAMES:
+                raise UsageError(
+                    f"invalid type {type_sql!r}: SQLite would store it with NUMERIC affinity, "
+                    "which is rarely what a typo meant",
+                    hint="use a type SQLite recognises: integer, text, varchar(n), real, blob, numeric, "
+                    "decimal(p,s), boolean, date, datetime",
+                )
+        return super().validate_type_sql(type_sql)
+
+    def cast_expression(self, column: str, type_sql: str) -> str:
+        """The value SQLite would store in a column of the new type, or an error if it would not fit.
+
+        A SQLite CAST never fails: CAST('abc' AS INTEGER) is 0 and CAST('2024-01-02' AS DATETIME)
+        is 2024. So the expression converts the way the new column's affinity would, and raises
+        where the user asked for a number the value is not (invariant 8). SQLite has no way to
+        raise an error from an expression outside a trigger except a failing built-in; json_extract
+        with an invalid path is used, and its message names the value.
+        """
+        x = self.column_reference(column)
+        kind = affinity(type_sql)
+        fail = (
+            f"json_extract('{{}}', '{DOES_NOT_FIT} ' || substr(quote({x}), 1, 40) || "
+            f"{literal(' of column ' + column + ' does not fit ' + type_sql)})"
+        )
+        if kind == "TEXT":
+            return f"CASE WHEN typeof({x}) IN ('integer', 'real') THEN CAST({x} AS TEXT) ELSE {x} END"
+        if kind in ("INTEGER", "REAL"):
+            # the comparison applies numeric affinity to x: '12' = 12 holds, 'abc' = 0 and 12.5 = 12 do not
+            return f"CASE WHEN {x} IS NULL OR {x} = CAST({x} AS {kind}) THEN CAST({x} AS {kind}) ELSE {fail} END"
+        if kind == "NUMERIC":
+            if re.search(r"DEC|NUM", type_sql, re.I):
+                return f"CASE WHEN {x} IS NULL OR {x} = CAST({x} AS NUMERIC) THEN CAST({x} AS NUMERIC) ELSE {fail} END"
+            # DATE, DATETIME, BOOLEAN: numeric affinity keeps text that is not a number as text
+            return f"CASE WHEN {x} = CAST({x} AS NUMERIC) THEN CAST({x} AS NUMERIC) ELSE {x} END"
+        return x
+
+    def narrowing_reason(self, column: str, old_type: str | None, new_type: str) -> str | None:
+        # A declared length or scale is only a name here: values are stored whole, and the guarded
+        # casts refuse what does not convert at all, so no type change loses data.
+        return None
