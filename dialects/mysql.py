@@ -742,7 +742,7 @@ class MySQLDialect(Dialect):
     def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
         # The build itself lets writes through; it takes the shadow's metadata lock only briefly at
         # its start and end, and there it must not queue the triggers' writes (invariant 5).
-        from shadowswap.cutover import with_lock_retries
+        from shadowswap.retry import with_lock_retries
 
         def build() -> None:
             with engine.connect() as conn:
@@ -766,7 +766,7 @@ class MySQLDialect(Dialect):
         return [c for c in clauses if c is not None]
 
     def build_indexes_together(self, engine: Engine, plan: Plan, names: list[str], clauses: list[str]) -> None:
-        from shadowswap.cutover import with_lock_retries
+        from shadowswap.retry import with_lock_retries
 
         def build() -> None:
             with engine.connect() as conn:
