@@ -10,16 +10,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
 
-from shadowswap.dialects.mysql.base import (
-    MySQLBase,
-)
+from shadowswap.dialects.mysql.base import MySQLBase
+from shadowswap.dialects.mysql.types import _as_stored
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import Plan
-from shadowswap.dialects.mysql.types import (
-    _as_stored,
-)
 
 
 class MySQLChecksum(MySQLBase):

@@ -13,12 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from shadowswap.dialects.mysql.base import (
-    MySQLBase,
-)
+from shadowswap.dialects.mysql.base import MySQLBase
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import Plan
 
 

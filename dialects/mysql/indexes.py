@@ -23,7 +23,6 @@ from shadowswap.dialects.mysql.base import (
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import IndexPlan, Plan
 
 

@@ -17,14 +17,11 @@ from shadowswap.dialects.mysql.base import (
     MySQLBase,
     _errno,
 )
+from shadowswap.dialects.mysql.types import _split_type
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
-
     from shadowswap.strategy import ChangeFacts
-from shadowswap.dialects.mysql.types import (
-    _split_type,
-)
 
 
 class MySQLInstant(MySQLBase):

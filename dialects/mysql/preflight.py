@@ -14,13 +14,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shadowswap.dialects.mysql.base import (
-    MySQLBase,
-)
+from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import Plan
 
 

@@ -7,19 +7,12 @@ with the reason when the server cannot answer.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap.dialects.mysql.base import (
-    MySQLBase,
-)
-
-if TYPE_CHECKING:
-
-    pass
+from shadowswap.dialects.mysql.base import MySQLBase
 
 
 class MySQLProbes(MySQLBase):

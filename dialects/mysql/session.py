@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -28,9 +28,29 @@ from shadowswap.dialects.mysql.base import (
     _statement_binlog,
 )
 
-if TYPE_CHECKING:
-
-    pass
+# Values that do not fit the new definition (invariant 8): out of range, truncated, not a value of
+# the type, NULL into NOT NULL, a key the new definition makes collide, a failing CHECK.
+DATA_ERRORS = {
+    1048,  # column cannot be null (also the copy's guard against a unique-key collision)
+    1062,  # duplicate entry
+    1263,  # NULL supplied to NOT NULL column
+    1264,  # out of range
+    1265,  # data truncated
+    1292,  # truncated incorrect value / incorrect datetime
+    1364,  # field has no default
+    1365,  # division by 0
+    1366,  # incorrect value for column
+    1367,  # illegal value
+    1406,  # data too long
+    1411,  # incorrect value for function
+    1416,  # cannot get geometry object
+    1441,  # datetime function overflow
+    1690,  # value out of range
+    3140,  # invalid JSON
+    3819,  # MySQL: check constraint violated
+    4025,  # MariaDB: CONSTRAINT failed
+}
+STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO")
 
 
 class MySQLSession(MySQLBase):
@@ -91,28 +111,3 @@ class MySQLSession(MySQLBase):
 
     def is_data_error(self, exc: BaseException) -> bool:
         return _errno(exc) in DATA_ERRORS
-
-
-# Values that do not fit the new definition (invariant 8): out of range, truncated, not a value of
-# the type, NULL into NOT NULL, a key the new definition makes collide, a failing CHECK.
-DATA_ERRORS = {
-    1048,  # column cannot be null (also the copy's guard against a unique-key collision)
-    1062,  # duplicate entry
-    1263,  # NULL supplied to NOT NULL column
-    1264,  # out of range
-    1265,  # data truncated
-    1292,  # truncated incorrect value / incorrect datetime
-    1364,  # field has no default
-    1365,  # division by 0
-    1366,  # incorrect value for column
-    1367,  # illegal value
-    1406,  # data too long
-    1411,  # incorrect value for function
-    1416,  # cannot get geometry object
-    1441,  # datetime function overflow
-    1690,  # value out of range
-    3140,  # invalid JSON
-    3819,  # MySQL: check constraint violated
-    4025,  # MariaDB: CONSTRAINT failed
-}
-STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO")

@@ -24,7 +24,6 @@ from shadowswap.dialects.mysql.base import (
 from shadowswap.errors import ShadowswapError
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import Plan
 
 

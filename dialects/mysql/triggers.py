@@ -16,13 +16,10 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shadowswap.dialects.mysql.base import (
-    MySQLBase,
-)
+from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.errors import ShadowswapError
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import Plan
 
 
@@ -111,9 +108,7 @@ class MySQLTriggers(MySQLBase):
             )
         return objects + self._table_triggers(plan, names, bodies)
 
-    def _table_triggers(
-        self, plan: Plan, names: dict[str, str], bodies: list[tuple[str, str, str]]
-    ) -> list[_Object]:
+    def _table_triggers(self, plan: Plan, names: dict[str, str], bodies: list[tuple[str, str, str]]) -> list[_Object]:
         """The AFTER DELETE, UPDATE, INSERT triggers on the table, from (kind, event, body)."""
         return [
             _Object(

@@ -16,13 +16,10 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 
-from shadowswap.dialects.mysql.base import (
-    MySQLBase,
-)
+from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
-
     from shadowswap.plan import ColumnPlan, Plan
 
 
