@@ -23,7 +23,6 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap import changelog, hooks, state
 from shadowswap.backup import take_backup
 from shadowswap.copier import ChunkSizer, Copier
-from shadowswap.cutover import LockRetriesExhausted, with_lock_retries
 from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import (
@@ -37,6 +36,7 @@ from shadowswap.errors import (
 from shadowswap.hooks import Hooks
 from shadowswap.plan import IndexPlan, Plan
 from shadowswap.planner import check_fresh
+from shadowswap.retry import LockRetriesExhausted, with_lock_retries
 from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
 from shadowswap.throttle import Throttler, ThrottleSettings
 from shadowswap.verify import VerifyResult, verify
