@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from shadowswap import changelog, hooks, lifecycle, phases, state
-from shadowswap.copier import ChunkSizer, Copier
+from shadowswap.copier import ChunkSizer, Copier, coerce_key
 from shadowswap.cutover import LockRetriesExhausted, with_lock_retries
 from shadowswap.dialects import Dialect
 from shadowswap.errors import (
@@ -355,8 +355,8 @@ class Executor:
             maximum=maximum,
         )
         assert self.throttler is not None
-        coerced_checkpoint = self._coerce_key(m.checkpoint)
-        max_key = self._coerce_key(m.max_key)
+        coerced_checkpoint = coerce_key(self.engine, self.plan, m.checkpoint)
+        max_key = coerce_key(self.engine, self.plan, m.max_key)
         assert max_key is not None
         if changelog.in_use(self.plan):
             # Only the copy writes the shadow before the first replay, so rows above the checkpoint
@@ -400,26 +400,6 @@ class Executor:
             # a run that stops before the builds would leave the verification nothing to run beside
             and self.options.stop_after not in phases.ORDER[1 : phases.ORDER.index(state.INDEXES_BUILT)]
         )
-
-    def _coerce_key(self, values: list[Any] | None) -> list[Any] | None:
-        """Checkpoints are JSON; give the key values back their column's Python type."""
-        if values is None:
-            return None
-        with self.engine.connect() as conn:
-            columns = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(self.plan.table)}
-        out = []
-        for name, value in zip(self.plan.primary_key, values, strict=True):
-            try:
-                python_type = columns[name].python_type
-            except (NotImplementedError, KeyError):
-                python_type = None
-            if python_type is not None and value is not None and not isinstance(value, python_type):
-                if hasattr(python_type, "fromisoformat"):
-                    value = python_type.fromisoformat(value)
-                else:
-                    value = python_type(value)
-            out.append(value)
-        return out
 
     def _build_indexes(self, m: state.Migration) -> None:
         assert self._verification is not None
