@@ -397,7 +397,7 @@ class Executor:
             and changelog.in_use(self.plan)
             and not self.dialect.primary_key_after_copy
             and not self.dialect.build_indexes_before_copy
-            # a run that stops before the builds would leave the verification nothing to run beside
+            # a run told to stop by the copied phase would leave it running with nobody to read it
             and self.options.stop_after not in phases.ORDER[1 : phases.ORDER.index(state.INDEXES_BUILT)]
         )
 
