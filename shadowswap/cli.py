@@ -408,51 +408,35 @@ def execute(
 @user_errors
 def status(db: DbOption = None) -> None:
     """List migrations recorded in the database: phase, rows copied, elapsed, kept old tables."""
-    from shadowswap import state
+    from shadowswap import operator
 
     engine, _dialect = connect(db)
-    state.ensure(engine)
-    with engine.connect() as conn:
-        migrations = state.all_migrations(conn)
-    if not migrations:
+    found = operator.status(engine)
+    if not found:
         out.print("no migrations recorded")
         return
     table = Table()
     for heading in ("id", "table", "phase", "rows copied", "elapsed", "swap lock", "kept old table"):
         table.add_column(heading)
     details = []
-    for m in migrations:
-        end = m.finished_at or m.updated_at
-        elapsed = f"{(end - m.started_at).total_seconds():.0f}s"
-        kept = m.old_table if m.phase == state.CUT_OVER else ""
+    for s in found:
+        m = s.migration
         lock = f"{m.cutover_lock_ms:.1f} ms" if m.cutover_lock_ms is not None else ""
-        table.add_row(str(m.id), m.table_name, m.phase, f"{m.rows_copied:,}", elapsed, lock, kept)
-        notes = _notes(m)
-        if notes:
-            details.append(f"{m.id} {m.table_name}: {notes}")
+        table.add_row(
+            str(m.id),
+            m.table_name,
+            m.phase,
+            f"{m.rows_copied:,}",
+            f"{s.elapsed_seconds:.0f}s",
+            lock,
+            s.kept_old_table or "",
+        )
+        if s.notes:
+            details.append(f"{m.id} {m.table_name}: {s.notes}")
     out.print(table)
     # notes are sentences (what it waits for, the error, the backup file): below the table, never truncated
     for line in details:
         out.print(Text(line))
-
-
-def _notes(m: Any) -> str:
-    """What an operator should know about a migration beyond its phase, most urgent first."""
-    from shadowswap import state
-
-    notes = []
-    unfinished = m.phase not in state.FINISHED
-    if unfinished and m.waiting:
-        notes.append(f"waiting: {m.waiting}")
-    if unfinished and m.paused and not (m.waiting or "").startswith("paused"):
-        notes.append("paused")
-    if unfinished and m.cutover_postponed and "postponed" not in (m.waiting or ""):
-        notes.append("cut-over postponed")
-    if m.error:
-        notes.append(f"error: {m.error}")
-    if m.backup_path:
-        notes.append(f"backup: {m.backup_path}")
-    return "; ".join(notes)
 
 
 def _table_from(table: str | None, plan_file: Path) -> str:
@@ -463,35 +447,11 @@ def _table_from(table: str | None, plan_file: Path) -> str:
     raise UsageError("which table?", hint="give the table name, or run where shadowswap.plan.json is")
 
 
-def _unfinished(engine: Any, table: str | None, plan_file: Path) -> Any:
-    """The unfinished migration the operator means: of TABLE, of the plan's table, or the only one."""
-    from shadowswap import state
-
-    state.ensure(engine)
-    with engine.connect() as conn:
-        if table is None and not plan_file.exists():
-            running = state.unfinished(conn)
-            if len(running) == 1:
-                return running[0]
-            if not running:
-                raise UsageError("no unfinished migration", hint="`shadowswap status` lists them")
-            names = ", ".join(sorted({m.table_name for m in running}))
-            raise UsageError(f"which table? unfinished migrations: {names}", hint="give the table name")
-        name = _table_from(table, plan_file)
-        migration = state.active(conn, name)
-    if migration is None:
-        raise UsageError(f"no unfinished migration of {name!r}", hint="`shadowswap status` lists them")
-    return migration
-
-
-def _set_flag(table: str | None, plan_file: Path, db: str | None, **flag: bool) -> Any:
-    from shadowswap import state
-
-    engine, _dialect = connect(db)
-    migration = _unfinished(engine, table, plan_file)
-    with engine.begin() as conn:
-        state.update(conn, migration.id, **flag)
-    return migration
+def _meant(table: str | None, plan_file: Path) -> str | None:
+    """The table the operator means: TABLE, the plan's, or (None) the only one with an unfinished migration."""
+    if table is None and not plan_file.exists():
+        return None
+    return _table_from(table, plan_file)
 
 
 TableArg = Annotated[str | None, typer.Argument(help="The migrated table; default: the plan's, or the only one.")]
@@ -502,7 +462,10 @@ PlanOption = Annotated[Path, typer.Option("--plan", help="Plan file naming the t
 @user_errors
 def pause(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
     """Hold the copy (and the swap) between chunks, from any host; `shadowswap resume` continues."""
-    m = _set_flag(table, plan_file, db, paused=True)
+    from shadowswap import operator
+
+    engine, _dialect = connect(db)
+    m = operator.pause(engine, _meant(table, plan_file))
     out.print(f"paused migration {m.id} of {m.table_name}: it stops after its current chunk; dual-write stays on")
 
 
@@ -510,7 +473,10 @@ def pause(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOp
 @user_errors
 def resume(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
     """Lift `shadowswap pause`."""
-    m = _set_flag(table, plan_file, db, paused=False)
+    from shadowswap import operator
+
+    engine, _dialect = connect(db)
+    m = operator.resume(engine, _meant(table, plan_file))
     out.print(f"resumed migration {m.id} of {m.table_name}")
 
 
@@ -518,7 +484,10 @@ def resume(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbO
 @user_errors
 def cutover(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
     """Let a migration run with --postpone-cutover swap, from any host."""
-    m = _set_flag(table, plan_file, db, cutover_postponed=False)
+    from shadowswap import operator
+
+    engine, _dialect = connect(db)
+    m = operator.cutover(engine, _meant(table, plan_file))
     if m.cutover_postponed:
         out.print(f"migration {m.id} of {m.table_name} will swap now (it checks within a second)")
     else:
@@ -535,41 +504,21 @@ def verify(
 ) -> None:
     """Compare the tables through the copy expressions: after the swap the new table with the kept old
     one; before it, the original with the shadow. Rows written since the swap differ, naturally."""
-    from shadowswap import state
-    from shadowswap.verify import after_swap_view, describe
-    from shadowswap.verify import verify as run_verify
+    from shadowswap import operator
+    from shadowswap.verify import describe
 
     engine, dialect = connect(db)
-    state.ensure(engine)
     name = _table_from(table, plan_file) if table or plan_file.exists() else None
-    with engine.connect() as conn:
-        candidates = [m for m in state.all_migrations(conn, limit=200) if name is None or m.table_name == name]
-    migration = next(
-        (
-            m
-            for m in candidates
-            if m.phase == state.CUT_OVER or (m.phase not in state.FINISHED and m.reached(state.COPIED))
-        ),
-        None,
-    )
-    if migration is None:
-        raise UsageError(
-            "nothing to verify" + (f" for {name!r}" if name else ""),
-            hint="verify compares a kept old table after a swap, or a copied shadow before it",
-        )
-    the_plan = Plan.from_json(migration.plan_json)
-    if migration.phase == state.CUT_OVER:
-        view, what = after_swap_view(the_plan), f"{the_plan.table} against the kept {the_plan.old_table}"
-    else:
-        view, what = the_plan, f"{the_plan.table} against the shadow {the_plan.shadow_table}"
-    if chunk_size < 1:
-        raise UsageError("--chunk-size must be at least 1")
-    result = run_verify(engine, dialect, view, chunk_size=chunk_size, rechecks=0, stop_at_first=False)
+    checked = operator.verify(engine, dialect, name, chunk_size=chunk_size)
+    result = checked.result
     if result.ok:
-        out.print(f"[bold green]identical:[/bold green] {what} through the copy expressions ({result.rows:,} rows)")
+        out.print(
+            f"[bold green]identical:[/bold green] {checked.compared} through the copy expressions "
+            f"({result.rows:,} rows)"
+        )
         return
     raise VerificationFailed(
-        f"{what}: {result.differing_keys:,} rows differ: {describe(the_plan, result.differences)}",
+        f"{checked.compared}: {result.differing_keys:,} rows differ: {describe(checked.plan, result.differences)}",
         hint="rows the application wrote after the swap differ from the old table by design",
     )
 
@@ -582,11 +531,11 @@ def abort(
     db: DbOption = None,
 ) -> None:
     """Undo an unfinished migration: drop the triggers and the shadow table; the original stays."""
-    from shadowswap.executor import abort as run_abort
+    from shadowswap import operator
 
     name = _table_from(table, plan_file)
     engine, dialect = connect(db)
-    migration = run_abort(engine, dialect, name)
+    migration = operator.abort(engine, dialect, name)
     out.print(f"aborted migration {migration.id} of {name}: triggers and {migration.shadow_table} removed")
 
 
@@ -599,22 +548,19 @@ def cleanup(
     db: DbOption = None,
 ) -> None:
     """Drop the old table kept after a swap, once you are satisfied with the new one."""
-    from shadowswap import state
-    from shadowswap.executor import cleanup as run_cleanup
+    from shadowswap import operator
 
     if not drop_old:
         raise UsageError("nothing to do", hint="`shadowswap cleanup --drop-old` drops the kept old tables")
     engine, dialect = connect(db)
-    state.ensure(engine)
-    with engine.connect() as conn:
-        kept = state.kept_old(conn, table)
+    kept = operator.kept_old(engine, table)
     if not kept:
         out.print("no kept old tables")
         return
     names = ", ".join(m.old_table for m in kept)
     if not yes and not typer.confirm(f"drop {names}?"):
         raise typer.Exit(1)
-    for m in run_cleanup(engine, dialect, table):
+    for m in operator.cleanup(engine, dialect, table):
         out.print(f"dropped {m.old_table}")
 
 
@@ -631,9 +577,7 @@ app.command("lint")(user_errors(_lint))
 @app.command()
 @user_errors
 def demo(
-    db_file: Annotated[Path, typer.Option("--db-file", help="The SQLite file to create.")] = Path(
-        "shadowswap-demo.db"
-    ),
+    db_file: Annotated[Path, typer.Option("--db-file", help="The SQLite file to create.")] = Path("shadowswap-demo.db"),
     rows: Annotated[int, typer.Option("--rows", help="Rows to seed into products.")] = 200_000,
     writes_per_second: Annotated[float, typer.Option(help="How often the demo's application writes.")] = 200.0,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show shadowswap's log lines as well.")] = False,

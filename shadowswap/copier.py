@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
@@ -57,6 +58,24 @@ class ChunkSizer:
         ideal = self.target_seconds / statistics.median_low(self._per_row)
         step = max(self.size / 2, min(self.size * 2, ideal))
         self.size = int(max(self.minimum, min(self.maximum, step)))
+
+
+def coerce_key(engine: Engine, plan: Plan, values: list[Any] | None) -> list[Any] | None:
+    """Checkpoints are JSON; give the key values back their column's Python type."""
+    if values is None:
+        return None
+    with engine.connect() as conn:
+        columns = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(plan.table)}
+    out = []
+    for name, value in zip(plan.primary_key, values, strict=True):
+        try:
+            python_type = columns[name].python_type
+        except (NotImplementedError, KeyError):
+            python_type = None
+        if python_type is not None and value is not None and not isinstance(value, python_type):
+            value = python_type.fromisoformat(value) if hasattr(python_type, "fromisoformat") else python_type(value)
+        out.append(value)
+    return out
 
 
 def key_params(prefix: str, values: list[Any] | tuple[Any, ...] | None) -> dict[str, Any]:
@@ -215,9 +234,7 @@ class Copier:
                     ) from exc
                 raise
 
-    def _chunk(
-        self, lo: list[Any] | None, max_key: list[Any], careful: bool, fixed_hi: bool
-    ) -> tuple[list[Any], int]:
+    def _chunk(self, lo: list[Any] | None, max_key: list[Any], careful: bool, fixed_hi: bool) -> tuple[list[Any], int]:
         """One chunk's transaction. With ``fixed_hi`` the range is (lo, max_key] as given and the
         checkpoint is left to the caller (parallel copy); otherwise the chunk finds its own upper
         key and commits it as the checkpoint together with its rows (invariant 4)."""

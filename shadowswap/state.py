@@ -14,6 +14,55 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+# The phases (their names and their order) live in phases.py; re-exported for ``state.CUT_OVER`` readers.
+from shadowswap.phases import (
+    ABORTED,
+    ALTERED,
+    CLEANED_UP,
+    COPIED,
+    CUT_OVER,
+    FAILED,
+    FINISHED,
+    INDEXES_BUILT,
+    PLANNED,
+    SHADOW_CREATED,
+    TRIGGERS_INSTALLED,
+    VERIFIED,
+    reached,
+)
+
+# what callers read as ``state.X``: the table's own names and the phases' (re-exported, defined once in phases.py)
+__all__ = [
+    "ABORTED",
+    "ALTERED",
+    "CLEANED_UP",
+    "COPIED",
+    "CUT_OVER",
+    "FAILED",
+    "FINISHED",
+    "INDEXES_BUILT",
+    "PLANNED",
+    "SHADOW_CREATED",
+    "STATE_TABLE",
+    "TRIGGERS_INSTALLED",
+    "VERIFIED",
+    "Migration",
+    "active",
+    "all_migrations",
+    "create",
+    "encode_key",
+    "ensure",
+    "flags",
+    "get",
+    "kept_old",
+    "latest",
+    "migrations",
+    "now",
+    "record_chunk",
+    "unfinished",
+    "update",
+]
+
 STATE_TABLE = "shadowswap_migrations"
 
 _metadata = sa.MetaData()
@@ -42,23 +91,6 @@ migrations = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
 )
-
-# Phases in order; each is recorded before the next begins, so a crash resumes where it stopped.
-PLANNED = "planned"
-SHADOW_CREATED = "shadow_created"
-TRIGGERS_INSTALLED = "triggers_installed"
-COPIED = "copied"
-INDEXES_BUILT = "indexes_built"
-VERIFIED = "verified"
-CUT_OVER = "cut_over"
-CLEANED_UP = "cleaned_up"
-ABORTED = "aborted"
-FAILED = "failed"
-#: an in-place ALTER ran (strategy instant): no shadow, no old table to clean up
-ALTERED = "altered"
-PHASES = [PLANNED, SHADOW_CREATED, TRIGGERS_INSTALLED, COPIED, INDEXES_BUILT, VERIFIED, CUT_OVER]
-# FAILED is final too: it is only recorded after the triggers and the shadow are gone.
-FINISHED = {CUT_OVER, CLEANED_UP, ABORTED, FAILED, ALTERED}
 
 
 def now() -> dt.datetime:
@@ -89,7 +121,7 @@ class Migration:
     backup_path: str | None = None
 
     def reached(self, phase: str) -> bool:
-        return self.phase in PHASES and PHASES.index(self.phase) >= PHASES.index(phase)
+        return reached(self.phase, phase)
 
     @classmethod
     def from_row(cls, row: sa.Row[Any]) -> Migration:

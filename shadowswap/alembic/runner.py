@@ -326,7 +326,7 @@ def _resumed_plan(engine: Engine, table: str, recorded: Recorded) -> Plan | None
 
 def _drop_kept_old(engine: Engine, dialect: Any, table: str, recorded: Recorded, settings: Settings) -> None:
     """An earlier, finished migration's old table stands where this one keeps its own: drop it first."""
-    from shadowswap.executor import cleanup
+    from shadowswap.lifecycle import cleanup
 
     with engine.connect() as conn:
         kept = state.kept_old(conn, table)
@@ -392,7 +392,7 @@ def _execute(url: str, table: str, recorded: Recorded, settings: Settings) -> No
         )
         summary = Executor(engine, dialect, the_plan, options, reporter).run()
         if summary.strategy != "instant" and not settings.keep_old:
-            from shadowswap.executor import cleanup
+            from shadowswap.lifecycle import cleanup
 
             for m in cleanup(engine, dialect, table):
                 log.info("dropped the old table (keep_old is off)", table=table, old_table=m.old_table)

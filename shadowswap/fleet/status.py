@@ -189,7 +189,7 @@ def operate(manifest: Manifest, action: str, *, force: bool = False) -> list[tup
         if action == "cutover":
             return _set(target, table, cutover_postponed=False)
         if action == "abort":
-            from shadowswap.executor import abort
+            from shadowswap.lifecycle import abort
 
             engine, dialect = connect(target.url())
             try:
