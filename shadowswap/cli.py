@@ -21,6 +21,7 @@ from shadowswap import logs
 from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
 from shadowswap.plan import Plan
+from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
 
 app = typer.Typer(
     help="Zero-downtime schema changes: shadow table, dual-write triggers, keyset copy, atomic swap.",
@@ -46,6 +47,11 @@ def main(
     if log_format not in ("console", "json"):
         err.print("[red]error:[/red] --log-format must be console or json")
         raise typer.Exit(2)
+    try:
+        log_level = check_log_level(log_level)
+    except UsageError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     logs.configure(log_format, log_level)
 
 
@@ -122,6 +128,7 @@ def plan(
         raise UsageError(f"unknown strategy {strategy!r}", hint="--strategy auto, shadow or instant")
     if ddl is None and table is None:
         raise UsageError("which table?", hint='e.g. shadowswap plan products --alter "price:varchar(20)"')
+    check_writable_file("--out", output)  # before the reflection and --check-casts scan, not after
     engine, dialect = connect(db)
     try:
         if ddl is not None:
@@ -345,12 +352,18 @@ def execute(
         raise UsageError("--chunk-time must be positive")
     if copy_workers is not None and copy_workers < 1:
         raise UsageError("--copy-workers must be at least 1")
-    if max_rows_per_second is not None and max_rows_per_second <= 0:
-        raise UsageError("--max-rows-per-second must be positive")
-    if lock_timeout < 1 or cutover_retries < 1:
-        raise UsageError("--lock-timeout and --cutover-retries must be at least 1")
-    if hook_timeout <= 0:
-        raise UsageError("--hook-timeout must be positive")
+    for name, number in (
+        ("--max-rows-per-second", max_rows_per_second),
+        ("--chunk-time", chunk_time),
+        ("--max-lag", max_lag),
+        ("--hook-timeout", hook_timeout),
+    ):
+        check_finite(name, number)
+    if cutover_retries < 1:
+        raise UsageError("--cutover-retries must be at least 1")
+    check_lock_timeout(lock_timeout)
+    if postpone_cutover_file is not None:
+        check_writable_file("--postpone-cutover-file", postpone_cutover_file)
     throttle = ThrottleSettings(
         max_rows_per_second=max_rows_per_second,
         max_lag=max_lag,

@@ -39,6 +39,7 @@ from shadowswap.plan import IndexPlan, Plan
 from shadowswap.planner import check_fresh
 from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
 from shadowswap.throttle import Throttler, ThrottleSettings
+from shadowswap.urls import mask_url
 from shadowswap.verify import VerifyResult, verify
 
 log = structlog.get_logger("shadowswap")
@@ -287,7 +288,7 @@ class Executor:
             "changes": "; ".join(self.plan.changes),
             "dialect": self.dialect.name,
             "database": self.engine.url.database,
-            "database_url": self.engine.url.render_as_string(hide_password=True),
+            "database_url": mask_url(self.engine.url),
             "cutover_lock_ms": None if m.cutover_lock_ms is None else round(m.cutover_lock_ms, 3),
             "backup": m.backup_path,
             "error": m.error,
