@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap import logs
 from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
+from shadowswap.failure import JsonReporter, database_error_hint, report_failure
 from shadowswap.plan import Plan
 from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
 
@@ -47,11 +48,12 @@ def main(
     if log_format not in ("console", "json"):
         err.print("[red]error:[/red] --log-format must be console or json")
         raise typer.Exit(2)
+    logs.configure(log_format)  # first, so that the error below is JSON in json mode
     try:
         log_level = check_log_level(log_level)
     except UsageError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        report_failure(err, "UsageError", str(exc), None, exc.exit_code)
+        raise typer.Exit(exc.exit_code) from None
     logs.configure(log_format, log_level)
 
 
@@ -63,25 +65,16 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ShadowswapError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False, soft_wrap=True)
+            report_failure(err, type(exc).__name__, str(exc), exc.hint, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except DBAPIError as exc:
-            err.print(f"[red]error:[/red] database error: {first_line(exc)}", highlight=False, soft_wrap=True)
-            err.print(
-                "[yellow]hint:[/yellow] the original table is intact; `shadowswap status` shows where the "
-                "migration stands, `shadowswap execute` resumes it",
-                highlight=False,
-                soft_wrap=True,
-            )
+            hint = database_error_hint(func.__name__)
+            report_failure(err, "DatabaseError", f"database error: {first_line(exc)}", hint, 1)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print(
-                "\n[yellow]interrupted:[/yellow] the original table is intact and writable; "
-                "`shadowswap execute` resumes, `shadowswap abort` undoes",
-                highlight=False,
-            )
+            message = "the original table is intact and writable"
+            resume = "`shadowswap execute` resumes, `shadowswap abort` undoes" if func.__name__ == "execute" else None
+            report_failure(err, "interrupted", message, resume, 130)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -100,7 +93,7 @@ def plan(
     using: Annotated[list[str] | None, typer.Option("--using", help="COL=EXPR: copy expression for COL")] = None,
     add: Annotated[list[str] | None, typer.Option("--add", help="COL:TYPE [not null] [default EXPR]")] = None,
     drop: Annotated[list[str] | None, typer.Option("--drop", help="COL: drop a column")] = None,
-    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW: rename a column")] = None,
+    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW, rename a column")] = None,
     add_index: Annotated[list[str] | None, typer.Option("--add-index", help="NAME:(col1, col2)")] = None,
     add_unique: Annotated[list[str] | None, typer.Option("--add-unique", help="NAME:(col1, col2)")] = None,
     drop_index: Annotated[
@@ -129,7 +122,7 @@ def plan(
     if ddl is None and table is None:
         raise UsageError("which table?", hint='e.g. shadowswap plan products --alter "price:varchar(20)"')
     check_writable_file("--out", output)  # before the reflection and --check-casts scan, not after
-    engine, dialect = connect(db)
+    engine, dialect = connect(db, read_only=True)
     try:
         if ddl is not None:
             from_ddl = parse_ddl(ddl, dialect.sqlglot_dialect)
@@ -394,7 +387,8 @@ def execute(
         hooks=hooks,
         backup_dir=backup,
     )
-    summary = Executor(engine, dialect, the_plan, options, RichReporter()).run()
+    reporter = JsonReporter() if logs.is_json() else RichReporter()  # json mode: only JSON on stderr
+    summary = Executor(engine, dialect, the_plan, options, reporter).run()
     if summary.strategy == "instant":
         out.print(
             f"[bold green]done:[/bold green] {summary.table} altered in place in {summary.seconds:.1f}s "
@@ -423,10 +417,12 @@ def status(db: DbOption = None) -> None:
     """List migrations recorded in the database: phase, rows copied, elapsed, kept old tables."""
     from shadowswap import state
 
-    engine, _dialect = connect(db)
-    state.ensure(engine)
-    with engine.connect() as conn:
-        migrations = state.all_migrations(conn)
+    engine, _dialect = connect(db, read_only=True)
+    # looking needs no CREATE right: no state table simply means no migration ever ran here
+    migrations = []
+    if state.exists(engine):
+        with engine.connect() as conn:
+            migrations = state.all_migrations(conn)
     if not migrations:
         out.print("no migrations recorded")
         return

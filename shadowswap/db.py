@@ -46,15 +46,31 @@ def safe_url(url: sa.URL) -> str:
     return mask_url(url)
 
 
+def _refuse_missing_sqlite_file(url: sa.URL) -> None:
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return
+    if not os.path.isfile(database):
+        raise UsageError(
+            f"no SQLite database at {database}", hint="check the path in the URL (sqlite:///relative or sqlite:////abs)"
+        )
+
+
 def first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()
     return text[0] if text else type(orig).__name__
 
 
-def connect(url: str | None) -> tuple[Engine, Dialect]:
-    """An engine that has answered once, and the dialect that speaks to it."""
+def connect(url: str | None, *, read_only: bool = False) -> tuple[Engine, Dialect]:
+    """An engine that has answered once, and the dialect that speaks to it.
+
+    ``read_only`` (plan, status, verify): a SQLite file that does not exist is an error rather than
+    a new empty database, and the connection leaves the file's journal mode alone.
+    """
     parsed = resolve_url(url)
+    if read_only:
+        _refuse_missing_sqlite_file(parsed)
     try:
         engine = sa.create_engine(parsed, pool_pre_ping=True)
     except (ArgumentError, ImportError) as exc:
@@ -66,6 +82,7 @@ def connect(url: str | None) -> tuple[Engine, Dialect]:
             hint="check the spelling and value of every ?name=value in the URL",
         ) from None
     dialect = for_engine(engine)
+    dialect.read_only = read_only
     dialect.prepare_engine(engine)
     try:
         with engine.connect() as conn:

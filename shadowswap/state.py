@@ -115,6 +115,11 @@ def ensure(engine: Engine) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(STATE_TABLE)} ADD COLUMN {ddl}")
 
 
+def exists(engine: Engine) -> bool:
+    """Whether the state table is there; read-only commands look before they read, never create it."""
+    return sa.inspect(engine).has_table(STATE_TABLE)
+
+
 def encode_key(values: list[Any] | tuple[Any, ...] | None) -> str | None:
     return None if values is None else json.dumps(list(values), default=str)
 

@@ -233,3 +233,112 @@ def test_hooks_and_json_log_never_see_a_query_password(db_url: str, tmp_path: Pa
     assert "password=***" in seen.read_text()
     assert SECRET not in seen.read_text()
     assert SECRET not in result.output and SECRET not in result.stderr
+
+
+# -- item 9: messages that do not mislead ----------------------------------------------------------
+
+
+def _all_json(stderr: str) -> list[dict[str, Any]]:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"not JSON on stderr in json mode: {line!r}")
+    return records
+
+
+def test_json_mode_writes_only_json_to_stderr(db_url: str, tmp_path: Path) -> None:
+    plan_file, _engine, _before = planned(db_url, tmp_path)
+    done = cli("--log-format", "json", "execute", str(plan_file), "--db", db_url)
+    assert done.exit_code == 0, done.output
+    events = {r["event"] for r in _all_json(done.stderr)}
+    assert "phase" in events and "copy started" in events
+    failed = cli("--log-format", "json", "execute", str(tmp_path / "missing.json"), "--db", db_url)
+    assert failed.exit_code == 2
+    (record,) = _all_json(failed.stderr)
+    assert record["level"] == "error" and "no plan file" in record["event"] and record["exit_code"] == 2
+
+
+def test_bogus_log_level_is_refused() -> None:
+    result = cli("--log-level", "bogus", "status", "--db", "sqlite://")
+    assert result.exit_code == 2 and "--log-level must be one of" in result.stderr
+
+
+def test_a_failing_status_does_not_promise_a_resume(db_url: str) -> None:
+    engine, _dialect = connect(db_url)
+    with engine.begin() as conn:  # a state table this shadowswap cannot read: status fails in the database
+        conn.exec_driver_sql("CREATE TABLE shadowswap_migrations (id integer PRIMARY KEY)")
+    result = cli("status", "--db", db_url)
+    assert result.exit_code == 1 and result.stderr.startswith("error: database error")
+    assert "resumes" not in result.stderr and "nothing was changed" in result.stderr
+
+
+def test_status_creates_nothing(db_url: str) -> None:
+    engine, _dialect = connect(db_url)
+    result = cli("status", "--db", db_url)
+    assert result.exit_code == 0 and "no migrations recorded" in result.output
+    assert "shadowswap_migrations" not in sa.inspect(engine).get_table_names()
+
+
+@only_dialects("postgresql")
+def test_a_read_only_role_can_look(db_url: str) -> None:
+    import uuid
+
+    role = f"ss_ro_{uuid.uuid4().hex[:8]}"
+    engine, _dialect = connect(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+    try:
+        result = cli("status", "--db", sa.make_url(db_url).set(username=role).render_as_string(hide_password=False))
+        assert result.exit_code == 0, result.output
+        assert "no migrations recorded" in result.output
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP ROLE {role}")
+        engine.dispose()
+
+
+def test_read_only_commands_leave_sqlite_files_alone(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    result = cli("status", "--db", f"sqlite:///{typo}")
+    assert result.exit_code == 2 and "no SQLite database at" in result.stderr
+    assert not typo.exists()
+    path = tmp_path / "app.db"
+    plain = sa.create_engine(f"sqlite:///{path}")  # not shadowswap's connect: the file keeps its rollback journal
+    with plain.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1, 'a')")
+    plain.dispose()
+    made = cli("plan", "t", "--add", "n:integer", "--out", str(tmp_path / "p.json"), "--db", f"sqlite:///{path}")
+    assert made.exit_code == 0, made.output
+    assert cli("status", "--db", f"sqlite:///{path}").exit_code == 0
+    plain = sa.create_engine(f"sqlite:///{path}")
+    with plain.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "delete"
+    plain.dispose()
+
+
+def test_a_qualified_table_name_mentions_schemas(db_url: str) -> None:
+    connect(db_url)[0].dispose()  # the database exists (a SQLite file too)
+    result = cli("plan", "app.orders", "--add", "n:integer", "--db", db_url)
+    assert result.exit_code == 2 and "schema" in result.stderr
+
+
+def test_help_texts_survive_rich_markup() -> None:
+    import typer.main
+    from rich.emoji import Emoji
+
+    from shadowswap.cli import app
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert "plan" in commands
+    for name, command in commands.items():
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            assert Emoji.replace(text) == text, f"{name} {param.name}: {text!r} is eaten by rich's emoji codes"
+    result = cli("plan", "--help")
+    assert "OLD:NEW" in result.output
