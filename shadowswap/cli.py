@@ -548,11 +548,12 @@ def verify(
     from shadowswap.verify import after_swap_view, describe
     from shadowswap.verify import verify as run_verify
 
-    engine, dialect = connect(db)
-    state.ensure(engine)
+    engine, dialect = connect(db, read_only=True)
     name = _table_from(table, plan_file) if table or plan_file.exists() else None
-    with engine.connect() as conn:
-        candidates = [m for m in state.all_migrations(conn, limit=200) if name is None or m.table_name == name]
+    candidates = []
+    if state.exists(engine):  # verifying reads: no state table means nothing to verify, not one to create
+        with engine.connect() as conn:
+            candidates = [m for m in state.all_migrations(conn, limit=200) if name is None or m.table_name == name]
     migration = next(
         (
             m

@@ -280,6 +280,8 @@ def test_status_creates_nothing(db_url: str) -> None:
     engine, _dialect = connect(db_url)
     result = cli("status", "--db", db_url)
     assert result.exit_code == 0 and "no migrations recorded" in result.output
+    verified = cli("verify", "products", "--db", db_url)
+    assert verified.exit_code == 2 and "nothing to verify" in verified.stderr
     assert "shadowswap_migrations" not in sa.inspect(engine).get_table_names()
 
 
