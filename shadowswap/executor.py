@@ -32,6 +32,7 @@ from shadowswap.errors import (
     HookFailed,
     MigrationLocked,
     ShadowswapError,
+    StalePlan,
     UsageError,
 )
 from shadowswap.hooks import Hooks
@@ -327,7 +328,18 @@ class Executor:
                     f"a migration of {table!r} is in progress (phase {current.phase})",
                     hint="finish it (`shadowswap execute`) or `shadowswap abort` it first",
                 )
-            check_fresh(self.engine, self.plan)
+            try:
+                check_fresh(self.engine, self.plan)
+            except StalePlan:
+                # changed since planned: by this very plan, run before? then say so, not "stale"
+                with self.engine.connect() as conn:
+                    done = state.applied_in_place(conn, table, self.plan.fingerprint, self.plan.instant_sql)
+                if done is None:
+                    raise
+                raise StalePlan(
+                    f"this plan was already applied: migration {done.id} altered {table!r} in place",
+                    hint="nothing to do; `shadowswap status` lists it",
+                ) from None
             with self.engine.begin() as conn:
                 migration_id = state.create(
                     conn,

@@ -344,3 +344,15 @@ def test_help_texts_survive_rich_markup() -> None:
             assert Emoji.replace(text) == text, f"{name} {param.name}: {text!r} is eaten by rich's emoji codes"
     result = cli("plan", "--help")
     assert "OLD:NEW" in result.output
+
+
+def test_rerunning_an_instant_plan_says_already_done(db_url: str, tmp_path: Path) -> None:
+    engine, _dialect = connect(db_url)
+    create_products(engine, 10)
+    plan_file = tmp_path / "plan.json"
+    made = cli("plan", "products", "--add", "n:int", "--strategy", "instant", "--out", str(plan_file), "--db", db_url)
+    assert made.exit_code == 0, made.output
+    assert cli("execute", str(plan_file), "--db", db_url).exit_code == 0
+    again = cli("execute", str(plan_file), "--db", db_url)
+    assert again.exit_code == 4
+    assert "already applied" in again.stderr and "stale" not in again.stderr
