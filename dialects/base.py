@@ -68,6 +68,9 @@ class Dialect:
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         self.sa_dialect = sa_dialect
         self.preparer = sa_dialect.identifier_preparer
+        #: set by ``db.connect(read_only=True)`` before ``prepare_engine``: plan, status and verify
+        #: must leave the database file as it was (no journal-mode switch)
+        self.read_only = False
 
     # -- names -------------------------------------------------------------------------------
 

@@ -20,7 +20,9 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap import logs
 from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
+from shadowswap.failure import JsonReporter, database_error_hint, report_failure
 from shadowswap.plan import Plan
+from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
 
 app = typer.Typer(
     help="Zero-downtime schema changes: shadow table, dual-write triggers, keyset copy, atomic swap.",
@@ -46,6 +48,12 @@ def main(
     if log_format not in ("console", "json"):
         err.print("[red]error:[/red] --log-format must be console or json")
         raise typer.Exit(2)
+    logs.configure(log_format)  # first, so that the error below is JSON in json mode
+    try:
+        log_level = check_log_level(log_level)
+    except UsageError as exc:
+        report_failure(err, "UsageError", str(exc), None, exc.exit_code)
+        raise typer.Exit(exc.exit_code) from None
     logs.configure(log_format, log_level)
 
 
@@ -57,25 +65,16 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ShadowswapError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False, soft_wrap=True)
+            report_failure(err, type(exc).__name__, str(exc), exc.hint, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except DBAPIError as exc:
-            err.print(f"[red]error:[/red] database error: {first_line(exc)}", highlight=False, soft_wrap=True)
-            err.print(
-                "[yellow]hint:[/yellow] the original table is intact; `shadowswap status` shows where the "
-                "migration stands, `shadowswap execute` resumes it",
-                highlight=False,
-                soft_wrap=True,
-            )
+            hint = database_error_hint(func.__name__)
+            report_failure(err, "DatabaseError", f"database error: {first_line(exc)}", hint, 1)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print(
-                "\n[yellow]interrupted:[/yellow] the original table is intact and writable; "
-                "`shadowswap execute` resumes, `shadowswap abort` undoes",
-                highlight=False,
-            )
+            message = "the original table is intact and writable"
+            resume = "`shadowswap execute` resumes, `shadowswap abort` undoes" if func.__name__ == "execute" else None
+            report_failure(err, "interrupted", message, resume, 130)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -94,7 +93,7 @@ def plan(
     using: Annotated[list[str] | None, typer.Option("--using", help="COL=EXPR: copy expression for COL")] = None,
     add: Annotated[list[str] | None, typer.Option("--add", help="COL:TYPE [not null] [default EXPR]")] = None,
     drop: Annotated[list[str] | None, typer.Option("--drop", help="COL: drop a column")] = None,
-    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW: rename a column")] = None,
+    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW, rename a column")] = None,
     add_index: Annotated[list[str] | None, typer.Option("--add-index", help="NAME:(col1, col2)")] = None,
     add_unique: Annotated[list[str] | None, typer.Option("--add-unique", help="NAME:(col1, col2)")] = None,
     drop_index: Annotated[
@@ -122,7 +121,8 @@ def plan(
         raise UsageError(f"unknown strategy {strategy!r}", hint="--strategy auto, shadow or instant")
     if ddl is None and table is None:
         raise UsageError("which table?", hint='e.g. shadowswap plan products --alter "price:varchar(20)"')
-    engine, dialect = connect(db)
+    check_writable_file("--out", output)  # before the reflection and --check-casts scan, not after
+    engine, dialect = connect(db, read_only=True)
     try:
         if ddl is not None:
             from_ddl = parse_ddl(ddl, dialect.sqlglot_dialect)
@@ -345,12 +345,18 @@ def execute(
         raise UsageError("--chunk-time must be positive")
     if copy_workers is not None and copy_workers < 1:
         raise UsageError("--copy-workers must be at least 1")
-    if max_rows_per_second is not None and max_rows_per_second <= 0:
-        raise UsageError("--max-rows-per-second must be positive")
-    if lock_timeout < 1 or cutover_retries < 1:
-        raise UsageError("--lock-timeout and --cutover-retries must be at least 1")
-    if hook_timeout <= 0:
-        raise UsageError("--hook-timeout must be positive")
+    for name, number in (
+        ("--max-rows-per-second", max_rows_per_second),
+        ("--chunk-time", chunk_time),
+        ("--max-lag", max_lag),
+        ("--hook-timeout", hook_timeout),
+    ):
+        check_finite(name, number)
+    if cutover_retries < 1:
+        raise UsageError("--cutover-retries must be at least 1")
+    check_lock_timeout(lock_timeout)
+    if postpone_cutover_file is not None:
+        check_writable_file("--postpone-cutover-file", postpone_cutover_file)
     throttle = ThrottleSettings(
         max_rows_per_second=max_rows_per_second,
         max_lag=max_lag,
@@ -381,7 +387,8 @@ def execute(
         hooks=hooks,
         backup_dir=backup,
     )
-    summary = Executor(engine, dialect, the_plan, options, RichReporter()).run()
+    reporter = JsonReporter() if logs.is_json() else RichReporter()  # json mode: only JSON on stderr
+    summary = Executor(engine, dialect, the_plan, options, reporter).run()
     if summary.strategy == "instant":
         out.print(
             f"[bold green]done:[/bold green] {summary.table} altered in place in {summary.seconds:.1f}s "
@@ -410,7 +417,7 @@ def status(db: DbOption = None) -> None:
     """List migrations recorded in the database: phase, rows copied, elapsed, kept old tables."""
     from shadowswap import operator
 
-    engine, _dialect = connect(db)
+    engine, _dialect = connect(db, read_only=True)
     found = operator.status(engine)
     if not found:
         out.print("no migrations recorded")
@@ -507,7 +514,7 @@ def verify(
     from shadowswap import operator
     from shadowswap.verify import describe
 
-    engine, dialect = connect(db)
+    engine, dialect = connect(db, read_only=True)
     name = _table_from(table, plan_file) if table or plan_file.exists() else None
     checked = operator.verify(engine, dialect, name, chunk_size=chunk_size)
     result = checked.result

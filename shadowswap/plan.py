@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shadowswap.errors import UsageError
+from shadowswap.validation import check_plan, check_plan_data, read_plan_text
 
 #: 2: per-change strategy and reasons, in-place SQL, server-default columns, cast check (README: plan --json)
 PLAN_VERSION = 2
@@ -140,12 +141,9 @@ class Plan:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UsageError(f"the plan file is not valid JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
-            raise UsageError(
-                f"the plan file has version {data.get('version') if isinstance(data, dict) else '?'}, "
-                f"this shadowswap reads version {PLAN_VERSION}",
-                hint="run `shadowswap plan` again with this version",
-            )
+        # every field checked before any is used: a hand-edited plan must fail here, not half-way
+        # through a migration whose stored copy would then fail every resume the same way
+        check_plan_data(data, PLAN_VERSION)
         try:
             data["columns"] = [ColumnPlan(**c) for c in data["columns"]]
             data["indexes"] = [IndexPlan(**i) for i in data["indexes"]]
@@ -155,15 +153,18 @@ class Plan:
             if check is not None:
                 check["columns"] = [ColumnCheck(**c) for c in check["columns"]]
                 data["cast_check"] = CastCheck(**check)
-            return cls(**data)
+            plan = cls(**data)
         except (TypeError, KeyError) as exc:
             raise UsageError(f"the plan file is malformed ({exc})") from None
+        check_plan(plan)
+        return plan
 
     def write(self, path: Path) -> None:
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        try:
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the plan to {path}: {exc.strerror}") from None
 
     @classmethod
     def read(cls, path: Path) -> Plan:
-        if not path.exists():
-            raise UsageError(f"no plan file at {path}", hint="run `shadowswap plan TABLE --alter ...` first")
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        return cls.from_json(read_plan_text(path))

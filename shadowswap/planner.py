@@ -73,6 +73,14 @@ def reflect(conn: Connection, table: str) -> Reflection:
         names = [n for n in inspector.get_table_names() if n != STATE_TABLE]
         close = [n for n in names if n.lower() == table.lower() or table.lower() in n.lower()]
         hint = f"did you mean {', '.join(close[:3])}?" if close else "check the table name and the database URL"
+        if "." in table and not close:
+            # a qualified name is read as one identifier: shadowswap works in the URL's default schema
+            schema = table.split(".", 1)[0]
+            hint = (
+                f"{table!r} is taken as one table name, dots included; shadowswap changes tables in the "
+                f"connection's default schema: put {schema!r} in the URL (PostgreSQL: "
+                f"?options=-csearch_path%3D{schema}; MySQL: the database name) and give the bare table name"
+            )
         raise UsageError(f"table {table!r} does not exist", hint=hint)
     uniques = inspector.get_unique_constraints(table)
     # MySQL reports a unique key both as a constraint and as an index; the shadow gets it once
