@@ -1,10 +1,11 @@
 """The registry of plan-time refusals: each pure check table-driven, no server needed, and the registry itself
-(every check has a reason and a hint)."""
+(every check has a reason and a hint, and docs/planning.md lists it)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from shadowswap.changes import AddColumn, AddIndex, AlterColumn, Change, DropCol
 from shadowswap.errors import UsageError
 from shadowswap.planner import Reflection, resolve
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "planning.md"
 COLUMNS_HINT = "columns: id, name, price, sku, category_id, note"
 
 
@@ -391,3 +393,21 @@ def test_every_check_has_a_reason_and_a_hint() -> None:
     # each engine registers its own
     for engine in engines:
         assert any(c.engines == frozenset({engine}) for c in every), engine
+
+
+def test_docs_list_every_check() -> None:
+    section = DOCS.read_text().split("## Refusals", 1)[1]
+    missing = [c.name for c in checks.all() if f"`{c.name}`" not in section]
+    assert missing == [], "checks missing from docs/planning.md's refusal list"
+
+
+def test_cli_lists_the_checks() -> None:
+    from typer.testing import CliRunner
+
+    from shadowswap.cli import app
+
+    result = CliRunner().invoke(app, ["checks", "--engine", "sqlite"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "sqlite-collate" in result.output and "leftover-table" in result.output
+    assert "mysql-foreign-key" not in result.output
+    assert CliRunner().invoke(app, ["checks", "--engine", "oracle"]).exit_code == 2
