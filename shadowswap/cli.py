@@ -578,6 +578,33 @@ from shadowswap.lint.command import lint as _lint  # noqa: E402  (its own room; 
 app.command("lint")(user_errors(_lint))
 
 
+# -- checks ----------------------------------------------------------------------------------
+
+
+@app.command("checks")
+@user_errors
+def list_checks(
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Only the checks that apply to postgresql, mysql or sqlite.")
+    ] = None,
+) -> None:
+    """List every plan-time refusal: its stage, the engines it applies to, why, and what to do instead."""
+    from shadowswap import checks
+
+    if engine is not None and engine not in ("postgresql", "mysql", "sqlite"):
+        raise UsageError(f"unknown engine {engine!r}", hint="--engine postgresql, mysql or sqlite")
+    table = Table()
+    for heading in ("stage", "check", "engines"):
+        table.add_column(heading, no_wrap=True)
+    table.add_column("refused when")
+    table.add_column("hint")
+    for check in checks.all():
+        if engine is None or check.applies_to(engine):
+            engines = ", ".join(sorted(check.engines)) if check.engines is not None else "all"
+            table.add_row(check.stage, check.name, engines, check.reason, check.hint)
+    out.print(table)
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 

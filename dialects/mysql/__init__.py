@@ -4,13 +4,14 @@ One room a concern; ``MySQLDialect`` below composes them (each is a ``MySQLBase`
 
 - ``base.py``: error numbers, the binlog probe, the dialect's identity, what rooms ask of each other
 - ``session.py``: connection setup (strict sql_mode, READ COMMITTED), the migration lock, error kinds
-- ``preflight.py``: plan-time checks of the table, the copy route, the shadow's options, plan notes
+- ``checks.py``: the plan-time refusals of MySQL tables (registered with ``shadowswap.checks``)
+- ``preflight.py``: the copy route, the shadow's options, plan notes
 - ``instant.py``: which changes run in place (INSTANT/NOCOPY/INPLACE) and the one folded ALTER
 - ``types.py``: type parsing, casts and the cast check, a column's value in a trigger, shadow columns
 - ``triggers.py``: the dual-write and change-log trigger families, their install and drop
 - ``copy.py``: the keyset copy's chunk statement, the duplicate-key guard, the helper table's name
 - ``changelog.py``: when the change log is allowed, and its replay
-- ``indexes.py``: online index builds on the shadow, foreign keys refused
+- ``indexes.py``: online index builds on the shadow, one ALTER for several
 - ``swap.py``: the RENAME TABLE swap, with the locked last replay and its renamer thread
 - ``checksum.py``: verification's snapshot and per-chunk checksum
 - ``probes.py``: row estimates, replica lag, server load

@@ -2,8 +2,7 @@
 
 Each build waits for the shadow's metadata lock at most briefly, retried (invariant 5), so it never
 queues the triggers' writes; one ``ALTER TABLE … ADD INDEX …, ADD INDEX …`` reads the clustered
-index once for all of them. Foreign keys are refused here (per-database names, cascades that fire
-no triggers).
+index once for all of them. (Foreign keys are refused at plan time: checks.py.)
 """
 
 from __future__ import annotations
@@ -20,14 +19,13 @@ from shadowswap.dialects.mysql.base import (
     MySQLBase,
     _errno,
 )
-from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import IndexPlan, Plan
 
 
 class MySQLIndexes(MySQLBase):
-    """Online index builds on the shadow, unique keys, and the refusal of foreign keys."""
+    """Online index builds on the shadow and its unique keys."""
 
     def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
         # built while the triggers write the shadow: online, never blocking them (invariant 6)
@@ -78,13 +76,6 @@ class MySQLIndexes(MySQLBase):
 
     def unique_constraint_sql(self, shadow_table: str, index_sql: str, name: str, primary: bool = False) -> list[str]:
         return [index_sql]  # a unique index is the constraint here
-
-    def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
-        raise UsageError(
-            f"the table has a foreign key ({constraint.name}), which shadowswap does not migrate on MySQL yet",
-            hint="InnoDB foreign key names are per database and cascaded changes do not fire triggers; drop the "
-            "key before migrating and add it back after",
-        )
 
 
 _IDENTIFIER = r"(?:`(?:[^`]|``)*`|[^\s`(]+)"

@@ -1,8 +1,7 @@
 """What planning asks of a MySQL/MariaDB table, and what the plan then tells the operator.
 
-``plan_extra`` refuses what shadowswap cannot migrate safely here (a non-InnoDB engine, an
-AUTO_INCREMENT column not leading a key, the application's own triggers, prefix indexes, a
-leftover helper table) and picks the copy route from ``innodb_autoinc_lock_mode``;
+``plan_extra`` picks the copy route from ``innodb_autoinc_lock_mode`` (what shadowswap cannot
+migrate safely here is refused before, by the checks in ``checks.py``);
 ``shadow_table_options`` gives the shadow the table's defaults and counter; ``plan_notes`` says
 what each route will do.
 """
@@ -15,54 +14,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.mysql.base import MySQLBase
-from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
 class MySQLPreflight(MySQLBase):
-    """Plan-time checks, the copy route, the shadow's table options, and the plan's notes."""
+    """The copy route, the shadow's table options, and the plan's notes."""
 
     def _server_var(self, conn: Connection, name: str) -> Any:
         return conn.exec_driver_sql(f"SELECT @@{name}").scalar()
 
     def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
+        # what stops a MySQL table from being migrated is refused before this (dialects/mysql/checks.py)
         table = reflection.table
-        engine = str(sa.inspect(conn).get_table_options(table).get("mysql_engine", "InnoDB"))
-        if engine.lower() != "innodb":
-            raise UsageError(
-                f"table {table!r} uses the {engine} engine; shadowswap needs InnoDB's transactions and row locks",
-            )
         autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
-        pk = list(reflection.primary_key.get("constrained_columns") or [])
-        leading = {pk[0]} if pk else set()
-        leading |= {u["column_names"][0] for u in reflection.unique_constraints if u.get("column_names")}
-        if autoinc and (autoinc[0] not in pk or autoinc[0] not in leading):
-            raise UsageError(
-                f"AUTO_INCREMENT column {autoinc[0]!r} of {table!r} must be in the primary key and lead it or a "
-                "unique key for shadowswap",
-                hint="the shadow is created with its primary and unique keys only; other indexes come after the copy",
-            )
-        theirs = [t for t in self.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
-        if theirs:
-            raise UsageError(
-                f"table {table!r} has triggers ({', '.join(theirs)}); RENAME TABLE would leave them on the old table",
-                hint="drop them before migrating and create them again after the swap",
-            )
-        for ix in reflection.indexes:
-            kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
-            if kind:
-                raise UsageError(
-                    f"{kind} index {ix['name']!r}: InnoDB cannot build it while writes go on (LOCK=NONE)",
-                    hint="drop it before migrating and add it back after",
-                )
         helper = self.helper_name(table)
-        if sa.inspect(conn).has_table(helper):
-            raise UsageError(
-                f"table {helper!r} already exists",
-                hint="a previous migration left it (`shadowswap status`, `shadowswap abort`), or rename yours",
-            )
         mode = int(self._server_var(conn, "innodb_autoinc_lock_mode"))
         via_helper = bool(autoinc) and mode == 1
         return {

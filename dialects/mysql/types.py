@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 
 from shadowswap.dialects.mysql.base import MySQLBase
-from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import ColumnPlan, Plan
@@ -124,12 +123,7 @@ class MySQLTypes(MySQLBase):
         # after the swap; the copy never bulk-inserts into it (the package docstring, in __init__.py).
         spec = getattr(type_, "spec", None)
         if spec is not None:
-            words = spec.lower().split("(")[0].split()
-            if not words or words[0] not in _INTEGER_TYPES:
-                raise UsageError(
-                    f"column {reflected['name']!r} is AUTO_INCREMENT, so its new type must be an integer type",
-                    hint="e.g. bigint or int unsigned",
-                )
+            # an integer type: the check mysql-auto-increment-type (checks.py) refused any other
             type_ = _IntegerSpec(spec)
         return sa.Column(
             reflected["name"],

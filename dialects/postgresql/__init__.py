@@ -3,6 +3,7 @@
 One room a concern; ``PostgresDialect`` is their composition:
 
 - ``base.py``       PostgresBase: name, identifier limit, helpers more than one room calls
+- ``checks.py``     the plan-time refusals of PostgreSQL tables (registered with ``shadowswap.checks``)
 - ``session.py``    SQLSTATEs and error classification, lock_timeout, the advisory migration lock
 - ``instant.py``    which ALTERs run in place (catalog only) and the guard against a hidden rewrite
 - ``types.py``      casts into the shadow's types, cast checks, shadow column declarations
@@ -10,7 +11,7 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``copy.py``       the keyset copy's chunk statements, their row locks and the copy race
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
-- ``swap.py``       the swap's preconditions (views, sequences, identities) and its one transaction
+- ``swap.py``       the sequences and identities the swap hands over, and its one transaction
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration

@@ -1,5 +1,5 @@
-"""The swap: what must be true before it (no dependent views; sequences and identities to move) and
-the one transaction that renames the tables, drops the triggers, applies the last change-log
+"""The swap: the sequences and identities it moves (dependent views are refused at plan time,
+checks.py) and the one transaction that renames the tables, drops the triggers, applies the last change-log
 entries and hands the sequences over, holding ACCESS EXCLUSIVE for milliseconds.
 """
 
@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.postgresql.base import PostgresBase
-from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -21,23 +20,7 @@ if TYPE_CHECKING:
 
 class PostgresSwap(PostgresBase):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        views = [
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    "SELECT DISTINCT v.relname FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
-                    "JOIN pg_class v ON v.oid = r.ev_class "
-                    "WHERE d.refobjid = to_regclass(:t) AND v.oid <> d.refobjid ORDER BY 1"
-                ),
-                {"t": self.q(plan.table)},
-            )
-        ]
-        if views:
-            raise UsageError(
-                f"views depend on {plan.table!r} ({', '.join(views)}); PostgreSQL binds them to the table, "
-                "so after the swap they would show the old table",
-                hint="drop the views before migrating and recreate them after",
-            )
+        # dependent views are refused at plan time (dialects/postgresql/checks.py)
         owned: list[tuple[str, str]] = []
         identities: list[dict[str, Any]] = []
         # a sequence follows its column to the new table, under the column's new name; a dropped

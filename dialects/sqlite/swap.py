@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.sqlite.base import SQLiteBase, literal
 from shadowswap.dialects.sqlite.schema import index_name_token, strip_literals
-from shadowswap.errors import ShadowswapError, StalePlan, UsageError
+from shadowswap.errors import ShadowswapError, StalePlan
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -23,31 +23,9 @@ if TYPE_CHECKING:
 
 class SQLiteSwap(SQLiteBase):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        table_sql = strip_literals(self._table_sql(conn, plan.table))
-        if re.search(r"\bCOLLATE\b", table_sql, re.I):
-            raise UsageError(
-                f"table {plan.table!r} declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet"
-            )
-        self._check_foreign_key_actions(conn, plan.table, reflection.foreign_keys)
+        # a COLLATE or a column-level foreign key action the new table would lose is refused at
+        # plan time (dialects/sqlite/checks.py)
         return self._live_facts(conn, plan)
-
-    def _check_foreign_key_actions(self, conn: Connection, table: str, reflected: list[dict[str, Any]]) -> None:
-        """SQLAlchemy reads ON DELETE/ON UPDATE only from table-level FOREIGN KEY clauses; refuse
-        rather than let a column-level `REFERENCES … ON DELETE CASCADE` lose its action."""
-        groups: dict[int, dict[str, Any]] = {}
-        for row in self.run(conn, f"PRAGMA foreign_key_list({self.q(table)})"):
-            group = groups.setdefault(row[0], {"columns": [], "onupdate": row[5], "ondelete": row[6]})
-            group["columns"].append(row[3])
-        options = {tuple(fk["constrained_columns"]): fk.get("options") or {} for fk in reflected}
-        for group in groups.values():
-            kept = options.get(tuple(group["columns"]), {})
-            for key, clause in (("onupdate", "ON UPDATE"), ("ondelete", "ON DELETE")):
-                action = str(group[key]).upper()
-                if action != "NO ACTION" and str(kept.get(key) or "").upper() != action:
-                    raise UsageError(
-                        f"the foreign key of {table}.{', '.join(group['columns'])} has {clause} {action}, which "
-                        "shadowswap cannot carry to the new table on SQLite yet",
-                    )
 
     def _live_facts(self, conn: Connection, plan: Plan) -> dict[str, Any]:
         """What the swap statements depend on, read again inside the swap's own transaction."""

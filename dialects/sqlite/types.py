@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 from shadowswap.dialects.sqlite.base import DOES_NOT_FIT, SQLiteBase, literal
-from shadowswap.errors import UsageError
 
-_NUMERIC_AFFINITY_NAMES = {
+#: type names SQLite users mean when they reach NUMERIC affinity (see checks.py)
+NUMERIC_AFFINITY_NAMES = {
     "NUMERIC",
     "DECIMAL",
     "BOOLEAN",
@@ -38,20 +38,6 @@ def affinity(type_sql: str) -> str:
 
 
 class SQLiteTypes(SQLiteBase):
-    def validate_type_sql(self, type_sql: str) -> str:
-        """SQLite accepts any type name, so a typo (``varchr(20)``) would silently get NUMERIC
-        affinity. Names that reach that fallback must be numeric or date words SQLite users mean."""
-        if affinity(type_sql) == "NUMERIC":
-            head = type_sql.split("(")[0].strip().upper()
-            if head not in _NUMERIC_AFFINITY_NAMES:
-                raise UsageError(
-                    f"invalid type {type_sql!r}: SQLite would store it with NUMERIC affinity, "
-                    "which is rarely what a typo meant",
-                    hint="use a type SQLite recognises: integer, text, varchar(n), real, blob, numeric, "
-                    "decimal(p,s), boolean, date, datetime",
-                )
-        return super().validate_type_sql(type_sql)
-
     def cast_expression(self, column: str, type_sql: str) -> str:
         """The value SQLite would store in a column of the new type, or an error if it would not fit.
 
