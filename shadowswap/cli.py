@@ -333,8 +333,6 @@ def execute(
 ) -> None:
     """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
     from shadowswap.executor import Executor, Options
-    from shadowswap.hooks import Hooks, parse_hooks
-    from shadowswap.throttle import ThrottleSettings, parse_max_load
 
     for name, value in (("--chunk-size", chunk_size), ("--min-chunk", min_chunk), ("--max-chunk", max_chunk)):
         if value < 1:
@@ -357,34 +355,28 @@ def execute(
     check_lock_timeout(lock_timeout)
     if postpone_cutover_file is not None:
         check_writable_file("--postpone-cutover-file", postpone_cutover_file)
-    throttle = ThrottleSettings(
-        max_rows_per_second=max_rows_per_second,
-        max_lag=max_lag,
-        replicas=list(replica or []),
-        max_load=parse_max_load(max_load) if max_load is not None else None,
-        pause_file=pause_file,
-    )
-    hooks = Hooks(parse_hooks(hook or []), timeout=hook_timeout)
     the_plan = Plan.read(plan_file)
     engine, dialect = connect(db)
-    if copy_workers is not None and copy_workers > dialect.max_copy_workers:
-        raise UsageError(
-            f"--copy-workers {copy_workers}: {dialect.name} copies at most {dialect.max_copy_workers} chunk(s) at once"
-        )
-    options = Options(
-        chunk_size=min(max(chunk_size, min_chunk), max_chunk),
-        chunk_time=chunk_time if chunk_time is not None else dialect.default_chunk_time,
+    options = Options.for_dialect(
+        dialect,
+        chunk_size=chunk_size,
+        chunk_time=chunk_time,
         min_chunk=min_chunk,
         max_chunk=max_chunk,
         copy_workers=copy_workers,
+        max_rows_per_second=max_rows_per_second,
+        max_lag=max_lag,
+        replicas=replica or [],
+        max_load=max_load,
+        pause_file=pause_file,
+        hooks=hook or [],
+        hook_timeout=hook_timeout,
         lock_timeout_ms=lock_timeout,
         lock_retries=cutover_retries,
         verify=not no_verify,
         allow_destructive=allow_destructive,
-        throttle=throttle,
         postpone_cutover=postpone_cutover,
         postpone_file=postpone_cutover_file,
-        hooks=hooks,
         backup_dir=backup,
     )
     reporter = JsonReporter() if logs.is_json() else RichReporter()  # json mode: only JSON on stderr
