@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from harness import Writer, WriterPool
 
 from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
@@ -27,30 +28,18 @@ def test_identity_column_keeps_generating(pg_url: str, kind: str) -> None:
         )
         conn.exec_driver_sql("INSERT INTO events (amount) SELECT g FROM generate_series(1, 20000) g")
     plan = build_plan(engine, dialect, "events", [parse_alter("amount:bigint")])
-    stop = threading.Event()
-    inserted: list[int] = []
-    errors: list[str] = []
 
-    def writer() -> None:
-        while not stop.is_set():
-            try:
-                with engine.begin() as conn:
-                    inserted.append(
-                        conn.exec_driver_sql("INSERT INTO events (amount) VALUES (-1) RETURNING id").scalar_one()
-                    )
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-            time.sleep(0.002)
+    def insert(engine: sa.Engine, w: Writer) -> str:
+        with engine.begin() as conn:
+            new_id = conn.exec_driver_sql("INSERT INTO events (amount) VALUES (-1) RETURNING id").scalar_one()
+        w.model[new_id] = -1
+        return "inserts"
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, insert) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=1000, chunk_time=0.02)).run()
         time.sleep(0.2)
-    finally:
-        stop.set()
-        thread.join()
-    assert errors == []
+    assert writers.total.errors == []
+    inserted = list(writers.model)
     with engine.begin() as conn:
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM events WHERE amount = -1 ORDER BY id")]
         assert ids == sorted(inserted)
@@ -127,30 +116,17 @@ def test_using_expression_with_percent_and_colons_under_a_writer(pg_url: str) ->
         )
     expression = "(v % 7)::text || ':' || to_char(ts, 'HH24:MI')"
     plan = build_plan(engine, dialect, "t", [parse_alter("v:varchar(30)")], {"v": expression})
-    stop = threading.Event()
-    errors: list[str] = []
 
-    def writer() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            try:
-                with engine.begin() as conn:
-                    conn.execute(sa.text("UPDATE t SET v = v + 1 WHERE id = :id"), {"id": 1 + n * 37 % 20000})
-                    conn.execute(sa.text("INSERT INTO t (v, ts) VALUES (:v, now())"), {"v": n})
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-            time.sleep(0.002)
+    def update_and_insert(engine: sa.Engine, w: Writer) -> str:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE t SET v = v + 1 WHERE id = :id"), {"id": 1 + w.counter * 37 % 20000})
+            conn.execute(sa.text("INSERT INTO t (v, ts) VALUES (:v, now())"), {"v": w.counter})
+        return "writes"
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, update_and_insert) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=500, chunk_time=0.02, stop_after="verified")).run()
-    finally:
-        stop.set()
-        thread.join()
     Executor(engine, dialect, plan).run()  # resumes at the swap
-    assert errors == []
+    assert writers.total.errors == []
     with engine.connect() as conn:
         mismatched = conn.exec_driver_sql(
             "SELECT count(*) FROM t FULL JOIN _t_old o ON o.id = t.id "
@@ -175,9 +151,12 @@ def test_a_chunk_that_meets_a_triggers_row_is_rerun_with_on_conflict(pg_url: str
     thread.start()
     deadline = time.monotonic() + 10
     with engine.connect() as conn:  # wait until the chunk is blocked on row 500's lock
-        while time.monotonic() < deadline and not conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%'"
-        ).scalar_one():
+        while (
+            time.monotonic() < deadline
+            and not conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%'"
+            ).scalar_one()
+        ):
             time.sleep(0.02)
     holder.commit()
     holder.close()

@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import fresh_database
-from harness import Writers, compare, create_products
+from harness import Writer, WriterPool, Writers, compare, create_products
 
 from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
@@ -382,37 +381,26 @@ def test_key_changes_under_a_long_running_reader(sqlite_url: str) -> None:
     reader = sqlite3.connect(db_path(sqlite_url), isolation_level=None)
     reader.execute("BEGIN")
     seen = reader.execute("SELECT count(*) FROM products").fetchone()[0]
-    stop = threading.Event()
-    errors: list[str] = []
+    first = list(initial)[:200]
 
-    def rekey() -> None:
-        app = sqlite3.connect(db_path(sqlite_url), timeout=5)
-        key = -1
-        for old in list(initial)[:200]:
-            if stop.is_set():
-                break
-            try:
-                with app:
-                    app.execute("UPDATE products SET id = ? WHERE id = ?", (key, old))
-                initial[key] = initial.pop(old)
-                key -= 1
-            except sqlite3.Error as exc:
-                errors.append(str(exc))
-            time.sleep(0.002)
-        app.close()
+    def rekey(engine: sa.Engine, w: Writer) -> str | None:
+        if not first:
+            return None  # all 200 re-keyed: idle until the migration ends
+        old, key = first[0], -(201 - len(first))
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE products SET id = :new WHERE id = :old"), {"new": key, "old": old})
+        first.pop(0)
+        w.model[key] = w.model.pop(old)
+        return "rekeys"
 
-    thread = threading.Thread(target=rekey)
-    thread.start()
-    try:
+    # an engine of its own, as the application would have; pysqlite waits 5 s for the write lock
+    with WriterPool(sqlite_url, rekey, initial) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=200, chunk_time=0.02)).run()
-    finally:
-        stop.set()
-        thread.join()
     assert reader.execute("SELECT count(*) FROM products").fetchone()[0] == seen
     reader.execute("ROLLBACK")
     reader.close()
-    assert errors == []
-    compare(engine, initial).assert_exact()
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
 
 
 @pytest.mark.parametrize(
