@@ -135,6 +135,25 @@ class Copier:
         self.copied_through: list[Any] | None = None
         self.finished = False
 
+    def covers(self, hi: list[Any]) -> bool:
+        """Whether every key of the original up to ``hi`` has been copied and committed, in the
+        database's own order. Python's order of the two keys is not the engine's under a collation
+        (case-insensitive text, accents): comparing them here let a verification beside the copy
+        read chunks not yet copied. So ask the table: no original key in (copied_through, hi]
+        means that range is done (a row written into it later has a change-log entry, which the
+        verification leaves to the replays — changelog.py)."""
+        if self.finished:
+            return True
+        through = self.copied_through
+        pk = self.plan.primary_key
+        upto = self.dialect.key_at_most(pk, "hi")
+        where = upto if through is None else f"{self.dialect.key_after(pk, 'lo')} AND {upto}"
+        sql = f"SELECT 1 FROM {self.dialect.q(self.plan.table)} WHERE {where} LIMIT 1"
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.text(sql), {**key_params("lo", through), **key_params("hi", hi)}).first()
+            conn.rollback()
+        return row is None
+
     def run(self, checkpoint: list[Any] | None, max_key: list[Any]) -> int:
         """Copy every key in (checkpoint, max_key]; returns rows inserted by this run."""
         self.copied_through = list(checkpoint) if checkpoint is not None else None
