@@ -706,7 +706,7 @@ def _shadow_plan(
             hint=f"add one first, e.g. ALTER TABLE {dialect.q(table)} ADD PRIMARY KEY (id) over a unique, "
             "NOT NULL column (changes that run in place need none)",
         )
-    if ref.referenced_by:
+    if ref.referenced_by and not dialect.keeps_referencing_foreign_keys:
         raise UsageError(
             f"table {table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
             hint="after the swap those keys would point at the old table; drop them before migrating",
@@ -879,7 +879,7 @@ def _shadow_plan(
         shadow_table.append_constraint(constraint)
         foreign_key_ddl.extend(dialect.add_foreign_key_sql(constraint))
     if dialect.foreign_keys_in_create_table:
-        shadow_ddl = dialect.create_table_sql(shadow_table)
+        shadow_ddl = dialect.shadow_create_sql(conn, ref, resolved, shadow_table)
         foreign_key_ddl = []
 
     index_plans = [

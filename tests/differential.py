@@ -1005,6 +1005,91 @@ CASES: list[Case] = [
         },
         alter=add_note("items"),
     ),
+    Case(
+        name="sqlite_without_rowid",
+        engines=(SQLITE,),
+        table="kv",
+        setup={
+            SQLITE: [
+                "CREATE TABLE kv (k text primary key, v integer not null) WITHOUT ROWID",
+                "INSERT INTO kv WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 200)"
+                " SELECT 'k' || i, i FROM s",
+            ]
+        },
+        flags=ADD,
+        alter=add_note("kv"),
+        probes={SQLITE: ("INSERT INTO kv (k) VALUES ('k1')", "INSERT INTO kv (k, v) VALUES (NULL, 1)")},
+    ),
+    items_case(
+        "sqlite_strict",
+        (SQLITE,),
+        {
+            SQLITE: [
+                "DROP TABLE items",
+                "CREATE TABLE items (id integer primary key, name text not null, qty integer not null default 0,"
+                " extra any) STRICT",
+                "INSERT INTO items (name, qty, extra) VALUES ('a', 1, x'00'), ('b', 2, 2.5)",
+            ]
+        },
+        flags=("--add", "note:text", *SHADOW),
+        alter={SQLITE: ["add note text"]},
+        probes={SQLITE: ("INSERT INTO items (name, qty) VALUES ('s', 'not a number')",)},
+    ),
+    items_case(
+        "sqlite_column_constraints_kept_on_alter",
+        (SQLITE,),
+        {
+            SQLITE: [
+                "CREATE TABLE kinds (id integer primary key)",
+                "INSERT INTO kinds VALUES (0), (1), (2)",
+                "DROP TABLE items",
+                "CREATE TABLE items (id integer primary key, name varchar(40) collate nocase not null"
+                " check (length(name) > 0) default 'x', qty integer not null default 0,"
+                " kind integer constraint fk_kind references kinds (id) on delete cascade, free)",
+                "INSERT INTO items (name, qty, kind, free) VALUES ('a', 1, 1, 'f'), ('b', 2, 2, 3)",
+            ]
+        },
+        flags=("--alter", "qty:bigint default 5", "--alter", "name:varchar(80)", *SHADOW),
+        alter={
+            SQLITE: [
+                "CREATE TABLE items (id integer primary key, name varchar(80) collate nocase not null"
+                " check (length(name) > 0) default 'x', qty bigint not null default 5,"
+                " kind integer constraint fk_kind references kinds (id) on delete cascade, free)"
+            ]
+        },
+        probes={
+            SQLITE: (
+                "INSERT INTO items (name) VALUES ('')",
+                "INSERT INTO items (name) VALUES ('A')",
+                "SELECT qty FROM items WHERE name = 'a' ORDER BY id DESC LIMIT 1",
+                "DELETE FROM kinds WHERE id = 1",
+                "SELECT count(*) FROM items",
+                "INSERT INTO items (name, kind) VALUES ('orphan', 99)",
+            )
+        },
+    ),
+    items_case(
+        "sqlite_fk_to_table_column_level",
+        (SQLITE,),
+        {
+            SQLITE: [
+                "CREATE TABLE lines (id integer primary key, item integer references items on delete cascade)",
+                "CREATE TABLE notes (id integer primary key, item_id integer,"
+                " FOREIGN KEY (item_id) REFERENCES items (id) ON UPDATE CASCADE)",
+                "INSERT INTO lines (item) SELECT id FROM items WHERE id <= 50",
+                "INSERT INTO notes (item_id) SELECT id FROM items WHERE id <= 20",
+            ]
+        },
+        probes={
+            SQLITE: (
+                "INSERT INTO lines (item) VALUES (100000)",
+                "DELETE FROM items WHERE id = 1",
+                "UPDATE items SET id = 1000 WHERE id = 2",
+                "SELECT count(*), max(item_id) FROM notes",
+                "SELECT count(*) FROM lines",
+            )
+        },
+    ),
 ]
 
 
@@ -1121,35 +1206,14 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
         "shadowswap plan exited 2: error: views depend on 'items' (v_items); PostgreSQL binds them to the table, so after the swap they would show the old table",  # noqa: E501 (the line as printed)
     ),
     (
-        "big_negative_keys",
-        SQLITE,
-        "column nums.id: #0 BIGINT notnull=0 default=None pk=1 hidden=0 vs #0 BIGINT notnull=1 default=None pk=1 hidden=0",  # noqa: E501 (the line as printed)
-    ),
-    (
         "binary_key",
         SQLITE,
         "shadowswap execute exited 1: TypeError: string argument without an encoding (with a traceback)",
     ),
     (
-        "column_unique",
-        SQLITE,
-        "unique index products['sku BINARY']: unique=1 origin=u partial=0 columns sku BINARY vs (none)",
-    ),
-    ("fk_to_table", SQLITE, "shadowswap plan exited 2: error: table 'items' is referenced by foreign keys from orders"),
-    (
         "generated_column",
         SQLITE,
         "shadowswap plan exited 2: error: column 'twice' is a generated column, which the shadow copy cannot fill",
-    ),
-    (
-        "sqlite_collate",
-        SQLITE,
-        "shadowswap plan exited 2: error: table 'items' declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet",  # noqa: E501 (the line as printed)
-    ),
-    (
-        "sqlite_unknown_type",
-        SQLITE,
-        "column items.shape: #3 WIDGET notnull=0 default=None pk=0 hidden=0 vs #3 NUMERIC notnull=0 default=None pk=0 hidden=0",  # noqa: E501 (the line as printed)
     ),
     (
         "unique_only_key",

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.sqlite.base import SQLiteBase
+from shadowswap.dialects.sqlite.tabletext import ColumnEdit, parse, rewrite_table
+from shadowswap.errors import UsageError
 from shadowswap.plan import IndexPlan
 from shadowswap.sqltext import mentions
 
@@ -76,6 +78,15 @@ def index_body(sql: str) -> str:
     return rest[_identifier_length(rest) :]
 
 
+def _default_sql(default: str) -> str:
+    """A DEFAULT value as SQLite's grammar takes it: an expression other than a literal in parentheses."""
+    text = default.strip()
+    literal_value = r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?|'(?:[^']|'')*'|NULL|TRUE|FALSE|CURRENT_(TIME|DATE|TIMESTAMP)"
+    if re.fullmatch(literal_value, text, re.I):
+        return text
+    return f"({text})"
+
+
 class SQLiteSchema(SQLiteBase):
     #: an index build holds the only write lock: build them on the empty shadow (invariant 6)
     build_indexes_before_copy = True
@@ -97,6 +108,68 @@ class SQLiteSchema(SQLiteBase):
         if re.search(r"\bAUTOINCREMENT\b", strip_literals(self._table_sql(conn, table)), re.I):
             options["sqlite_autoincrement"] = True
         return options
+
+    def shadow_create_sql(self, conn: Connection, ref: Any, resolved: Any, shadow_table: sa.Table) -> list[str]:
+        """The shadow's CREATE TABLE: the original's stored statement with only the changed columns rewritten.
+
+        As SQLite's 12-step ALTER does, and unlike compiling the reflected table: every column and
+        table constraint (column-level UNIQUE, CHECK, COLLATE, DEFAULT, GENERATED, REFERENCES with its
+        actions), a declared type SQLAlchemy does not know, an INTEGER PRIMARY KEY without NOT NULL,
+        AUTOINCREMENT, WITHOUT ROWID and STRICT come through as the user wrote them. Renames are
+        SQLite's own RENAME COLUMN on the empty shadow, which rewrites the CHECK, GENERATED and
+        FOREIGN KEY expressions that name the column as an ALTER on the original would.
+        """
+        table = ref.table
+        try:
+            parsed = parse(self._table_sql(conn, table))
+        except ValueError as exc:
+            raise UsageError(
+                f"cannot read the stored CREATE TABLE of {table!r}: {exc}",
+                hint="report it with the table's schema (sqlite3 DB '.schema TABLE')",
+            ) from None
+        edits: dict[str, ColumnEdit] = {}
+        additions: list[str] = []
+        for t in resolved.targets:
+            column = shadow_table.c[t.name]
+            if t.source is None:
+                additions.append(self.compile_ddl(sa.schema.CreateColumn(column)))
+                continue
+            if t.alter is None:
+                continue
+            edit = ColumnEdit(type_sql=t.alter.type_sql)
+            if t.alter.nullable is not None and t.alter.nullable != bool(t.reflected["nullable"]):
+                edit.not_null = not t.alter.nullable
+            if t.default_changed:
+                edit.default_clause = "" if t.default is None else f"DEFAULT {_default_sql(t.default)}"
+            edits[t.source] = edit
+        create = rewrite_table(
+            parsed,
+            self.q(shadow_table.name),
+            edits,
+            set(resolved.drops),
+            set(resolved.dropped_indexes),
+            additions,
+        )
+        renames = [
+            f"ALTER TABLE {self.q(shadow_table.name)} RENAME COLUMN {self.q(old)} TO {self.q(new)}"
+            for old, new in resolved.renames.items()
+        ]
+        statements = [create, *renames]
+        # Prepared now, in a savepoint rolled back, so that a definition SQLite refuses (a table
+        # constraint over a dropped column, a type a STRICT table does not allow) stops the plan
+        # rather than the execute.
+        try:
+            with conn.begin_nested() as savepoint:
+                for stmt in statements:
+                    self.run(conn, stmt)
+                savepoint.rollback()
+        except sa.exc.DBAPIError as exc:
+            said = str(exc.orig).splitlines()[0].replace(shadow_table.name, table)
+            raise UsageError(
+                f"the new table of {table!r} would not be valid: {said}",
+                hint="check the changes against the table's constraints (sqlite3 DB '.schema TABLE')",
+            ) from None
+        return statements
 
     def _original_indexes(self, conn: Connection, table: str) -> dict[str, str]:
         """Name → stored SQL of the table's own indexes (not the automatic ones behind UNIQUE/PK)."""
