@@ -1069,6 +1069,49 @@ CASES: list[Case] = [
         },
     ),
     items_case(
+        "sqlite_generated_virtual",
+        (SQLITE,),
+        {
+            SQLITE: [
+                "DROP TABLE items",
+                "CREATE TABLE items (id integer primary key, name varchar(40) not null, qty integer not null"
+                " default 0, twice integer GENERATED ALWAYS AS (qty * 2) VIRTUAL, label text AS (upper(name)))",
+                "CREATE INDEX ix_twice ON items (twice)",
+                "INSERT INTO items (name, qty) VALUES ('a', 1), ('b', 2)",
+            ]
+        },
+        flags=("--alter", "qty:bigint", *SHADOW),
+        alter={
+            SQLITE: [
+                "CREATE TABLE items (id integer primary key, name varchar(40) not null, qty bigint not null"
+                " default 0, twice integer GENERATED ALWAYS AS (qty * 2) VIRTUAL, label text AS (upper(name)))"
+            ]
+        },
+        probes={
+            SQLITE: (
+                "INSERT INTO items (name, qty) VALUES ('g', 21)",
+                "SELECT twice, label FROM items WHERE name = 'g'",
+                "SELECT id FROM items WHERE twice = 4",
+            )
+        },
+    ),
+    Case(
+        name="sqlite_text_key_nocase",
+        engines=(SQLITE,),
+        table="words",
+        setup={
+            SQLITE: [
+                "CREATE TABLE words (w varchar(20) COLLATE NOCASE primary key, n integer)",
+                "INSERT INTO words VALUES ('a', 1), ('B', 2), ('c', 3), ('Ö', 4), ('_x', 5), ('Z', 6), ('ö', 7)",
+                "INSERT INTO words WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 3000)"
+                " SELECT CASE i % 2 WHEN 0 THEN 'K' ELSE 'm' END || i, i FROM s",
+            ]
+        },
+        flags=ADD,
+        alter=add_note("words"),
+        probes={SQLITE: ("INSERT INTO words VALUES ('A', 9)", "SELECT w FROM words WHERE w = 'k2'")},
+    ),
+    items_case(
         "sqlite_fk_to_table_column_level",
         (SQLITE,),
         {
@@ -1212,6 +1255,13 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
     ),
     (
         "generated_column",
+        SQLITE,
+        "shadowswap plan exited 2: error: column 'twice' is a generated column, which the shadow copy cannot fill",
+    ),
+    (
+        # the SQLite side is ready (the CREATE TABLE text keeps GENERATED; the triggers and the copy
+        # write plan.columns only): closes with the planner leaving generated columns out of the copy
+        "sqlite_generated_virtual",
         SQLITE,
         "shadowswap plan exited 2: error: column 'twice' is a generated column, which the shadow copy cannot fill",
     ),
