@@ -62,6 +62,8 @@ class Dialect:
     foreign_keys_in_create_table = False
     #: the swap leaves other tables' foreign keys referencing the new table (else plan refuses them)
     keeps_referencing_foreign_keys = False
+    #: the shadow's DDL renames columns inside CHECK constraints too (else plan refuses such renames)
+    renames_columns_in_constraints = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
     #: the type a value is rendered as when ``--check-casts`` compares it before and after

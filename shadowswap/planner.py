@@ -743,7 +743,7 @@ def _shadow_plan(
             )
     for check in ref.check_constraints:
         hit = sorted(mentions(str(check.get("sqltext") or ""), sorted(renamed)))
-        if hit:
+        if hit and not dialect.renames_columns_in_constraints:
             raise UsageError(
                 f"check constraint {check.get('name')!r} uses column {hit[0]!r}, which is renamed; "
                 "shadowswap does not rewrite expressions",
@@ -853,7 +853,7 @@ def _shadow_plan(
 
     foreign_key_ddl: list[str] = []
     for fk in ref.foreign_keys:
-        if fk.get("referred_table") == table:
+        if fk.get("referred_table") == table and not dialect.keeps_referencing_foreign_keys:
             raise UsageError(
                 f"table {table!r} has a foreign key to itself ({fk.get('name')}); after the swap it would point "
                 "at the old table",

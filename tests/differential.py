@@ -1112,6 +1112,50 @@ CASES: list[Case] = [
         probes={SQLITE: ("INSERT INTO words VALUES ('A', 9)", "SELECT w FROM words WHERE w = 'k2'")},
     ),
     items_case(
+        "sqlite_rename_in_check",
+        (SQLITE,),
+        {
+            SQLITE: [
+                "DROP TABLE items",
+                "CREATE TABLE items (id integer primary key, name varchar(40) not null, qty integer not null"
+                " default 0 check (qty >= 0), CONSTRAINT ck_qty CHECK (qty < 1000))",
+                "INSERT INTO items (name, qty) VALUES ('a', 1), ('b', 2)",
+            ]
+        },
+        flags=("--rename", "qty:amount", "--add", "note:varchar(50)", *SHADOW),
+        # SQLite's own blocking forms: the rebuild for the added column, its RENAME COLUMN for the rename
+        alter={SQLITE: ["add note varchar(50)", "ALTER TABLE items RENAME COLUMN qty TO amount"]},
+        probes={
+            SQLITE: (
+                "INSERT INTO items (name, amount) VALUES ('neg', -1)",
+                "INSERT INTO items (name, amount) VALUES ('big', 1000)",
+                "INSERT INTO items (name, amount) VALUES ('ok', 21)",
+                "SELECT amount FROM items WHERE name = 'ok'",
+            )
+        },
+    ),
+    Case(
+        name="sqlite_self_reference",
+        engines=(SQLITE,),
+        table="nodes",
+        setup={
+            SQLITE: [
+                "CREATE TABLE nodes (id integer primary key, parent integer references nodes (id) on delete cascade,"
+                " label text)",
+                "INSERT INTO nodes VALUES (1, NULL, 'root'), (2, 1, 'a'), (3, 2, 'b'), (4, 1, 'c')",
+            ]
+        },
+        flags=ADD,
+        alter=add_note("nodes"),
+        probes={
+            SQLITE: (
+                "INSERT INTO nodes VALUES (5, 99, 'orphan')",
+                "DELETE FROM nodes WHERE id = 2",
+                "SELECT id FROM nodes ORDER BY id",
+            )
+        },
+    ),
+    items_case(
         "sqlite_fk_to_table_column_level",
         (SQLITE,),
         {

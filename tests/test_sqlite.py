@@ -568,7 +568,7 @@ def test_the_new_table_is_the_original_text_with_only_the_changes(sqlite_url: st
     plan = build_plan(engine, dialect, "gear", changes)
     Executor(engine, dialect, plan, Options(allow_destructive=True)).run()
     assert schema(engine, "table")["gear"][1] == (
-        "CREATE TABLE \"gear\" (\n  id bigint primary key, -- no NOT NULL, as SQLite allows\n"
+        'CREATE TABLE "gear" (\n  id bigint primary key, -- no NOT NULL, as SQLite allows\n'
         "  label varchar(20) collate nocase not null unique default 'a, (b)',\n"
         '  "kind_id" integer constraint fk_kind references kinds (id) on delete cascade,\n'
         "  shape widget, qty bigint check (qty >= 0) NOT NULL DEFAULT 7, note text,\n"
@@ -593,7 +593,7 @@ def test_the_table_text_is_cut_where_sqlite_cuts_it() -> None:
     sql = (
         "CREATE TABLE [t] (a /* x, y */ int default -1 not null, \"b,c\" text check (b IN ('1,2', ')')) "
         "collate rtrim, d as (a + 1) stored, e references p on update set null not deferrable, "
-        "primary key (a), unique (\"b,c\") on conflict replace) STRICT"
+        'primary key (a), unique ("b,c") on conflict replace) STRICT'
     )
     parsed = parse(sql)
     got = [(c.name, sql[c.type_start : c.type_end], [k.kind for k in c.clauses]) for c in parsed.columns]
@@ -608,5 +608,5 @@ def test_the_table_text_is_cut_where_sqlite_cuts_it() -> None:
     assert out == (
         "CREATE TABLE \"n\" (a /* x, y */ bigint default -1, \"b,c\" text check (b IN ('1,2', ')')) "
         "collate rtrim, e references p on update set null not deferrable, "
-        "primary key (a), unique (\"b,c\") on conflict replace) STRICT"
+        'primary key (a), unique ("b,c") on conflict replace) STRICT'
     )

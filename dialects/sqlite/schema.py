@@ -94,6 +94,8 @@ class SQLiteSchema(SQLiteBase):
     names_constraints = False
     #: SQLite cannot add a constraint to an existing table: foreign keys are created with the shadow
     foreign_keys_in_create_table = True
+    #: the shadow's renames are SQLite's own RENAME COLUMN, which rewrites CHECK and GENERATED text
+    renames_columns_in_constraints = True
 
     def _table_sql(self, conn: Connection, table: str) -> str:
         sql = conn.execute(
@@ -150,8 +152,11 @@ class SQLiteSchema(SQLiteBase):
             set(resolved.dropped_indexes),
             additions,
         )
+        # the new name is written into the table's text as given here: quoted only where it must
+        # be, as the user's own `RENAME COLUMN qty TO amount` would leave it
         renames = [
-            f"ALTER TABLE {self.q(shadow_table.name)} RENAME COLUMN {self.q(old)} TO {self.q(new)}"
+            f"ALTER TABLE {self.q(shadow_table.name)} RENAME COLUMN {self.q(old)} "
+            f"TO {self.unescape_percents(self.preparer.quote(new))}"
             for old, new in resolved.renames.items()
         ]
         statements = [create, *renames]

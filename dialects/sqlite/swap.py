@@ -35,12 +35,19 @@ class SQLiteSwap(SQLiteBase):
         # here: the shadow's CREATE TABLE is the original's own text (schema.shadow_create_sql).
         return self._live_facts(conn, plan)
 
-    def _referencing_tables(self, conn: Connection, table: str) -> list[str]:
-        """Other tables whose foreign keys name ``table`` (SQLite compares the names case-insensitively)."""
+    def _referencing_tables(self, conn: Connection, plan: Plan) -> list[str]:
+        """Other tables whose foreign keys name the table (SQLite compares the names case-insensitively).
+
+        Not the shadow nor the old table: a self-reference is in their own text, and names the
+        table (the new one after the swap) on both sides of it."""
         out = []
+        table = plan.table
         names = conn.execute(
-            sa.text("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> :t AND sql LIKE '%REFERENCES%'"),
-            {"t": table},
+            sa.text(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN (:t, :s, :o) "
+                "AND sql LIKE '%REFERENCES%'"
+            ),
+            {"t": table, "s": plan.shadow_table, "o": plan.old_table},
         )
         for (other,) in names.fetchall():
             rows = self.run(conn, f"PRAGMA foreign_key_list({self.q(other)})").fetchall()
@@ -84,7 +91,7 @@ class SQLiteSwap(SQLiteBase):
                 re.search(r"\bAUTOINCREMENT\b", strip_literals(self._table_sql(conn, plan.table)), re.I)
             ),
             "rename_indexes_in_schema": self._can_write_schema(conn),
-            "referencing_tables": self._referencing_tables(conn, plan.table),
+            "referencing_tables": self._referencing_tables(conn, plan),
         }
 
     def _can_write_schema(self, conn: Connection) -> bool:
@@ -198,7 +205,7 @@ class SQLiteSwap(SQLiteBase):
                             f"the swap could not rename an index of {plan.table!r} ({stmt[:120]}…)",
                             hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
                         )
-                moved = [t for t in facts["referencing_tables"] if t not in self._referencing_tables(conn, plan.table)]
+                moved = [t for t in facts["referencing_tables"] if t not in self._referencing_tables(conn, plan)]
                 if moved:
                     # cheap (the schema's text only) and decisive: roll back rather than re-point the children
                     raise ShadowswapError(
