@@ -4,6 +4,7 @@ table options, its indexes (the user's own SQL with the names replaced), its for
 from __future__ import annotations
 
 import re
+import sqlite3
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -160,20 +161,23 @@ class SQLiteSchema(SQLiteBase):
             for old, new in resolved.renames.items()
         ]
         statements = [create, *renames]
-        # Prepared now, in a savepoint rolled back, so that a definition SQLite refuses (a table
-        # constraint over a dropped column, a type a STRICT table does not allow) stops the plan
-        # rather than the execute.
+        # Tried now, on an empty in-memory database of the same SQLite library, so that a
+        # definition SQLite refuses (a table constraint over a dropped column, a type a STRICT
+        # table does not allow) stops the plan rather than the execute. Not in the user's file:
+        # that would take its write lock, and planning must neither wait for the application's
+        # writers nor stall them. The statement stands alone (REFERENCES are not resolved at CREATE).
+        trial = sqlite3.connect(":memory:")
         try:
-            with conn.begin_nested() as savepoint:
-                for stmt in statements:
-                    self.run(conn, stmt)
-                savepoint.rollback()
-        except sa.exc.DBAPIError as exc:
-            said = str(exc.orig).splitlines()[0].replace(shadow_table.name, table)
+            for stmt in statements:
+                trial.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            said = str(exc).splitlines()[0].replace(shadow_table.name, table)
             raise UsageError(
                 f"the new table of {table!r} would not be valid: {said}",
                 hint="check the changes against the table's constraints (sqlite3 DB '.schema TABLE')",
             ) from None
+        finally:
+            trial.close()
         return statements
 
     def _original_indexes(self, conn: Connection, table: str) -> dict[str, str]:
