@@ -115,6 +115,8 @@ class SQLiteSwap(SQLiteBase):
         """One BEGIN IMMEDIATE transaction; the statements are rebuilt from live facts at the swap."""
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         stmts = [
+            # before the transaction: foreign_keys cannot change inside one (see run_swap)
+            "PRAGMA foreign_keys = OFF",
             "BEGIN IMMEDIATE",
             # Modern ALTER TABLE RENAME rewrites every view and trigger that names the table to the
             # new name, which would leave them on the old table. Legacy mode renames the table
@@ -185,7 +187,7 @@ class SQLiteSwap(SQLiteBase):
                 # new table after the second rename: the 12-step rebuild's outcome, without its
                 # copy under the lock. foreign_keys can only change outside a transaction: here,
                 # before BEGIN IMMEDIATE (this PRAGMA does not open the lazy BEGIN, see session.py).
-                self.run(conn, "PRAGMA foreign_keys = OFF")
+                self.run(conn, "PRAGMA foreign_keys = OFF")  # swap_sql's first statement
                 for stmt in self.lock_timeout_sql(lock_timeout_ms):
                     self.run(conn, stmt)
                 locked_at = time.perf_counter()
@@ -198,7 +200,8 @@ class SQLiteSwap(SQLiteBase):
                         hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
                     )
                 stmts, _post = self.swap_sql(plan, facts)
-                for stmt in stmts[1:]:
+                assert stmts[:2] == ["PRAGMA foreign_keys = OFF", "BEGIN IMMEDIATE"]  # both run above
+                for stmt in stmts[2:]:
                     result = self.run(conn, stmt)
                     if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:
                         raise ShadowswapError(
