@@ -60,6 +60,10 @@ class Dialect:
     max_copy_workers = 1
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
+    #: the swap leaves other tables' foreign keys referencing the new table (else plan refuses them)
+    keeps_referencing_foreign_keys = False
+    #: the shadow's DDL renames columns inside CHECK constraints too (else plan refuses such renames)
+    renames_columns_in_constraints = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
     #: the type a value is rendered as when ``--check-casts`` compares it before and after
@@ -426,6 +430,12 @@ class Dialect:
 
     def plan_notes(self, plan: Plan) -> list[str]:
         return []
+
+    def shadow_create_sql(self, conn: Connection, ref: Any, resolved: Any, shadow_table: sa.Table) -> list[str]:
+        """The shadow's CREATE TABLE (engines with ``foreign_keys_in_create_table``); ``ref`` is the
+        planner's reflection and ``resolved`` its resolved changes, for engines that derive the
+        statement from the original's own text rather than from reflection."""
+        return self.create_table_sql(shadow_table)
 
     def create_table_sql(self, table: sa.Table) -> list[str]:
         return [self.compile_ddl(sa.schema.CreateTable(table))]

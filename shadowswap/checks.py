@@ -720,7 +720,7 @@ def no_primary_key(ctx: Context) -> Outcome:
 )
 def referenced_by_foreign_keys(ctx: Context) -> Outcome:
     ref = ctx.reflection
-    if not ref.referenced_by:
+    if not ref.referenced_by or (ctx.dialect is not None and ctx.dialect.keeps_referencing_foreign_keys):
         return None
     return Refusal(
         f"table {ref.table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
@@ -793,6 +793,9 @@ def unreflected_index_over_renamed_column(ctx: Context) -> Outcome:
     "drop the constraint first and add it again after the migration",
 )
 def check_over_renamed_column(ctx: Context) -> Outcome:
+    # the engine's own RENAME COLUMN on the shadow rewrites them (SQLite)
+    if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:
+        return None
     renamed = sorted(ctx.plan.renames)
     for constraint in ctx.reflection.check_constraints:
         hit = sorted(mentions(str(constraint.get("sqltext") or ""), renamed))
@@ -827,6 +830,9 @@ def leftover_table(ctx: Context) -> Outcome:
     "drop the self-referencing key before migrating and add it back after",
 )
 def self_referencing_foreign_key(ctx: Context) -> Outcome:
+    # the reference follows the name through the swap (SQLite)
+    if ctx.dialect is not None and ctx.dialect.keeps_referencing_foreign_keys:
+        return None
     for fk in ctx.reflection.foreign_keys:
         if fk.get("referred_table") == ctx.table:
             return (

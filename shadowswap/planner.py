@@ -661,7 +661,7 @@ def _shadow_plan(
         shadow_table.append_constraint(constraint)
         foreign_key_ddl.extend(dialect.add_foreign_key_sql(constraint))
     if dialect.foreign_keys_in_create_table:
-        shadow_ddl = dialect.create_table_sql(shadow_table)
+        shadow_ddl = dialect.shadow_create_sql(conn, ref, resolved, shadow_table)
         foreign_key_ddl = []
 
     index_plans = [

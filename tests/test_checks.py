@@ -408,6 +408,6 @@ def test_cli_lists_the_checks() -> None:
 
     result = CliRunner().invoke(app, ["checks", "--engine", "sqlite"], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert "sqlite-collate" in result.output and "leftover-table" in result.output
+    assert "sqlite-numeric-affinity-type" in result.output and "leftover-table" in result.output
     assert "mysql-foreign-key" not in result.output
     assert CliRunner().invoke(app, ["checks", "--engine", "oracle"]).exit_code == 2

@@ -143,7 +143,14 @@ PLAN_CASES = [
     ),
     (["products", "--alter", "price:varchar(20)"], 2, "'_products_old' already exists", table_named("_products_old")),
     (["gen", "--alter", "a:varchar(20)"], 2, "generated column", generated_column),
-    (["products", "--alter", "price:varchar(20)"], 2, "referenced by foreign keys", referenced),
+    # SQLite's swap leaves other tables' keys on the new table (dialects/sqlite/swap.py)
+    (
+        ["products", "--alter", "price:varchar(20)"],
+        2,
+        "referenced by foreign keys",
+        referenced,
+        ("postgresql", "mysql"),
+    ),
     # PostgreSQL and SQLite triggers stay with the table through a rename; MySQL's would stay behind
     (["products", "--alter", "price:varchar(20)"], 2, "has triggers (audit)", foreign_trigger, ("mysql",)),
 ]

@@ -102,7 +102,7 @@ def collation_order(engine: sa.Engine, table: str = "words") -> list[str]:
         return [r[0] for r in conn.exec_driver_sql(f"SELECT k FROM {table} ORDER BY k")]
 
 
-# SQLite refuses a table that declares a COLLATE (sqlite-collate check). On MariaDB the verification
+# On MariaDB the verification
 # runs beside the copy: it once compared the copy's progress with its own chunk bound in Python's
 # order, started on rows not yet copied and failed with "missing from the new table"; it now asks
 # the table (Copier.covers).

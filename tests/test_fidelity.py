@@ -47,7 +47,20 @@ def test_the_message_names_the_difference(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["check_constraint", "app_trigger", "view_over_table", "sqlite_autoincrement"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "check_constraint",
+        "app_trigger",
+        "view_over_table",
+        "sqlite_autoincrement",
+        "sqlite_collate",
+        "sqlite_unknown_type",
+        "sqlite_without_rowid",
+        "sqlite_self_reference",
+        "sqlite_fk_to_table_column_level",
+    ],
+)
 def test_the_sqlite_rebuild_is_what_add_column_gives(name: str, tmp_path: Path) -> None:
     """The reference itself: for an added column, SQLite's own ALTER TABLE ADD COLUMN and the 12-step
     rebuild the harness runs leave the same catalog and rows, so the rebuild loses nothing on its own."""
