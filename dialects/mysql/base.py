@@ -65,6 +65,18 @@ class MySQLBase(Dialect):
         """The copy's helper table (``copy.py``); planning checks it does not exist yet."""
         raise NotImplementedError
 
+    def app_triggers(self, conn: Connection, table: str) -> list[dict[str, str]]:
+        """The application's triggers on ``table`` (``app_triggers.py``), read at plan time."""
+        raise NotImplementedError
+
+    def move_app_triggers(self, conn: Connection, plan: Plan, to: str) -> None:
+        """Move the plan's application triggers onto ``to`` (``app_triggers.py``), under the swap's lock."""
+        raise NotImplementedError
+
+    def restore_app_triggers(self, conn: Connection, plan: Plan, table: str) -> None:
+        """Put back on ``table`` any of the plan's application triggers found on no table."""
+        raise NotImplementedError
+
     def _trigger_value(self, plan: Plan, column: ColumnPlan, record: str) -> str:
         """A column's copy expression over a trigger's NEW/OLD row (``types.py``), for ``triggers.py``."""
         raise NotImplementedError

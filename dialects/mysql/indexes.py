@@ -9,10 +9,12 @@ no triggers).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from shadowswap.dialects.mysql.base import (
@@ -20,6 +22,7 @@ from shadowswap.dialects.mysql.base import (
     MySQLBase,
     _errno,
 )
+from shadowswap.dialects.mysql.catalog import key_lines, show_create
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,6 +35,27 @@ class MySQLIndexes(MySQLBase):
     def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
         # built while the triggers write the shadow: online, never blocking them (invariant 6)
         return f"{super().create_index_sql(index)} ALGORITHM=INPLACE LOCK=NONE"
+
+    def shadow_indexes(
+        self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan], renamed: Sequence[str] = ()
+    ) -> list[IndexPlan]:
+        # SQLAlchemy reflects a key's columns and prefix lengths but not its sort order (`qty` DESC),
+        # comment or visibility; the server's own text of the key keeps all of it, as a blocking
+        # ALTER does. A key over a renamed column keeps the reflected form (its text names the old
+        # column).
+        ddl = show_create(conn, table, self.q)
+        keys = {name: (kind, columns, rest) for kind, name, columns, rest in key_lines(ddl)}
+        out = []
+        for index in planned:
+            found = keys.get(index.final_name)
+            if found is None or any(f"`{c.replace('`', '``')}`" in found[1] for c in renamed):
+                out.append(index)
+                continue
+            kind, columns, rest = found
+            sql = f"CREATE {kind + ' ' if kind else ''}INDEX {self.q(index.shadow_name)} ON {self.q(shadow)} {columns}"
+            sql += f" {rest}" if rest else ""
+            out.append(replace(index, create_sql=f"{sql} ALGORITHM=INPLACE LOCK=NONE"))
+        return out
 
     def build_index(self, engine: Engine, plan: Plan, index: IndexPlan) -> None:
         # The build itself lets writes through; it takes the shadow's metadata lock only briefly at

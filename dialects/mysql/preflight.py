@@ -1,8 +1,9 @@
 """What planning asks of a MySQL/MariaDB table, and what the plan then tells the operator.
 
 ``plan_extra`` refuses what shadowswap cannot migrate safely here (a non-InnoDB engine, an
-AUTO_INCREMENT column not leading a key, the application's own triggers, prefix indexes, a
-leftover helper table) and picks the copy route from ``innodb_autoinc_lock_mode``;
+AUTO_INCREMENT column not leading a key, FULLTEXT/SPATIAL indexes, a leftover helper table),
+reads the application's triggers (moved at the swap, ``app_triggers.py``) and picks the copy
+route from ``innodb_autoinc_lock_mode``;
 ``shadow_table_options`` gives the shadow the table's defaults and counter; ``plan_notes`` says
 what each route will do.
 """
@@ -44,12 +45,8 @@ class MySQLPreflight(MySQLBase):
                 "unique key for shadowswap",
                 hint="the shadow is created with its primary and unique keys only; other indexes come after the copy",
             )
-        theirs = [t for t in self.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
-        if theirs:
-            raise UsageError(
-                f"table {table!r} has triggers ({', '.join(theirs)}); RENAME TABLE would leave them on the old table",
-                hint="drop them before migrating and create them again after the swap",
-            )
+        # the application's triggers move to the new table inside the swap's lock (app_triggers.py)
+        app_triggers = self.app_triggers(conn, table)
         for ix in reflection.indexes:
             kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
             if kind:
@@ -70,6 +67,7 @@ class MySQLPreflight(MySQLBase):
             "autoinc_lock_mode": mode,
             "copy_via": "helper" if via_helper else "direct",
             "helper_table": helper if via_helper else None,
+            **({"app_triggers": app_triggers} if app_triggers else {}),
         }
 
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.mysql.app_triggers import refuse_on_plain_swap
 from shadowswap.dialects.mysql.base import (
     MySQLBase,
     log,
@@ -41,6 +42,7 @@ class MySQLSwap(MySQLBase):
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One RENAME TABLE swaps both names atomically. The triggers move with the renamed table
         and are dropped after it: dropping them first would lose the writes in between."""
+        refuse_on_plain_swap(plan)
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         post = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
         if plan.extra.get("helper_table"):
@@ -67,6 +69,10 @@ class MySQLSwap(MySQLBase):
             renamed = inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
             held = 0.0
             keep_log = False
+            if not renamed:
+                # a run that died between dropping an application trigger and creating it again
+                self.restore_app_triggers(conn, plan, plan.table)
+                conn.commit()
             if not renamed and plan.extra.get("change_log"):
                 held, keep_log = self._swap_with_change_log(engine, conn, plan, lock_timeout_ms)
             elif not renamed:  # else an earlier attempt renamed, then failed after
@@ -134,12 +140,16 @@ class MySQLSwap(MySQLBase):
                 self._replay_batch(conn, plan, None)
                 conn.commit()
                 self._carry_auto_increment(conn, plan)
+                # After the last replay and before the RENAME lets writes through: the application's
+                # triggers then fire for its writes only, never for the copy's or a replay's rows.
+                self.move_app_triggers(conn, plan, plan.shadow_table)
                 worker = threading.Thread(target=rename, name="shadowswap-rename", daemon=True)
                 worker.start()
                 if not self._await_queued(conn, renamer_id, worker):
                     # Not queued yet: it must not run after the unlock, behind the writes it lets in.
                     self.run(conn, f"KILL {renamer_id}")
                     worker.join()
+                    self.move_app_triggers(conn, plan, plan.table)  # still under the lock: no write missed them
                     raise ShadowswapError(
                         "the swap's RENAME TABLE did not queue behind the lock within 5 s",
                         hint="the server is overloaded; run execute again to retry",
@@ -151,6 +161,12 @@ class MySQLSwap(MySQLBase):
                 # until the RENAME is done: the writes queued behind the lock wait for it too
                 held = time.perf_counter() - started
             if outcome.get("error") is not None:
+                # the RENAME failed after the unlock: the table is still the live one, so its
+                # triggers go back on it (writes between the unlock and this missed them; logged)
+                if plan.extra.get("app_triggers"):
+                    log.error("the swap's RENAME failed; moving the application's triggers back", table=plan.table)
+                    self.move_app_triggers(conn, plan, plan.table)
+                    conn.commit()
                 raise outcome["error"]  # type: ignore[misc]
         leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.extra['change_log'])}")).scalar()
         conn.commit()
