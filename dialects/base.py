@@ -50,6 +50,8 @@ class Dialect:
     build_indexes_before_copy = False
     #: whether user triggers on the table can live beside shadowswap's own
     can_stack_triggers = True
+    #: foreign keys of other tables referencing the table are moved to the new table at the swap
+    repoints_referencing_keys = False
     #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time

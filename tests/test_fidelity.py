@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import DIALECTS
 from differential import (
     CASES,
     ITEMS_SQLITE,
+    REFUSED,
     Case,
     all_rows,
     blocking_alter,
@@ -20,6 +22,7 @@ from differential import (
     collected,
     differences,
     migrate_both,
+    refusal,
     row_differences,
     run_probes,
     run_sql,
@@ -30,6 +33,17 @@ from differential import (
 def test_shadowswap_gives_the_blocking_alters_table(case: Case, engine: str, tmp_path: Path) -> None:
     diffs = migrate_both(case, engine, tmp_path)
     assert not diffs, f"{case.name} on {engine} (blocking ALTER vs shadowswap):\n" + "\n".join(diffs)
+
+
+@pytest.mark.parametrize(
+    ("name", "engine", "line"), [pytest.param(n, e, line, id=f"{n}-{e}") for n, e, line in REFUSED if e in DIALECTS]
+)
+def test_what_cannot_be_carried_over_online_is_refused_in_one_line(
+    name: str, engine: str, line: str, tmp_path: Path
+) -> None:
+    """Never exit 0 with a different table: plan refuses with exit code 2 and one line naming the object."""
+    case = next(c for c in CASES if c.name == name)
+    assert refusal(case, engine, tmp_path) == (2, line)
 
 
 def test_the_message_names_the_difference(tmp_path: Path) -> None:

@@ -386,8 +386,8 @@ def test_trigger_installation_creates_only_what_is_missing(mysql_url: str) -> No
     [
         (
             "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), "
-            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id))",
-            "foreign key",
+            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE)",
+            "foreign key 'fk_customer' of 'orders' cascades \\(ON DELETE CASCADE\\)",
         ),
         (
             "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note TEXT, FULLTEXT KEY ft_note (note))",

@@ -10,9 +10,10 @@ One room a concern; ``MySQLDialect`` below composes them (each is a ``MySQLBase`
 - ``triggers.py``: the dual-write and change-log trigger families, their install and drop
 - ``copy.py``: the keyset copy's chunk statement, the duplicate-key guard, the helper table's name
 - ``changelog.py``: when the change log is allowed, and its replay
-- ``indexes.py``: online index builds on the shadow, foreign keys refused
+- ``indexes.py``: online index builds on the shadow
 - ``swap.py``: the RENAME TABLE swap, with the locked last replay and its renamer thread
 - ``app_triggers.py``: the application's triggers, moved to the new table under the swap's lock
+- ``foreign_keys.py``: keys from and to the table, moved to the new table under the swap's lock
 - ``catalog.py``: what reflection misses, from SHOW CREATE TABLE (unknown types, column CHECKs, key text)
 - ``checksum.py``: verification's snapshot and per-chunk checksum
 - ``probes.py``: row estimates, replica lag, server load
@@ -53,6 +54,7 @@ from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.dialects.mysql.changelog import MySQLChangeLog
 from shadowswap.dialects.mysql.checksum import MySQLChecksum
 from shadowswap.dialects.mysql.copy import MySQLCopy
+from shadowswap.dialects.mysql.foreign_keys import MySQLForeignKeys
 from shadowswap.dialects.mysql.indexes import MySQLIndexes
 from shadowswap.dialects.mysql.instant import MySQLInstant
 from shadowswap.dialects.mysql.preflight import MySQLPreflight
@@ -74,6 +76,7 @@ class MySQLDialect(
     MySQLIndexes,
     MySQLSwap,
     MySQLAppTriggers,
+    MySQLForeignKeys,
     MySQLChecksum,
     MySQLProbes,
     MySQLBackup,

@@ -45,6 +45,8 @@ class MySQLBase(Dialect):
     # index and constraint names are per table here: the shadow carries the original names
     names_constraints = False
     can_stack_triggers = True
+    # keys of other tables referencing the table are re-pointed under the swap's lock (foreign_keys.py)
+    repoints_referencing_keys = True
     sqlglot_dialect = "mysql"
     text_type = "CHAR"
 
@@ -71,6 +73,18 @@ class MySQLBase(Dialect):
 
     def move_app_triggers(self, conn: Connection, plan: Plan, to: str) -> None:
         """Move the plan's application triggers onto ``to`` (``app_triggers.py``), under the swap's lock."""
+        raise NotImplementedError
+
+    def foreign_key_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        """The foreign keys to move at the swap (``foreign_keys.py``), read at plan time."""
+        raise NotImplementedError
+
+    def swap_lock_tables(self, plan: Plan) -> list[str]:
+        """Other tables the swap's LOCK TABLES must hold (``foreign_keys.py``)."""
+        raise NotImplementedError
+
+    def move_foreign_keys(self, conn: Connection, plan: Plan, to: str) -> None:
+        """Move the plan's foreign keys from and to the table onto ``to`` (``foreign_keys.py``)."""
         raise NotImplementedError
 
     def restore_app_triggers(self, conn: Connection, plan: Plan, table: str) -> None:

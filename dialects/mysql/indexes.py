@@ -2,8 +2,8 @@
 
 Each build waits for the shadow's metadata lock at most briefly, retried (invariant 5), so it never
 queues the triggers' writes; one ``ALTER TABLE … ADD INDEX …, ADD INDEX …`` reads the clustered
-index once for all of them. Foreign keys are refused here (per-database names, cascades that fire
-no triggers).
+index once for all of them. Foreign keys are not built here: their names are per database, so
+they move to the shadow under the swap's lock (``foreign_keys.py``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,13 @@ from shadowswap.dialects.mysql.base import (
     _errno,
 )
 from shadowswap.dialects.mysql.catalog import key_lines, show_create
-from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import IndexPlan, Plan
 
 
 class MySQLIndexes(MySQLBase):
-    """Online index builds on the shadow, unique keys, and the refusal of foreign keys."""
+    """Online index builds on the shadow and unique keys."""
 
     def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
         # built while the triggers write the shadow: online, never blocking them (invariant 6)
@@ -104,11 +103,8 @@ class MySQLIndexes(MySQLBase):
         return [index_sql]  # a unique index is the constraint here
 
     def add_foreign_key_sql(self, constraint: sa.ForeignKeyConstraint) -> list[str]:
-        raise UsageError(
-            f"the table has a foreign key ({constraint.name}), which shadowswap does not migrate on MySQL yet",
-            hint="InnoDB foreign key names are per database and cascaded changes do not fire triggers; drop the "
-            "key before migrating and add it back after",
-        )
+        # names are per database: the keys move to the shadow under the swap's lock (foreign_keys.py)
+        return []
 
 
 _IDENTIFIER = r"(?:`(?:[^`]|``)*`|[^\s`(]+)"

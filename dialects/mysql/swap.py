@@ -37,6 +37,8 @@ class MySQLSwap(MySQLBase):
         return self.fit_name(f"{table}_ss_new")
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        # the foreign keys that move at the swap, or the plan's refusal (foreign_keys.py)
+        plan.extra.update(self.foreign_key_facts(conn, plan, reflection))
         return {}
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -56,9 +58,10 @@ class MySQLSwap(MySQLBase):
     def _swap_lock_sql(self, plan: Plan) -> str:
         # every alias the replay uses must be locked under that alias too
         log_table, shadow, table, _seq = self._log_aliases(plan)
+        children = "".join(f", {self.q(t)} WRITE" for t in self.swap_lock_tables(plan))
         return (
             f"LOCK TABLES {table} WRITE, {table} AS src WRITE, {shadow} WRITE, {shadow} AS dst WRITE, "
-            f"{log_table} WRITE, {log_table} AS l WRITE"
+            f"{log_table} WRITE, {log_table} AS l WRITE{children}"
         )
 
     def run_swap(
@@ -143,13 +146,17 @@ class MySQLSwap(MySQLBase):
                 # After the last replay and before the RENAME lets writes through: the application's
                 # triggers then fire for its writes only, never for the copy's or a replay's rows.
                 self.move_app_triggers(conn, plan, plan.shadow_table)
+                # and the foreign keys from and to it (foreign_keys.py): the RENAME carries them
+                self.move_foreign_keys(conn, plan, plan.shadow_table)
                 worker = threading.Thread(target=rename, name="shadowswap-rename", daemon=True)
                 worker.start()
                 if not self._await_queued(conn, renamer_id, worker):
                     # Not queued yet: it must not run after the unlock, behind the writes it lets in.
                     self.run(conn, f"KILL {renamer_id}")
                     worker.join()
-                    self.move_app_triggers(conn, plan, plan.table)  # still under the lock: no write missed them
+                    # still under the lock: no write missed them
+                    self.move_app_triggers(conn, plan, plan.table)
+                    self.move_foreign_keys(conn, plan, plan.table)
                     raise ShadowswapError(
                         "the swap's RENAME TABLE did not queue behind the lock within 5 s",
                         hint="the server is overloaded; run execute again to retry",
@@ -166,6 +173,10 @@ class MySQLSwap(MySQLBase):
                 if plan.extra.get("app_triggers"):
                     log.error("the swap's RENAME failed; moving the application's triggers back", table=plan.table)
                     self.move_app_triggers(conn, plan, plan.table)
+                    conn.commit()
+                if plan.extra.get("fk_from") or plan.extra.get("fk_to"):
+                    log.error("the swap's RENAME failed; moving the foreign keys back", table=plan.table)
+                    self.move_foreign_keys(conn, plan, plan.table)
                     conn.commit()
                 raise outcome["error"]  # type: ignore[misc]
         leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.extra['change_log'])}")).scalar()
