@@ -50,8 +50,6 @@ class Dialect:
     build_indexes_before_copy = False
     #: whether user triggers on the table can live beside shadowswap's own
     can_stack_triggers = True
-    #: foreign keys of other tables referencing the table are moved to the new table at the swap
-    repoints_referencing_keys = False
     #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
@@ -62,6 +60,8 @@ class Dialect:
     max_copy_workers = 1
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
+    #: the swap re-points other tables' foreign keys to the new table (else plan refuses such a table)
+    repoints_referencing_keys = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
     #: the type a value is rendered as when ``--check-casts`` compares it before and after
