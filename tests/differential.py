@@ -996,6 +996,36 @@ CASES: list[Case] = [
         },
     ),
     items_case(
+        "my_fulltext",
+        (MY,),
+        {
+            MY: [
+                "CREATE FULLTEXT INDEX ft_name ON items (name)",
+                "ALTER TABLE items ADD COLUMN pos POINT NOT NULL DEFAULT POINT(0, 0), ADD SPATIAL INDEX sp_pos (pos)",
+            ]
+        },
+        probes={
+            MY: (
+                "SELECT count(*) FROM items WHERE MATCH (name) AGAINST ('item')",
+                "SELECT count(*) FROM items"
+                " WHERE MBRContains(ST_GeomFromText('POLYGON((-1 -1, 1 -1, 1 1, -1 1, -1 -1))'), pos)",
+            )
+        },
+    ),
+    items_case(
+        "my_fulltext_renamed",
+        (MY,),
+        {MY: ["CREATE FULLTEXT INDEX ft_name ON items (name)"]},
+        flags=("--rename", "name:title", *SHADOW),
+        alter={MY: ["ALTER TABLE items RENAME COLUMN name TO title"]},
+    ),
+    items_case(
+        "my_unique_desc",
+        (MY,),
+        {MY: ["CREATE UNIQUE INDEX uq_qty_name ON items (qty DESC, name(20)) COMMENT 'kept'"]},
+        probes={MY: ("INSERT INTO items (name, qty) VALUES ('item 1', 1)",)},
+    ),
+    items_case(
         "my_column_check",
         (MY,),
         {MY: ["ALTER TABLE items MODIFY qty int not null default 0 COMMENT 'stock' CHECK (qty >= 0)"]},
@@ -1183,18 +1213,11 @@ REFUSED_CASES: list[Case] = [
             ]
         },
     ),
-    items_case(
-        "my_fulltext",
-        (MY,),
-        {MY: ["CREATE FULLTEXT INDEX ft_name ON items (name)"]},
-    ),
 ]
 
 REFUSED: list[tuple[str, str, str]] = [
     # InnoDB cascades fire no triggers: the shadow would miss what the key changes in the table
     ("my_fk_cascade_from", MY, "foreign key 'fk_kind' of 'items' cascades (ON DELETE SET NULL)"),
-    # InnoDB builds a FULLTEXT index only with LOCK=SHARED, which would hold the triggers' writes
-    ("my_fulltext", MY, "FULLTEXT index 'ft_name': InnoDB cannot build it while writes go on"),
 ]
 
 

@@ -14,8 +14,10 @@ Only the change-log route swaps under such a lock; the plain route (a plan that 
 primary key, or statement-based binary logging) swaps with one bare RENAME: there a trigger could
 only be moved after the RENAME, missing the writes in between, so such plans are refused.
 A run that stops after a trigger was moved and before the RENAME is queued moves it back to the
-table before unlocking; ``restore`` puts any trigger found on neither table back on the table
-(a crash between the drop and the create), which a resumed swap or ``abort`` relies on.
+table before unlocking. The swap first checks that the table's triggers are still the planned ones
+(one dropped since the plan would come back, one added would stay behind on the old table); a
+process killed between a trigger's drop and its create (both under the lock, microseconds apart)
+leaves it missing, and the next ``execute`` then stops on that check, naming it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from shadowswap.dialects.mysql.base import MySQLBase, log
-from shadowswap.errors import UsageError
+from shadowswap.dialects.mysql.base import MySQLBase
+from shadowswap.errors import StalePlan, UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -84,26 +86,20 @@ class MySQLAppTriggers(MySQLBase):
     def move_app_triggers(self, conn: Connection, plan: Plan, to: str) -> None:
         """Drop each of the plan's user triggers wherever it is and create it on ``to``, in order.
         Runs under the swap's LOCK TABLES, which holds both tables WRITE (CREATE TRIGGER needs it)."""
+        if to == plan.shadow_table:
+            # a trigger created or dropped since the plan would be left behind or brought back
+            theirs = {t for t in self.existing_triggers(conn, plan.table) if not t.startswith(f"_{plan.table}_ss_")}
+            theirs |= set(self.existing_triggers(conn, plan.shadow_table))
+            planned = {t["name"] for t in plan.extra.get("app_triggers") or []}
+            if theirs != planned:
+                raise StalePlan(
+                    f"the triggers on {plan.table!r} changed since the plan ({', '.join(sorted(theirs)) or 'none'} "
+                    f"now, {', '.join(sorted(planned)) or 'none'} planned)",
+                    hint="`shadowswap abort`, then plan again",
+                )
         for trigger in plan.extra.get("app_triggers") or []:
             self.run(conn, f"DROP TRIGGER IF EXISTS {self.q(trigger['name'])}")
             self._create_app_trigger(conn, trigger, to)
-
-    def restore_app_triggers(self, conn: Connection, plan: Plan, table: str) -> None:
-        """A trigger of the plan found on no table (a run died between its drop and its create)
-        goes back on ``table``: the application's writes there must keep firing it."""
-        triggers = plan.extra.get("app_triggers") or []
-        if not triggers:
-            return
-        present = {
-            r[0]
-            for r in conn.execute(
-                sa.text("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
-            )
-        }
-        for trigger in triggers:
-            if trigger["name"] not in present:
-                log.warning("trigger found on no table; created again", trigger=trigger["name"], table=table)
-                self._create_app_trigger(conn, trigger, table)
 
 
 def refuse_on_plain_swap(plan: Plan) -> None:

@@ -87,8 +87,8 @@ class MySQLBase(Dialect):
         """Move the plan's foreign keys from and to the table onto ``to`` (``foreign_keys.py``)."""
         raise NotImplementedError
 
-    def restore_app_triggers(self, conn: Connection, plan: Plan, table: str) -> None:
-        """Put back on ``table`` any of the plan's application triggers found on no table."""
+    def _carry_key_text(self, conn: Connection, plan: Plan) -> None:
+        """Each key of the shadow from SHOW CREATE TABLE's text (``indexes.py``), at plan time."""
         raise NotImplementedError
 
     def _trigger_value(self, plan: Plan, column: ColumnPlan, record: str) -> str:

@@ -9,6 +9,8 @@ Three such things are carried over here, verbatim from the server's own text:
   compiled into the shadow's ``CREATE TABLE``);
 - column-level ``CHECK`` clauses (MariaDB's ``JSON`` is ``LONGTEXT … CHECK (json_valid(col))``),
   which the reflected column dict lacks: they go back onto the shadow's column;
+- DEFAULT expressions with a comma in them (``DEFAULT point(0,0)``), which SQLAlchemy's pattern
+  drops;
 - index definitions (sort order, prefix lengths): ``KEY `ix` (`qty` DESC,`name`(10))``.
 
 The reflection hooks are installed on this engine's own SQLAlchemy dialect object only (never on
@@ -75,10 +77,39 @@ class _TypeNames(dict[str, Any]):
         return made
 
 
+def _top_level(line: str, word: str) -> int | None:
+    """Where ``word`` starts in a column line outside quotes and parentheses, or None."""
+    depth, quote = 0, ""
+    for i, ch in enumerate(line):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'`\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and line.startswith(word, i):
+            return i
+    return None
+
+
 def column_check(line: str) -> str | None:
     """The ``CHECK (…)`` clause at the end of one column line of SHOW CREATE TABLE, or None."""
-    depth, quote, i = 0, "", 0
-    while i < len(line):
+    at = _top_level(line, " CHECK (")
+    return None if at is None else _balanced(line, at + len(" CHECK "))
+
+
+def column_default(line: str) -> str | None:
+    """The DEFAULT expression of one column line as the server wrote it (``point(0,0)``,
+    ``concat('a','b')``: SQLAlchemy's pattern stops at the comma), or None."""
+    at = _top_level(line, " DEFAULT ")
+    if at is None:
+        return None
+    start = at + len(" DEFAULT ")
+    depth, quote = 0, ""
+    for i in range(start, len(line)):
         ch = line[i]
         if quote:
             if ch == quote:
@@ -89,11 +120,9 @@ def column_check(line: str) -> str | None:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif depth == 0 and line.startswith(" CHECK (", i):
-            start = i + len(" CHECK ")
-            return _balanced(line, start)
-        i += 1
-    return None
+        elif depth == 0 and ch in " ,":
+            return line[start:i]
+    return line[start:].rstrip(",") or None
 
 
 def _balanced(text: str, start: int) -> str | None:
@@ -116,15 +145,20 @@ def _balanced(text: str, start: int) -> str | None:
 
 
 class _Parser(MySQLTableDefinitionParser):
-    """SQLAlchemy's parser, also keeping a column's own CHECK clause as ``mysql_column_check``."""
+    """SQLAlchemy's parser, also keeping a column's own CHECK clause as ``mysql_column_check``,
+    and a DEFAULT expression its pattern cannot read."""
 
     def _parse_column(self, line: str, state: Any) -> None:
         before = len(state.columns)
         super()._parse_column(line, state)
         if len(state.columns) > before:
+            column = state.columns[-1]
             check = column_check(line)
             if check is not None:
-                state.columns[-1]["mysql_column_check"] = check
+                column["mysql_column_check"] = check
+            default = column_default(line)
+            if column.get("default") is None and default is not None and default != "NULL":
+                column["default"] = default
 
 
 class _LazyParser:

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.dialects.mysql.catalog import show_create
-from shadowswap.errors import UsageError
+from shadowswap.errors import StalePlan, UsageError
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -139,6 +139,25 @@ class MySQLForeignKeys(MySQLBase):
         """Tables whose keys move at the swap: locked WRITE with it (ALTER under LOCK TABLES needs it)."""
         return sorted({f["table"] for f in plan.extra.get("fk_to") or []})
 
+    def _check_unchanged(self, conn: Connection, plan: Plan) -> None:
+        """A key added or dropped since the plan would be left on the old table or brought back."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME "
+                "FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() "
+                "AND (TABLE_NAME IN (:t, :s) OR REFERENCED_TABLE_NAME IN (:t, :s))"
+            ),
+            {"t": plan.table, "s": plan.shadow_table},
+        ).fetchall()
+        now = {r[0] for r in rows if not (r[1] in (plan.table, plan.shadow_table) and r[2] == plan.table)}
+        planned = {f["name"] for f in [*(plan.extra.get("fk_from") or []), *(plan.extra.get("fk_to") or [])]}
+        if now != planned:
+            raise StalePlan(
+                f"the foreign keys from or to {plan.table!r} changed since the plan "
+                f"({', '.join(sorted(now)) or 'none'} now, {', '.join(sorted(planned)) or 'none'} planned)",
+                hint="`shadowswap abort`, then plan again",
+            )
+
     def _key_on(self, conn: Connection, name: str) -> str | None:
         return conn.execute(
             sa.text(
@@ -161,6 +180,8 @@ class MySQLForeignKeys(MySQLBase):
         """Under the swap's lock: each key of the table, and each key referencing it, onto ``to`` (the
         shadow; the table again when the swap gives up before its RENAME). Idempotent: a resumed
         swap redoes what a dead run left half done."""
+        if to == plan.shadow_table:
+            self._check_unchanged(conn, plan)
         fk_from, fk_to = plan.extra.get("fk_from") or [], plan.extra.get("fk_to") or []
         if not fk_from and not fk_to:
             return

@@ -1,7 +1,7 @@
 """What planning asks of a MySQL/MariaDB table, and what the plan then tells the operator.
 
 ``plan_extra`` refuses what shadowswap cannot migrate safely here (a non-InnoDB engine, an
-AUTO_INCREMENT column not leading a key, FULLTEXT/SPATIAL indexes, a leftover helper table),
+AUTO_INCREMENT column not leading a key, a leftover helper table),
 reads the application's triggers (moved at the swap, ``app_triggers.py``) and picks the copy
 route from ``innodb_autoinc_lock_mode``;
 ``shadow_table_options`` gives the shadow the table's defaults and counter; ``plan_notes`` says
@@ -47,13 +47,6 @@ class MySQLPreflight(MySQLBase):
             )
         # the application's triggers move to the new table inside the swap's lock (app_triggers.py)
         app_triggers = self.app_triggers(conn, table)
-        for ix in reflection.indexes:
-            kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
-            if kind:
-                raise UsageError(
-                    f"{kind} index {ix['name']!r}: InnoDB cannot build it while writes go on (LOCK=NONE)",
-                    hint="drop it before migrating and add it back after",
-                )
         helper = self.helper_name(table)
         if sa.inspect(conn).has_table(helper):
             raise UsageError(
@@ -86,6 +79,15 @@ class MySQLPreflight(MySQLBase):
         return {k: v for k, v in options.items() if k.startswith("mysql_")}
 
     def plan_notes(self, plan: Plan) -> list[str]:
+        moved = [f"trigger {t['name']}" for t in plan.extra.get("app_triggers") or []]
+        moved += [f"foreign key {f['name']}" for f in plan.extra.get("fk_from") or []]
+        moved += [f"foreign key {f['table']}.{f['name']}" for f in plan.extra.get("fk_to") or []]
+        if moved:
+            # the application's triggers and the keys from and to the table (app_triggers.py, foreign_keys.py)
+            return [*self._route_notes(plan), f"moved to the new table under the swap's lock: {', '.join(moved)}"]
+        return self._route_notes(plan)
+
+    def _route_notes(self, plan: Plan) -> list[str]:
         if plan.extra.get("change_log"):
             return [
                 "sessions and triggers run under strict sql_mode: a value the new type cannot hold stops the migration",

@@ -37,8 +37,10 @@ class MySQLSwap(MySQLBase):
         return self.fit_name(f"{table}_ss_new")
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        # the foreign keys that move at the swap, or the plan's refusal (foreign_keys.py)
+        # the last look at the whole plan before it is written: the foreign keys that move at the
+        # swap, or the plan's refusal (foreign_keys.py); each key from its own text (indexes.py)
         plan.extra.update(self.foreign_key_facts(conn, plan, reflection))
+        self._carry_key_text(conn, plan)
         return {}
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -72,10 +74,6 @@ class MySQLSwap(MySQLBase):
             renamed = inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
             held = 0.0
             keep_log = False
-            if not renamed:
-                # a run that died between dropping an application trigger and creating it again
-                self.restore_app_triggers(conn, plan, plan.table)
-                conn.commit()
             if not renamed and plan.extra.get("change_log"):
                 held, keep_log = self._swap_with_change_log(engine, conn, plan, lock_timeout_ms)
             elif not renamed:  # else an earlier attempt renamed, then failed after
