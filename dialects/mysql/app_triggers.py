@@ -23,7 +23,7 @@ leaves it missing, and the next ``execute`` then stops on that check, naming it.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -110,8 +110,3 @@ def refuse_on_plain_swap(plan: Plan) -> None:
             "without a change log (its primary key changes, or statement-based binlog), so no lock to move them under",
             hint="drop them before migrating and create them again after the swap",
         )
-
-
-def trigger_plan_extra(conn: Connection, dialect: MySQLAppTriggers, table: str) -> dict[str, Any]:
-    triggers = dialect.app_triggers(conn, table)
-    return {"app_triggers": triggers} if triggers else {}
