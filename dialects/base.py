@@ -60,10 +60,12 @@ class Dialect:
     max_copy_workers = 1
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
-    #: the swap leaves other tables' foreign keys referencing the new table (else plan refuses them)
-    keeps_referencing_foreign_keys = False
+    #: a foreign key of the table to itself names the new table after the swap (else plan refuses it)
+    carries_self_references = False
     #: the shadow's DDL renames columns inside CHECK constraints too (else plan refuses such renames)
     renames_columns_in_constraints = False
+    #: the swap re-points other tables' foreign keys to the new table (else plan refuses such a table)
+    repoints_referencing_keys = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
     #: the type a value is rendered as when ``--check-casts`` compares it before and after

@@ -720,7 +720,7 @@ def no_primary_key(ctx: Context) -> Outcome:
 )
 def referenced_by_foreign_keys(ctx: Context) -> Outcome:
     ref = ctx.reflection
-    if not ref.referenced_by or (ctx.dialect is not None and ctx.dialect.keeps_referencing_foreign_keys):
+    if not ref.referenced_by or (ctx.dialect is not None and ctx.dialect.repoints_referencing_keys):
         return None
     return Refusal(
         f"table {ref.table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
@@ -831,7 +831,7 @@ def leftover_table(ctx: Context) -> Outcome:
 )
 def self_referencing_foreign_key(ctx: Context) -> Outcome:
     # the reference follows the name through the swap (SQLite)
-    if ctx.dialect is not None and ctx.dialect.keeps_referencing_foreign_keys:
+    if ctx.dialect is not None and ctx.dialect.carries_self_references:
         return None
     for fk in ctx.reflection.foreign_keys:
         if fk.get("referred_table") == ctx.table:

@@ -78,37 +78,6 @@ def auto_increment_not_leading(ctx: Context) -> Outcome:
 
 
 @check(
-    "mysql-table-triggers",
-    "shadow",
-    "the table has triggers of its own; RENAME TABLE would leave them on the old table",
-    "drop them before migrating and create them again after the swap",
-    engines=ENGINES,
-)
-def table_triggers(ctx: Context) -> Outcome:
-    theirs = [
-        t for t in ctx.engine_dialect.existing_triggers(ctx.db, ctx.table) if not t.startswith(f"_{ctx.table}_ss_")
-    ]
-    if not theirs:
-        return None
-    return f"table {ctx.table!r} has triggers ({', '.join(theirs)}); RENAME TABLE would leave them on the old table"
-
-
-@check(
-    "mysql-fulltext-or-spatial-index",
-    "shadow",
-    "a FULLTEXT or SPATIAL index, which InnoDB cannot build while writes go on (LOCK=NONE)",
-    "drop it before migrating and add it back after",
-    engines=ENGINES,
-)
-def fulltext_or_spatial_index(ctx: Context) -> Outcome:
-    for ix in ctx.reflection.indexes:
-        kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
-        if kind:
-            return f"{kind} index {ix['name']!r}: InnoDB cannot build it while writes go on (LOCK=NONE)"
-    return None
-
-
-@check(
     "mysql-leftover-helper-table",
     "shadow",
     "the copy's helper table name is taken, usually by a previous migration",
@@ -120,17 +89,3 @@ def leftover_helper_table(ctx: Context) -> Outcome:
     assert isinstance(dialect, MySQLBase)
     helper = dialect.helper_name(ctx.table)
     return f"table {helper!r} already exists" if sa.inspect(ctx.db).has_table(helper) else None
-
-
-@check(
-    "mysql-foreign-key",
-    "shadow",
-    "the table has a foreign key, which shadowswap does not migrate on MySQL yet",
-    "InnoDB foreign key names are per database and cascaded changes do not fire triggers; drop the "
-    "key before migrating and add it back after",
-    engines=ENGINES,
-)
-def foreign_key(ctx: Context) -> Outcome:
-    for fk in ctx.reflection.foreign_keys:
-        return f"the table has a foreign key ({fk.get('name')}), which shadowswap does not migrate on MySQL yet"
-    return None

@@ -1,7 +1,8 @@
 """What planning asks of a MySQL/MariaDB table, and what the plan then tells the operator.
 
-``plan_extra`` picks the copy route from ``innodb_autoinc_lock_mode`` (what shadowswap cannot
-migrate safely here is refused before, by the checks in ``checks.py``);
+``plan_extra`` reads the application's triggers (moved at the swap, ``app_triggers.py``) and picks
+the copy route from ``innodb_autoinc_lock_mode`` (what shadowswap cannot migrate safely here is
+refused before, by the checks in ``checks.py``);
 ``shadow_table_options`` gives the shadow the table's defaults and counter; ``plan_notes`` says
 what each route will do.
 """
@@ -29,6 +30,8 @@ class MySQLPreflight(MySQLBase):
         # what stops a MySQL table from being migrated is refused before this (dialects/mysql/checks.py)
         table = reflection.table
         autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
+        # the application's triggers move to the new table inside the swap's lock (app_triggers.py)
+        app_triggers = self.app_triggers(conn, table)
         helper = self.helper_name(table)
         mode = int(self._server_var(conn, "innodb_autoinc_lock_mode"))
         via_helper = bool(autoinc) and mode == 1
@@ -37,6 +40,7 @@ class MySQLPreflight(MySQLBase):
             "autoinc_lock_mode": mode,
             "copy_via": "helper" if via_helper else "direct",
             "helper_table": helper if via_helper else None,
+            **({"app_triggers": app_triggers} if app_triggers else {}),
         }
 
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
@@ -55,6 +59,15 @@ class MySQLPreflight(MySQLBase):
         return {k: v for k, v in options.items() if k.startswith("mysql_")}
 
     def plan_notes(self, plan: Plan) -> list[str]:
+        moved = [f"trigger {t['name']}" for t in plan.extra.get("app_triggers") or []]
+        moved += [f"foreign key {f['name']}" for f in plan.extra.get("fk_from") or []]
+        moved += [f"foreign key {f['table']}.{f['name']}" for f in plan.extra.get("fk_to") or []]
+        if moved:
+            # the application's triggers and the keys from and to the table (app_triggers.py, foreign_keys.py)
+            return [*self._route_notes(plan), f"moved to the new table under the swap's lock: {', '.join(moved)}"]
+        return self._route_notes(plan)
+
+    def _route_notes(self, plan: Plan) -> list[str]:
         if plan.extra.get("change_log"):
             return [
                 "sessions and triggers run under strict sql_mode: a value the new type cannot hold stops the migration",

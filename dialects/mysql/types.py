@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 
 from shadowswap.dialects.mysql.base import MySQLBase
+from shadowswap.dialects.mysql.catalog import install_reflection
 
 if TYPE_CHECKING:
     from shadowswap.plan import ColumnPlan, Plan
@@ -48,6 +49,11 @@ def _compile_integer_spec(type_: _IntegerSpec, compiler: Any, **kw: Any) -> str:
 
 class MySQLTypes(MySQLBase):
     """Type validation, casts and the cast check, a column's value in a trigger, AUTO_INCREMENT shadow columns."""
+
+    def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
+        super().__init__(sa_dialect)
+        # types SQLAlchemy has no class for, and column-level CHECKs, survive reflection (catalog.py)
+        install_reflection(sa_dialect)
 
     def validate_type_sql(self, type_sql: str) -> str:
         # MySQL's CAST knows a handful of types, so ask the server to parse a column definition:
@@ -115,6 +121,17 @@ class MySQLTypes(MySQLBase):
         return re.search(rf"(?<![\w$]){re.escape(column.lower())}(?![\w$])", text) is not None
 
     def shadow_column(
+        self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
+    ) -> sa.Column[Any]:
+        column = self._shadow_column(reflected, type_, nullable, default)
+        check = reflected.get("mysql_column_check")
+        if check and type_ is reflected.get("type"):
+            # A column's own CHECK (MariaDB's JSON is LONGTEXT … CHECK (json_valid(col))) stays with
+            # it, as in a blocking ALTER; a new type drops it there too (MODIFY replaces the column).
+            column._init_items(sa.CheckConstraint(sa.text(check)))
+        return column
+
+    def _shadow_column(
         self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
     ) -> sa.Column[Any]:
         if reflected.get("autoincrement") is not True:

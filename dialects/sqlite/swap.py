@@ -27,8 +27,10 @@ log = structlog.get_logger("shadowswap.sqlite")
 
 class SQLiteSwap(SQLiteBase):
     #: the swap renames with legacy_alter_table on and foreign_keys off, so other tables' REFERENCES
-    #: keep the table's name, which is the new table's once the swap commits (see run_swap)
-    keeps_referencing_foreign_keys = True
+    #: keep the table's name, which is the new table's once the swap commits (see run_swap); a
+    #: self-reference is in the shadow's own text and names the table too
+    repoints_referencing_keys = True
+    carries_self_references = True
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         # COLLATE, column-level REFERENCES actions and the rest of the table's text need no check
