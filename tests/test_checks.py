@@ -316,20 +316,6 @@ SHADOW_CASES: list[tuple[str, Reflection, list[Change], str]] = [
         "shadowswap",
     ),
     (
-        "mysql-fulltext-or-spatial-index",
-        products(
-            indexes=[{"name": "ft_note", "column_names": ["note"], "dialect_options": {"mysql_prefix": "FULLTEXT"}}]
-        ),
-        [AddColumn("x", "int")],
-        "FULLTEXT index 'ft_note': InnoDB cannot build it while writes go on (LOCK=NONE)",
-    ),
-    (
-        "mysql-foreign-key",
-        products(),
-        [AddColumn("x", "int")],
-        "the table has a foreign key (fk_category), which shadowswap does not migrate on MySQL yet",
-    ),
-    (
         "sqlite-numeric-affinity-type",
         products(),
         [AlterColumn("note", type_sql="varchr(20)")],
