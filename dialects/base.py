@@ -60,6 +60,8 @@ class Dialect:
     max_copy_workers = 1
     #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
     foreign_keys_in_create_table = False
+    #: the swap re-points other tables' foreign keys to the new table (else plan refuses such a table)
+    repoints_referencing_keys = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
     #: the type a value is rendered as when ``--check-casts`` compares it before and after

@@ -706,7 +706,7 @@ def _shadow_plan(
             hint=f"add one first, e.g. ALTER TABLE {dialect.q(table)} ADD PRIMARY KEY (id) over a unique, "
             "NOT NULL column (changes that run in place need none)",
         )
-    if ref.referenced_by:
+    if ref.referenced_by and not dialect.repoints_referencing_keys:
         raise UsageError(
             f"table {table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
             hint="after the swap those keys would point at the old table; drop them before migrating",

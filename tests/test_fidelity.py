@@ -13,6 +13,8 @@ import pytest
 from differential import (
     CASES,
     ITEMS_SQLITE,
+    REFUSED,
+    REFUSED_CASES,
     Case,
     all_rows,
     blocking_alter,
@@ -20,6 +22,7 @@ from differential import (
     collected,
     differences,
     migrate_both,
+    plan_refusal,
     row_differences,
     run_probes,
     run_sql,
@@ -30,6 +33,16 @@ from differential import (
 def test_shadowswap_gives_the_blocking_alters_table(case: Case, engine: str, tmp_path: Path) -> None:
     diffs = migrate_both(case, engine, tmp_path)
     assert not diffs, f"{case.name} on {engine} (blocking ALTER vs shadowswap):\n" + "\n".join(diffs)
+
+
+@pytest.mark.parametrize(("name", "engine", "said"), [pytest.param(*r, id=f"{r[0]}-{r[1]}") for r in REFUSED])
+def test_what_cannot_be_carried_over_is_refused_in_one_line(name: str, engine: str, said: str, tmp_path: Path) -> None:
+    """Where a property cannot be carried over online, plan exits 2 with one error line naming it."""
+    case = next(c for c in REFUSED_CASES if c.name == name)
+    code, output = plan_refusal(case, engine, tmp_path)
+    errors = [ln for ln in output.splitlines() if ln.startswith("error:")]
+    assert (code, len(errors), "Traceback" in output) == (2, 1, False), output
+    assert said in errors[0], output
 
 
 def test_the_message_names_the_difference(tmp_path: Path) -> None:

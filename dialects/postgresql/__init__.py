@@ -10,7 +10,8 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``copy.py``       the keyset copy's chunk statements, their row locks and the copy race
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
-- ``swap.py``       the swap's preconditions (views, sequences, identities) and its one transaction
+- ``swap.py``       the swap's preconditions (sequences, identities) and its one transaction
+- ``dependents.py`` views and other tables' foreign keys bound to the table, redefined in the swap
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration
@@ -28,6 +29,7 @@ from shadowswap.dialects.postgresql.base import PostgresBase
 from shadowswap.dialects.postgresql.changelog import PostgresChangeLog
 from shadowswap.dialects.postgresql.checksum import PostgresChecksum
 from shadowswap.dialects.postgresql.copy import PostgresCopy
+from shadowswap.dialects.postgresql.dependents import PostgresDependents
 from shadowswap.dialects.postgresql.indexes import PostgresIndexes
 from shadowswap.dialects.postgresql.instant import PostgresInstant
 from shadowswap.dialects.postgresql.probes import PostgresProbes
@@ -55,6 +57,7 @@ class PostgresDialect(
     PostgresChangeLog,
     PostgresIndexes,
     PostgresSwap,
+    PostgresDependents,
     PostgresChecksum,
     PostgresProbes,
     PostgresBackup,
