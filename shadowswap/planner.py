@@ -608,6 +608,22 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
+        if col is not None and col.get("computed"):
+            # A generated column is the engine's to compute from the copied ones, as its blocking
+            # ALTER does: never written by the copy, the triggers or the replay, nor checksummed.
+            defaulted.append(
+                ColumnPlan(
+                    name=t.name,
+                    old_type=_type_sql(dialect, col["type"]),
+                    new_type=new_type,
+                    old_nullable=bool(col["nullable"]),
+                    new_nullable=t.nullable,
+                    expression=f"GENERATED ALWAYS AS ({col['computed']['sqltext']})",
+                    changed=t.alter is not None,
+                    source_column=t.source,
+                )
+            )
+            continue
         if t.using is not None:
             expression = f"({qualify(t.using, source_columns, dialect.sqlglot_dialect)})"
             if t.type_sql is not None:
@@ -711,12 +727,7 @@ def _shadow_plan(
             f"table {table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
             hint="after the swap those keys would point at the old table; drop them before migrating",
         )
-    for col in ref.columns:
-        if col.get("computed"):
-            raise UsageError(
-                f"column {col['name']!r} is a generated column, which the shadow copy cannot fill",
-                hint="only changes that run in place are possible on this table for now",
-            )
+    _refuse_generated(ref, resolved, pk)
     renamed = set(resolved.renames)
     for ix in ref.indexes:
         if ix["name"] in resolved.dropped_indexes:
@@ -930,6 +941,30 @@ def _shadow_plan(
     )
     plan.notes = dialect.plan_notes(plan)
     return plan
+
+
+def _refuse_generated(ref: Reflection, resolved: Resolved, pk: list[str]) -> None:
+    """The shadow declares each generated column with its reflected expression, as written; a change
+    under that expression (the engines' own ALTER refuses most of them) is refused here."""
+    retyped = {t.source for t in resolved.targets if t.source and (t.type_sql or t.using) is not None}
+    for col in ref.columns:
+        computed = col.get("computed")
+        if not computed:
+            continue
+        name = col["name"]
+        if name in pk or name in resolved.renames or name in retyped:
+            what = "is part of the key" if name in pk else "is renamed or converted by the change"
+            raise UsageError(
+                f"generated column {name!r} {what}, which the shadow copy cannot carry over",
+                hint="drop the generation (or the column) first, or make the change in place",
+            )
+        touched = sorted(mentions(str(computed.get("sqltext") or ""), [*resolved.drops, *resolved.renames, *retyped]))
+        if touched:
+            raise UsageError(
+                f"generated column {name!r} is computed from column {touched[0]!r}, which the change drops, "
+                "renames or converts",
+                hint=f"drop the generated column first (--drop {name}) and add it again after the migration",
+            )
 
 
 def _change_log_fits(dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]) -> bool:

@@ -752,6 +752,29 @@ CASES: list[Case] = [
         alter=add_note("items"),
         probes={"*": ("INSERT INTO items (name, qty) VALUES ('g', 21)", "SELECT twice FROM items WHERE name = 'g'")},
     ),
+    items_case(
+        "generated_virtual_column",
+        (SQLITE, MY),
+        {
+            SQLITE: [
+                "DROP TABLE items",
+                "CREATE TABLE items (id integer primary key, name varchar(40) not null, qty integer not null"
+                " default 0, twice integer GENERATED ALWAYS AS (qty * 2) VIRTUAL)",
+                "INSERT INTO items (name, qty) VALUES ('a', 1), ('b', 2)",
+            ],
+            MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) VIRTUAL"],
+        },
+        alter=add_note("items"),
+        probes={"*": ("INSERT INTO items (name, qty) VALUES ('g', 21)", "SELECT twice FROM items WHERE name = 'g'")},
+    ),
+    items_case(
+        "generated_column_other_change",
+        (PG,),
+        {PG: ["ALTER TABLE items ADD COLUMN label text GENERATED ALWAYS AS ('#' || (qty * 10)) STORED"]},
+        flags=("--alter", "name:varchar(80)", *SHADOW),
+        alter={PG: ["ALTER TABLE items ALTER COLUMN name TYPE varchar(80)"]},
+        probes={PG: ("INSERT INTO items (name, qty) VALUES ('g', 21)", "SELECT label FROM items WHERE name = 'g'")},
+    ),
     Case(
         name="unique_only_key",
         engines=ALL,
@@ -1094,11 +1117,6 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
     ),
     ("fk_to_table", MY, "shadowswap plan exited 2: error: table 'items' is referenced by foreign keys from orders"),
     (
-        "generated_column",
-        MY,
-        "shadowswap plan exited 2: error: column 'twice' is a generated column, which the shadow copy cannot fill",
-    ),
-    (
         "my_auto_increment_zero",
         MY,
         "shadowswap execute exited 8: error: the new table differs from 'items' at id=0 (missing from the new table)",
@@ -1127,11 +1145,6 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
         "desc_index",
         PG,
         "index ix_qty_name: on items USING btree (qty DESC, name) clustered=False options=None vs on items USING btree (qty, name) clustered=False options=None",  # noqa: E501 (the line as printed)
-    ),
-    (
-        "generated_column",
-        PG,
-        "shadowswap plan exited 2: error: column 'twice' is a generated column, which the shadow copy cannot fill",
     ),
     (
         "include_nulls_opclass_index",
@@ -1181,11 +1194,6 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
     ),
     ("fk_to_table", SQLITE, "shadowswap plan exited 2: error: table 'items' is referenced by foreign keys from orders"),
     (
-        "generated_column",
-        SQLITE,
-        "shadowswap plan exited 2: error: column 'twice' is a generated column, which the shadow copy cannot fill",
-    ),
-    (
         "sqlite_collate",
         SQLITE,
         "shadowswap plan exited 2: error: table 'items' declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet",  # noqa: E501 (the line as printed)
@@ -1233,6 +1241,20 @@ REFUSED_CASES: list[Case] = [
         flags=("--alter", "id:bigint", *SHADOW),
         alter={PG: ["ALTER TABLE items ALTER COLUMN id TYPE bigint"]},
     ),
+    items_case(
+        "generated_over_dropped_column",
+        ALL,
+        {
+            SQLITE: [
+                "DROP TABLE items",
+                "CREATE TABLE items (id integer primary key, name varchar(40) not null, qty integer not null"
+                " default 0, twice integer GENERATED ALWAYS AS (qty * 2) STORED)",
+            ],
+            PG: ["ALTER TABLE items ADD COLUMN twice integer GENERATED ALWAYS AS (qty * 2) STORED"],
+            MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) STORED"],
+        },
+        flags=("--drop", "qty", *SHADOW),
+    ),
     Case(
         name="pg_fk_from_partitioned",
         engines=(PG,),
@@ -1254,6 +1276,10 @@ REFUSED_CASES: list[Case] = [
 ]
 
 REFUSED: list[tuple[str, str, str]] = [
+    *[
+        ("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'")
+        for e in ALL
+    ],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),
     ("pg_view_over_dropped_column", PG, "view 'v_qty' uses column 'qty', which the change drops"),
     ("pg_view_over_retyped_column", PG, "view 'v_top' uses column 'qty', which the change retypes"),

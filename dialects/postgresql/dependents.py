@@ -164,14 +164,17 @@ class PostgresDependents(PostgresBase):
             ),
             {"t": self.qualified(plan)},
         )
-        by_source = {c.source_column: c for c in plan.columns}
+        copied = {c.source_column for c in plan.columns}
+        by_source = {c.source_column: c for c in [*plan.columns, *plan.default_columns] if c.source_column}
         for view, column in used:
             target = by_source.get(column)
             if target is None:
                 what = "drops"
             elif target.name != column:
                 what = "renames"
-            elif target.new_type != target.old_type or target.expression != self.column_reference(column):
+            elif target.new_type != target.old_type or (
+                column in copied and target.expression != self.column_reference(column)
+            ):
                 what = "retypes"
             else:
                 continue
@@ -245,7 +248,7 @@ class PostgresDependents(PostgresBase):
             ),
             {"t": self.qualified(plan)},
         ).all()
-        by_source = {c.source_column: c for c in plan.columns}
+        by_source = {c.source_column: c for c in [*plan.columns, *plan.default_columns] if c.source_column}
         keys = []
         for name, schema, child, relkind, upd, dele, match, deferrable, deferred, valid, cols, refcols, setcols in rows:
             if relkind == "p" or setcols:
