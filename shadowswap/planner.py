@@ -54,6 +54,21 @@ class Reflection:
     def column(self, name: str) -> dict[str, Any] | None:
         return next((c for c in self.columns if c["name"] == name), None)
 
+    def row_key(self) -> tuple[list[str], bool]:
+        """The columns the copy, triggers, replay and verification track rows by, and whether they
+        are the primary key. Without one, a unique constraint over NOT NULL columns identifies each
+        row just as well (the narrowest, then by name); the new table gets no primary key either."""
+        pk = list(self.primary_key.get("constrained_columns") or [])
+        if pk:
+            return pk, True
+        not_null = {c["name"] for c in self.columns if not c["nullable"] and not c.get("computed")}
+        candidates = sorted(
+            (len(u["column_names"]), str(u.get("name")), list(u["column_names"]))
+            for u in self.unique_constraints
+            if u.get("column_names") and all(c in not_null for c in u["column_names"])
+        )
+        return (candidates[0][2], False) if candidates else ([], False)
+
     def fingerprint(self) -> str:
         doc = {
             "columns": [[c["name"], str(c["type"]), bool(c["nullable"]), str(c.get("default"))] for c in self.columns],
@@ -210,7 +225,7 @@ def resolve(
     hidden_indexes = hidden_indexes or {}
     table = ref.table
     original = [c["name"] for c in ref.columns]
-    pk = list(ref.primary_key.get("constrained_columns") or [])
+    pk = ref.row_key()[0]
     if not changes and not usings:
         raise UsageError("no change given", hint='e.g. --alter "price:varchar(20)" or --add "note:text"')
 
@@ -551,7 +566,7 @@ def _plan_from_reflection(
         "table": table,
         "shadow_table": dialect.shadow_name(table),
         "old_table": dialect.old_name(table),
-        "primary_key": list(ref.primary_key.get("constrained_columns") or []),
+        "primary_key": ref.row_key()[0],
         "source_columns": [c["name"] for c in ref.columns],
         "columns": column_plans,
         "default_columns": default_columns,
@@ -715,13 +730,21 @@ def _shadow_plan(
     conn: Connection, dialect: Dialect, ref: Reflection, resolved: Resolved, common: dict[str, Any]
 ) -> Plan:
     table = ref.table
-    pk = list(ref.primary_key.get("constrained_columns") or [])
+    pk, is_primary = ref.row_key()
     if not pk:
         raise UsageError(
-            f"table {table!r} has no primary key; the shadow copy tracks rows by it",
+            f"table {table!r} has no primary key nor a unique key over NOT NULL columns; the shadow copy "
+            "tracks rows by one",
             hint=f"add one first, e.g. ALTER TABLE {dialect.q(table)} ADD PRIMARY KEY (id) over a unique, "
             "NOT NULL column (changes that run in place need none)",
         )
+    if not is_primary:
+        key_name = next(u.get("name") for u in ref.unique_constraints if list(u["column_names"]) == pk)
+        if key_name in resolved.dropped_indexes:
+            raise UsageError(
+                f"unique constraint {key_name!r} is the key the shadow copy tracks rows of {table!r} by",
+                hint="drop it in a separate migration, after this one",
+            )
     if ref.referenced_by and not dialect.repoints_referencing_keys:
         raise UsageError(
             f"table {table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
@@ -810,7 +833,7 @@ def _shadow_plan(
         shadow_pk = dialect.shadow_index_name(table, pk_name)
         constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
         constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
-    else:
+    elif is_primary:
         constraints.append(sa.PrimaryKeyConstraint(*pk_target))
     for uq in ref.unique_constraints:
         uq_name = uq.get("name")

@@ -789,6 +789,35 @@ CASES: list[Case] = [
         probes={"*": ("INSERT INTO tags (code) VALUES ('c1')",)},
     ),
     Case(
+        name="unique_only_key_composite",
+        engines=ALL,
+        table="tags",
+        setup=per_engine(
+            {
+                "*": "CREATE TABLE tags (ns varchar(10) not null, code varchar(20) not null, label varchar(40),"
+                " alt integer, CONSTRAINT uq_alt UNIQUE (alt), CONSTRAINT uq_ns_code UNIQUE (ns, code))"
+            },
+            seed("tags", "ns, code, label, alt", "'n' || (i % 3), 'c' || i, 'label', i")
+            | {MY: ["INSERT INTO tags SELECT concat('n', seq % 3), concat('c', seq), 'label', seq FROM seq_1_to_200"]},
+        ),
+        flags=("--alter", "label:varchar(80)", *SHADOW),
+        alter={
+            SQLITE: [
+                "CREATE TABLE tags (ns varchar(10) not null, code varchar(20) not null, label varchar(80),"
+                " alt integer, CONSTRAINT uq_alt UNIQUE (alt), CONSTRAINT uq_ns_code UNIQUE (ns, code))"
+            ],
+            PG: ["ALTER TABLE tags ALTER COLUMN label TYPE varchar(80)"],
+            MY: ["ALTER TABLE tags MODIFY label varchar(80)"],
+        },
+        probes={
+            "*": (
+                "INSERT INTO tags (ns, code) VALUES ('n1', 'c1')",
+                "INSERT INTO tags (ns, code) VALUES ('n9', 'c1')",
+                "SELECT count(*) FROM tags",
+            )
+        },
+    ),
+    Case(
         name="binary_key",
         engines=ALL,
         table="zoo",
@@ -1132,11 +1161,6 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
         "column items.attrs (ddl): `attrs` longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin DEFAULT NULL CHECK (json_valid(`attrs`)) vs `attrs` longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin DEFAULT NULL",  # noqa: E501 (the line as printed)
     ),
     (
-        "unique_only_key",
-        MY,
-        "shadowswap plan exited 2: error: table 'tags' has no primary key; the shadow copy tracks rows by it",
-    ),
-    (
         "app_trigger",
         PG,
         "trigger items.trg_audit: CREATE TRIGGER trg_audit AFTER INSERT ON <t> FOR EACH ROW EXECUTE FUNCTION audit_fn() enabled=O vs (none)",  # noqa: E501 (the line as printed)
@@ -1173,11 +1197,6 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
     ("pg_row_level_security", PG, "row level security items: enabled=True forced=False vs enabled=False forced=False"),
     ("pg_storage_parameters", PG, "storage parameters items: {fillfactor=70} vs None"),
     (
-        "unique_only_key",
-        PG,
-        "shadowswap plan exited 2: error: table 'tags' has no primary key; the shadow copy tracks rows by it",
-    ),
-    (
         "big_negative_keys",
         SQLITE,
         "column nums.id: #0 BIGINT notnull=0 default=None pk=1 hidden=0 vs #0 BIGINT notnull=1 default=None pk=1 hidden=0",  # noqa: E501 (the line as printed)
@@ -1202,11 +1221,6 @@ KNOWN_GAPS: list[tuple[str, str, str]] = [
         "sqlite_unknown_type",
         SQLITE,
         "column items.shape: #3 WIDGET notnull=0 default=None pk=0 hidden=0 vs #3 NUMERIC notnull=0 default=None pk=0 hidden=0",  # noqa: E501 (the line as printed)
-    ),
-    (
-        "unique_only_key",
-        SQLITE,
-        "shadowswap plan exited 2: error: table 'tags' has no primary key; the shadow copy tracks rows by it",
     ),
 ]
 
@@ -1256,6 +1270,14 @@ REFUSED_CASES: list[Case] = [
         flags=("--drop", "qty", *SHADOW),
     ),
     Case(
+        name="nullable_unique_only",
+        engines=ALL,
+        table="tags",
+        setup=per_engine({"*": "CREATE TABLE tags (code varchar(20), label varchar(40), CONSTRAINT uq UNIQUE (code))"}),
+        flags=ADD,
+        alter=add_note("tags"),
+    ),
+    Case(
         name="pg_fk_from_partitioned",
         engines=(PG,),
         table="items",
@@ -1276,10 +1298,8 @@ REFUSED_CASES: list[Case] = [
 ]
 
 REFUSED: list[tuple[str, str, str]] = [
-    *[
-        ("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'")
-        for e in ALL
-    ],
+    *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],
+    *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),
     ("pg_view_over_dropped_column", PG, "view 'v_qty' uses column 'qty', which the change drops"),
     ("pg_view_over_retyped_column", PG, "view 'v_top' uses column 'qty', which the change retypes"),

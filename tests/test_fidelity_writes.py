@@ -67,3 +67,22 @@ def test_postgresql_views_and_referencing_keys_follow_the_new_table_under_writer
         conn.exec_driver_sql("DELETE FROM products WHERE id = (SELECT min(product_id) FROM reviews)")
         assert conn.exec_driver_sql("SELECT count(*) FROM reviews").scalar_one() == len(expected) - 1
     assert sa.inspect(engine).has_table(plan.old_table)
+
+
+def test_postgresql_unique_only_key_under_writers(pg_url: str) -> None:
+    """A table whose only key is a NOT NULL unique constraint migrates on it while writers insert,
+    update, re-key (the tracked key itself) and delete; the new table has no primary key either."""
+    engine, dialect = connect(pg_url)
+    initial = create_products(engine, ROWS)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE products DROP CONSTRAINT products_pkey, ADD CONSTRAINT a_uq_id UNIQUE (id)")
+    plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
+    assert plan.primary_key == ["id"]
+    with Writers(pg_url, initial, threads=3, seed=7) as writers:
+        Executor(engine, dialect, plan, Options(chunk_size=200, max_chunk=200)).run()
+    assert writers.total.errors == []
+    assert writers.total.rekeys > 0
+    compare(engine, writers.model).assert_exact()
+    inspector = sa.inspect(engine)
+    assert inspector.get_pk_constraint("products")["constrained_columns"] == []
+    assert {u["name"] for u in inspector.get_unique_constraints("products")} == {"a_uq_id", "products_sku_key"}
