@@ -331,3 +331,26 @@ def test_each_dialect_method_lives_in_one_room() -> None:
     assert {name: where for name, where in owners.items() if len(where) > 1} == {}
     assert owners["migration_lock"] == ["PostgresSession"]
     assert owners["swap_sql"] == ["PostgresSwap"]
+
+
+def test_a_view_created_after_the_plan_stops_the_swap(pg_url: str) -> None:
+    """The swap redefines the views planned; one created since would stay on the old table, so the
+    swap's guard rolls it back and says to plan again, leaving the original as it was."""
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE parents (id int PRIMARY KEY, v int)")
+        conn.exec_driver_sql("INSERT INTO parents SELECT g, g FROM generate_series(1, 500) g")
+        conn.exec_driver_sql("CREATE VIEW planned AS SELECT id FROM parents")
+    plan = build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE VIEW late AS SELECT v FROM parents")
+    with pytest.raises(Exception, match="changed since the plan; plan again"):
+        Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM late").scalar_one() == 500
+        read_by_late = conn.exec_driver_sql(
+            "SELECT DISTINCT d.refobjid::regclass::text FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid"
+            " WHERE w.ev_class = 'late'::regclass AND d.refobjid <> w.ev_class"
+            " AND d.refclassid = 'pg_class'::regclass"
+        ).scalar_one()
+    assert read_by_late == "parents" and "_parents_old" not in sa.inspect(engine).get_table_names()

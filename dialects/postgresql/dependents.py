@@ -183,25 +183,39 @@ class PostgresDependents(PostgresBase):
                 hint=f"drop the view (DROP VIEW {view}) before migrating and create it again after",
             )
 
-    def views_fingerprint_sql(self, plan: Plan, views: list[dict[str, Any]]) -> str:
-        """A guard run first under the swap's lock: the dependent views are the ones planned, as planned.
+    def dependents_guard_sql(self, plan: Plan, views: list[dict[str, Any]], keys: list[dict[str, Any]]) -> str:
+        """A guard run first under the swap's lock: the views over the table and the foreign keys
+        referencing it are the ones planned, as planned.
 
-        A view created or redefined since the plan would otherwise be lost or reverted by the swap.
-        Under the ACCESS EXCLUSIVE lock on the table no view over it can be created or replaced.
+        One created or redefined since the plan would otherwise be left on the old table, or
+        reverted, by the swap; the swap fails instead (its transaction rolls back) and says to plan
+        again. Under the ACCESS EXCLUSIVE lock on the table no view over it or key to it can appear.
         """
         expected = hashlib.md5(
             "\n".join(f"{v['raw_name']} {v['definition']}" for v in views).encode(), usedforsecurity=False
         ).hexdigest()
         query = _DEPENDENTS.replace(":t", literal(self.qualified(plan)))
-        actual = (
+        actual_views = (
             "SELECT md5(coalesce(string_agg(d.nspname || '.' || d.relname || ' '"
             " || rtrim(btrim(pg_get_viewdef(d.oid)), ';'), E'\\n' ORDER BY d.lvl, d.nspname, d.relname), ''))"
             f" FROM ({query}) d"
         )
-        message = f"the views over {plan.table} changed since the plan; run shadowswap plan again"
-        body = f"BEGIN IF ({actual}) <> {literal(expected)} THEN RAISE EXCEPTION {literal(message)}; END IF; END"
+        actual_keys = (
+            "SELECT coalesce(string_agg(n.nspname || '.' || c.relname || '.' || con.conname, ','"
+            " ORDER BY n.nspname, c.relname, con.conname), '')"
+            " FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            f" WHERE con.contype = 'f' AND con.confrelid = to_regclass({literal(self.qualified(plan))})"
+            " AND con.conrelid <> con.confrelid AND con.conparentid = 0"
+        )
+        expected_keys = ",".join(k["raw"] for k in keys)
+        message = f"the views over {plan.table} or the foreign keys to it changed since the plan; plan again"
+        body = (
+            f"BEGIN IF ({actual_views}) <> {literal(expected)} OR ({actual_keys}) <> {literal(expected_keys)}"
+            f" THEN RAISE EXCEPTION {literal(message)}; END IF; END"
+        )
         if "$ss$" in body:
-            raise UsageError("a view's definition contains $ss$", hint="rename the view's literal")
+            raise UsageError(f"the name {plan.table!r} contains $ss$", hint="rename it first")
         return f"DO $ss${body}$ss$"
 
     def recreate_views_sql(self, views: list[dict[str, Any]]) -> list[str]:
@@ -277,7 +291,15 @@ class PostgresDependents(PostgresBase):
                 + (" DEFERRABLE" if deferrable else "")
                 + (" INITIALLY DEFERRED" if deferred else "")
             )
-            keys.append({"name": name, "table": qualified_child, "clause": clause, "validated": bool(valid)})
+            keys.append(
+                {
+                    "name": name,
+                    "table": qualified_child,
+                    "raw": f"{schema}.{child}.{name}",
+                    "clause": clause,
+                    "validated": bool(valid),
+                }
+            )
         return keys
 
     def repoint_keys_sql(self, keys: list[dict[str, Any]]) -> tuple[list[str], list[str]]:

@@ -71,7 +71,7 @@ class PostgresSwap(PostgresDependents):
         children = "".join(f", {name}" for name in dict.fromkeys(k["table"] for k in keys))
         stmts = [
             f"LOCK TABLE {t}, {s}{children} IN ACCESS EXCLUSIVE MODE",
-            *([self.views_fingerprint_sql(plan, views)] if views else []),
+            self.dependents_guard_sql(plan, views, keys),
             *(self.replay_sql(plan) if log_table else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)} ON {t}" for n in plan.trigger_names],
             *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
