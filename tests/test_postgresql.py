@@ -344,7 +344,7 @@ def test_a_view_created_after_the_plan_stops_the_swap(pg_url: str) -> None:
     plan = build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE VIEW late AS SELECT v FROM parents")
-    with pytest.raises(Exception, match="changed since the plan; plan again"):
+    with pytest.raises(Exception, match="changed since the plan; run shadowswap abort parents, then plan again"):
         Executor(engine, dialect, plan).run()
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM late").scalar_one() == 500

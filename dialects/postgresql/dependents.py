@@ -194,7 +194,8 @@ class PostgresDependents(PostgresBase):
         expected = hashlib.md5(
             "\n".join(f"{v['raw_name']} {v['definition']}" for v in views).encode(), usedforsecurity=False
         ).hexdigest()
-        query = _DEPENDENTS.replace(":t", literal(self.qualified(plan)))
+        # one line in the printed plan; collapsed before the table's name goes in, which may hold spaces
+        query = " ".join(_DEPENDENTS.split()).replace(":t", literal(self.qualified(plan)))
         actual_views = (
             "SELECT md5(coalesce(string_agg(d.nspname || '.' || d.relname || ' '"
             " || rtrim(btrim(pg_get_viewdef(d.oid)), ';'), E'\\n' ORDER BY d.lvl, d.nspname, d.relname), ''))"
@@ -209,7 +210,10 @@ class PostgresDependents(PostgresBase):
             " AND con.conrelid <> con.confrelid AND con.conparentid = 0"
         )
         expected_keys = ",".join(k["raw"] for k in keys)
-        message = f"the views over {plan.table} or the foreign keys to it changed since the plan; plan again"
+        message = (
+            f"the views over {plan.table} or the foreign keys to it changed since the plan; "
+            f"run shadowswap abort {plan.table}, then plan again"
+        )
         body = (
             f"BEGIN IF ({actual_views}) <> {literal(expected)} OR ({actual_keys}) <> {literal(expected_keys)}"
             f" THEN RAISE EXCEPTION {literal(message)}; END IF; END"
