@@ -403,12 +403,16 @@ class Dialect:
     def shadow_column(
         self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
     ) -> sa.Column[Any]:
-        """The shadow's column: the reflected default kept verbatim, never a new SERIAL/identity."""
+        """The shadow's column: the reflected default kept verbatim, never a new SERIAL/identity;
+        a generated column declared with its reflected expression (the copy leaves it to the engine)."""
+        computed = reflected.get("computed")
+        generated = [sa.Computed(sa.text(computed["sqltext"]), persisted=computed.get("persisted"))] if computed else []
         return sa.Column(
             reflected["name"],
             type_,
+            *generated,
             nullable=nullable,
-            server_default=sa.text(default) if default is not None else None,
+            server_default=sa.text(default) if default is not None and not computed else None,
             autoincrement=False,
             comment=reflected.get("comment"),
         )

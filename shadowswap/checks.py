@@ -62,7 +62,6 @@ STAGES = ("changes", "table", "database", "shadow", "copy")
 
 #: the dialect packages whose ``checks`` module registers engine-only checks
 _ENGINE_MODULES = (
-    "shadowswap.dialects.postgresql.checks",
     "shadowswap.dialects.mysql.checks",
     "shadowswap.dialects.sqlite.checks",
 )
@@ -194,7 +193,8 @@ class Context:
 
     @cached_property
     def pk(self) -> list[str]:
-        return list(self.reflection.primary_key.get("constrained_columns") or [])
+        """The row key: the primary key, or a unique key over NOT NULL columns (``Reflection.row_key``)."""
+        return self.reflection.row_key()[0]
 
     @cached_property
     def renames(self) -> dict[str, str]:
@@ -699,17 +699,37 @@ def index_name_taken(ctx: Context) -> Outcome:
 @check(
     "no-primary-key",
     "shadow",
-    "the table has no primary key, by which the shadow copy tracks rows",
+    "the table has no primary key nor a unique key over NOT NULL columns, by which the shadow copy tracks rows",
     "add one first over a unique, NOT NULL column (changes that run in place need none)",
 )
 def no_primary_key(ctx: Context) -> Outcome:
     if ctx.pk:
         return None
     return Refusal(
-        f"table {ctx.table!r} has no primary key; the shadow copy tracks rows by it",
+        f"table {ctx.table!r} has no primary key nor a unique key over NOT NULL columns; the shadow copy "
+        "tracks rows by one",
         hint=f"add one first, e.g. ALTER TABLE {ctx.engine_dialect.q(ctx.table)} ADD PRIMARY KEY (id) over a "
         "unique, NOT NULL column (changes that run in place need none)",
     )
+
+
+@check(
+    "row-key-dropped",
+    "shadow",
+    "the unique constraint the shadow copy tracks rows by (the table has no primary key) is dropped",
+    "drop it in a separate migration, after this one",
+)
+def row_key_dropped(ctx: Context) -> Outcome:
+    pk, is_primary = ctx.reflection.row_key()
+    if is_primary or not pk:
+        return None
+    key_name = next(u.get("name") for u in ctx.reflection.unique_constraints if list(u["column_names"]) == pk)
+    if key_name in ctx.plan.dropped_indexes:
+        return Refusal(
+            f"unique constraint {key_name!r} is the key the shadow copy tracks rows of {ctx.table!r} by",
+            hint="drop it in a separate migration, after this one",
+        )
+    return None
 
 
 @check(
@@ -729,15 +749,49 @@ def referenced_by_foreign_keys(ctx: Context) -> Outcome:
 
 
 @check(
-    "generated-column",
+    "generated-column-changed",
     "shadow",
-    "the table has a generated column, which the shadow copy cannot fill",
-    "only changes that run in place are possible on this table for now",
+    "a generated column is part of the key, renamed or converted by the change; the shadow declares it as written",
+    "drop the generation (or the column) first, or make the change in place",
 )
-def generated_column(ctx: Context) -> Outcome:
+def generated_column_changed(ctx: Context) -> Outcome:
+    # The shadow declares each generated column with its reflected expression, as written; the engine
+    # recomputes it, the copy never writes it. A change under it (the engines' own ALTER refuses most
+    # of them) is refused.
+    pk = ctx.pk
+    retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
     for col in ctx.reflection.columns:
-        if col.get("computed"):
-            return f"column {col['name']!r} is a generated column, which the shadow copy cannot fill"
+        name = col["name"]
+        if col.get("computed") and (name in pk or name in ctx.plan.renames or name in retyped):
+            what = "is part of the key" if name in pk else "is renamed or converted by the change"
+            return f"generated column {name!r} {what}, which the shadow copy cannot carry over"
+    return None
+
+
+@check(
+    "generated-column-over-changed-column",
+    "shadow",
+    "a generated column is computed from a column the change drops, renames or converts",
+    "drop the generated column first (--drop NAME) and add it again after the migration",
+)
+def generated_column_over_changed_column(ctx: Context) -> Outcome:
+    retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    for col in ctx.reflection.columns:
+        computed = col.get("computed")
+        if not computed:
+            continue
+        changed = [*ctx.plan.drops, *ctx.plan.renames, *retyped]
+        if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:
+            # the shadow is the table's own text (SQLite): the expression is kept, a rename rewritten
+            # in it by the engine, a retype under it is the engine's own concern, as in its rebuild
+            changed = list(ctx.plan.drops)
+        touched = sorted(mentions(str(computed.get("sqltext") or ""), changed))
+        if touched:
+            return Refusal(
+                f"generated column {col['name']!r} is computed from column {touched[0]!r}, which the change drops, "
+                "renames or converts",
+                hint=f"drop the generated column first (--drop {col['name']}) and add it again after the migration",
+            )
     return None
 
 

@@ -146,7 +146,7 @@ def render_plan(p: Plan) -> None:
     columns = Table(title=f"{p.table}: {', '.join(p.changes)}", title_justify="left")
     for heading in ("column", "old definition", "new definition", "copy expression"):
         columns.add_column(heading)
-    kept = {c.source_column for c in p.columns}
+    kept = {c.source_column for c in [*p.columns, *p.default_columns]}
     for c in [*p.columns, *p.default_columns]:
         old = f"{c.old_type}{'' if c.old_nullable else ' NOT NULL'}" if c.old_type else "-"
         new = f"{c.new_type}{'' if c.new_nullable else ' NOT NULL'}"

@@ -68,6 +68,10 @@ def coerce_key(engine: Engine, plan: Plan, values: list[Any] | None) -> list[Any
         columns = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(plan.table)}
     out = []
     for name, value in zip(plan.primary_key, values, strict=True):
+        if isinstance(value, dict) and set(value) == {"hex"}:
+            # state.encode_key's form of a binary value (bytea, BINARY(n), BLOB): bytes again
+            out.append(bytes.fromhex(value["hex"]))
+            continue
         try:
             python_type = columns[name].python_type
         except (NotImplementedError, KeyError):

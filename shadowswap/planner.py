@@ -51,6 +51,21 @@ class Reflection:
     def column(self, name: str) -> dict[str, Any] | None:
         return next((c for c in self.columns if c["name"] == name), None)
 
+    def row_key(self) -> tuple[list[str], bool]:
+        """The columns the copy, triggers, replay and verification track rows by, and whether they
+        are the primary key. Without one, a unique constraint over NOT NULL columns identifies each
+        row just as well (the narrowest, then by name); the new table gets no primary key either."""
+        pk = list(self.primary_key.get("constrained_columns") or [])
+        if pk:
+            return pk, True
+        not_null = {c["name"] for c in self.columns if not c["nullable"] and not c.get("computed")}
+        candidates = sorted(
+            (len(u["column_names"]), str(u.get("name")), list(u["column_names"]))
+            for u in self.unique_constraints
+            if u.get("column_names") and all(c in not_null for c in u["column_names"])
+        )
+        return (candidates[0][2], False) if candidates else ([], False)
+
     def fingerprint(self) -> str:
         doc = {
             "columns": [[c["name"], str(c["type"]), bool(c["nullable"]), str(c.get("default"))] for c in self.columns],
@@ -396,7 +411,7 @@ def _plan_from_reflection(
         "table": table,
         "shadow_table": dialect.shadow_name(table),
         "old_table": dialect.old_name(table),
-        "primary_key": list(ref.primary_key.get("constrained_columns") or []),
+        "primary_key": ref.row_key()[0],
         "source_columns": [c["name"] for c in ref.columns],
         "columns": column_plans,
         "default_columns": default_columns,
@@ -453,6 +468,22 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
+        if col is not None and col.get("computed"):
+            # A generated column is the engine's to compute from the copied ones, as its blocking
+            # ALTER does: never written by the copy, the triggers or the replay, nor checksummed.
+            defaulted.append(
+                ColumnPlan(
+                    name=t.name,
+                    old_type=_type_sql(dialect, col["type"]),
+                    new_type=new_type,
+                    old_nullable=bool(col["nullable"]),
+                    new_nullable=t.nullable,
+                    expression=f"GENERATED ALWAYS AS ({col['computed']['sqltext']})",
+                    changed=t.alter is not None,
+                    source_column=t.source,
+                )
+            )
+            continue
         if t.using is not None:
             expression = f"({qualify(t.using, source_columns, dialect.sqlglot_dialect)})"
             if t.type_sql is not None:
@@ -544,7 +575,7 @@ def _shadow_plan(
     conn: Connection, dialect: Dialect, ref: Reflection, resolved: Resolved, common: dict[str, Any]
 ) -> Plan:
     table = ref.table
-    pk = list(ref.primary_key.get("constrained_columns") or [])
+    pk, is_primary = ref.row_key()
     checks.run("shadow", checks.Context(ref=ref, engine=dialect.name, conn=conn, dialect=dialect, resolved=resolved))
     shadow = dialect.shadow_name(table)
 
@@ -587,7 +618,7 @@ def _shadow_plan(
         shadow_pk = dialect.shadow_index_name(table, pk_name)
         constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
         constraints.append(sa.PrimaryKeyConstraint(*pk_target, name=shadow_pk))
-    else:
+    elif is_primary:
         constraints.append(sa.PrimaryKeyConstraint(*pk_target))
     for uq in ref.unique_constraints:
         uq_name = uq.get("name")

@@ -173,7 +173,16 @@ def applied_in_place(conn: Connection, table: str, fingerprint: str, instant_sql
 
 
 def encode_key(values: list[Any] | tuple[Any, ...] | None) -> str | None:
-    return None if values is None else json.dumps(list(values), default=str)
+    """A key as JSON. Binary values become ``{"hex": ...}``: ``str(b"...")`` would be a Python
+    literal that nothing reads back (a bytea/BINARY/BLOB key crashed the copy on resume);
+    :func:`shadowswap.copier.coerce_key` turns them back into bytes."""
+    return None if values is None else json.dumps([_key_json(v) for v in values], default=str)
+
+
+def _key_json(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"hex": bytes(value).hex()}
+    return value
 
 
 def active(conn: Connection, table: str) -> Migration | None:

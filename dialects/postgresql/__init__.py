@@ -3,7 +3,6 @@
 One room a concern; ``PostgresDialect`` is their composition:
 
 - ``base.py``       PostgresBase: name, identifier limit, helpers more than one room calls
-- ``checks.py``     the plan-time refusals of PostgreSQL tables (registered with ``shadowswap.checks``)
 - ``session.py``    SQLSTATEs and error classification, lock_timeout, the advisory migration lock
 - ``instant.py``    which ALTERs run in place (catalog only) and the guard against a hidden rewrite
 - ``types.py``      casts into the shadow's types, cast checks, shadow column declarations
@@ -11,7 +10,8 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``copy.py``       the keyset copy's chunk statements, their row locks and the copy race
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
-- ``swap.py``       the sequences and identities the swap hands over, and its one transaction
+- ``swap.py``       the swap's preconditions (sequences, identities) and its one transaction
+- ``dependents.py`` views and other tables' foreign keys bound to the table, redefined in the swap
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration
@@ -29,6 +29,7 @@ from shadowswap.dialects.postgresql.base import PostgresBase
 from shadowswap.dialects.postgresql.changelog import PostgresChangeLog
 from shadowswap.dialects.postgresql.checksum import PostgresChecksum
 from shadowswap.dialects.postgresql.copy import PostgresCopy
+from shadowswap.dialects.postgresql.dependents import PostgresDependents
 from shadowswap.dialects.postgresql.indexes import PostgresIndexes
 from shadowswap.dialects.postgresql.instant import PostgresInstant
 from shadowswap.dialects.postgresql.probes import PostgresProbes
@@ -56,6 +57,7 @@ class PostgresDialect(
     PostgresChangeLog,
     PostgresIndexes,
     PostgresSwap,
+    PostgresDependents,
     PostgresChecksum,
     PostgresProbes,
     PostgresBackup,

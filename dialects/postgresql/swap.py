@@ -1,6 +1,7 @@
-"""The swap: the sequences and identities it moves (dependent views are refused at plan time,
-checks.py) and the one transaction that renames the tables, drops the triggers, applies the last change-log
-entries and hands the sequences over, holding ACCESS EXCLUSIVE for milliseconds.
+"""The swap: what must be true before it (sequences and identities to move; dependent views and
+referencing keys, see dependents.py) and the one transaction that renames the tables, drops the
+triggers, applies the last change-log entries, hands the sequences over and redefines the views and
+keys on the new table, holding ACCESS EXCLUSIVE for milliseconds.
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shadowswap.dialects.postgresql.base import PostgresBase
+from shadowswap.dialects.postgresql.dependents import PostgresDependents
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
-class PostgresSwap(PostgresBase):
+# the swap composes the dependents' statements into its transaction, so it builds on that room
+class PostgresSwap(PostgresDependents):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        # dependent views are refused at plan time (dialects/postgresql/checks.py)
+        # views and other tables' keys follow the table by OID: redefined on the new table inside
+        # the swap's transaction (dependents.py), or refused here
+        views = self.dependent_views(conn, plan)
+        keys = self.referencing_keys(conn, plan)
         owned: list[tuple[str, str]] = []
         identities: list[dict[str, Any]] = []
         # a sequence follows its column to the new table, under the column's new name; a dropped
@@ -52,7 +57,7 @@ class PostgresSwap(PostgresBase):
                 )
             else:
                 owned.append((target[col["name"]], qualified))
-        return {"owned_sequences": owned, "identities": identities}
+        return {"owned_sequences": owned, "identities": identities, "views": views, "referencing_keys": keys}
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
@@ -60,8 +65,13 @@ class PostgresSwap(PostgresBase):
         # With a change log, the lock leaves its last entries (the writes since the last replay)
         # final: they are applied inside the swap, and the log goes with the triggers.
         log_table = plan.extra.get("change_log")
+        views, keys = reflected.get("views", []), reflected.get("referencing_keys", [])
+        # The tables whose keys are re-pointed are locked up front with ours (DROP CONSTRAINT needs
+        # ACCESS EXCLUSIVE on them): one lock_timeout covers all, none is taken mid-transaction.
+        children = "".join(f", {name}" for name in dict.fromkeys(k["table"] for k in keys))
         stmts = [
-            f"LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE",
+            f"LOCK TABLE {t}, {s}{children} IN ACCESS EXCLUSIVE MODE",
+            self.dependents_guard_sql(plan, views, keys),
             *(self.replay_sql(plan) if log_table else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)} ON {t}" for n in plan.trigger_names],
             *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
@@ -93,7 +103,10 @@ class PostgresSwap(PostgresBase):
             )
             literal = seq.replace("'", "''")
             stmts.append(f"SELECT setval('{literal}', last_value, is_called) FROM {old_seq}")
-        post = [f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()"]
+        stmts += self.recreate_views_sql(views)
+        repoint, validate = self.repoint_keys_sql(keys)
+        stmts += repoint
+        post = [f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()", *validate]
         return stmts, post
 
     def run_swap(
