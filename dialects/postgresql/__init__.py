@@ -11,6 +11,8 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
 - ``swap.py``       the swap's preconditions (views, sequences, identities) and its one transaction
+- ``surroundings.py`` triggers, grants, comments, RLS, storage, replica identity, publications carried
+                      over in the swap; partitioned and inherited tables refused
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration
@@ -38,6 +40,7 @@ from shadowswap.dialects.postgresql.session import (
     UNIQUE_VIOLATION,
     PostgresSession,
 )
+from shadowswap.dialects.postgresql.surroundings import PostgresSurroundings
 from shadowswap.dialects.postgresql.swap import PostgresSwap
 from shadowswap.dialects.postgresql.triggers import PostgresTriggers
 from shadowswap.dialects.postgresql.types import PostgresTypes
@@ -55,6 +58,7 @@ class PostgresDialect(
     PostgresChangeLog,
     PostgresIndexes,
     PostgresSwap,
+    PostgresSurroundings,
     PostgresChecksum,
     PostgresProbes,
     PostgresBackup,

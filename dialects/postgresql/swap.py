@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 class PostgresSwap(PostgresBase):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        self.refuse_unmigratable(conn, plan.table)
+        self.refuse_dependents_on_changed_columns(conn, plan, [c["name"] for c in reflection.columns])
         views = [
             r[0]
             for r in conn.execute(
@@ -69,7 +71,7 @@ class PostgresSwap(PostgresBase):
                 )
             else:
                 owned.append((target[col["name"]], qualified))
-        return {"owned_sequences": owned, "identities": identities}
+        return {"owned_sequences": owned, "identities": identities, "owner": self.owner_sql(conn, plan)}
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
@@ -84,6 +86,8 @@ class PostgresSwap(PostgresBase):
             *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
             f"ALTER TABLE {t} RENAME TO {o}",
             f"ALTER TABLE {s} RENAME TO {t}",
+            # before any sequence is linked to the new table: both must have one owner
+            *reflected.get("owner", []),
         ]
         for old_name, shadow_name, final_name in reflected["constraint_renames"]:
             stmts.append(f"ALTER TABLE {o} RENAME CONSTRAINT {self.q(final_name)} TO {self.q(old_name)}")
@@ -124,6 +128,8 @@ class PostgresSwap(PostgresBase):
                 locked_at = time.perf_counter()
                 for stmt in plan.swap_sql[1:]:
                     self.run(conn, stmt)
+                # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)
+                self.carry_over(conn, plan)
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:
