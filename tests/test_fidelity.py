@@ -10,13 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import DIALECTS, fresh_database
 from differential import (
     CASES,
     ITEMS_SQLITE,
+    REFUSED,
     Case,
     all_rows,
     blocking_alter,
     catalog,
+    cli,
+    cli_error,
     collected,
     differences,
     migrate_both,
@@ -30,6 +34,24 @@ from differential import (
 def test_shadowswap_gives_the_blocking_alters_table(case: Case, engine: str, tmp_path: Path) -> None:
     diffs = migrate_both(case, engine, tmp_path)
     assert not diffs, f"{case.name} on {engine} (blocking ALTER vs shadowswap):\n" + "\n".join(diffs)
+
+
+@pytest.mark.parametrize(
+    ("name", "engine", "line"), [pytest.param(n, e, ln, id=f"{n}-{e}") for n, e, ln in REFUSED if e in DIALECTS]
+)
+def test_refused_at_plan_in_one_line(name: str, engine: str, line: str, tmp_path: Path) -> None:
+    """What a shadow copy cannot carry over online is refused by ``plan`` (exit 2) in one line that
+    names the object and what to do, and the database is left as it was: no plan, no shadow."""
+    case = next(c for c in CASES if c.name == name)
+    for url in fresh_database(engine, tmp_path):
+        run_sql(url, case.for_engine(case.setup, engine))
+        before = catalog(url)
+        code, output = cli("plan", case.table, *case.flags, url=url, cwd=tmp_path)
+        assert code == 2, output
+        assert cli_error(output) == line
+        assert [ln for ln in output.splitlines() if ln.startswith("error:")] == [line]
+        assert differences(before, catalog(url)) == []
+        assert not (tmp_path / "shadowswap.plan.json").exists()
 
 
 def test_the_message_names_the_difference(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
 - ``swap.py``       the swap's preconditions (views, sequences, identities) and its one transaction
-- ``surroundings.py`` triggers, grants, comments, RLS, storage, replica identity, publications carried
-                      over in the swap; partitioned and inherited tables refused
+- ``surroundings.py`` (functions, not a room; the swap room calls them) triggers, grants, comments,
+                      RLS, storage, replica identity, publications carried over in the swap;
+                      partitioned and inherited tables refused at plan
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration
@@ -40,7 +41,6 @@ from shadowswap.dialects.postgresql.session import (
     UNIQUE_VIOLATION,
     PostgresSession,
 )
-from shadowswap.dialects.postgresql.surroundings import PostgresSurroundings
 from shadowswap.dialects.postgresql.swap import PostgresSwap
 from shadowswap.dialects.postgresql.triggers import PostgresTriggers
 from shadowswap.dialects.postgresql.types import PostgresTypes
@@ -58,7 +58,6 @@ class PostgresDialect(
     PostgresChangeLog,
     PostgresIndexes,
     PostgresSwap,
-    PostgresSurroundings,
     PostgresChecksum,
     PostgresProbes,
     PostgresBackup,

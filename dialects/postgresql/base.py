@@ -8,10 +8,7 @@ mypy checks every such call against one signature.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
-from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.base import Dialect
 
@@ -28,16 +25,3 @@ class PostgresBase(Dialect):
     # swap (the triggers are gone by then, the function is not part of the table).
     def function_name(self, plan: Plan) -> str:
         return self.fit_name(f"_{plan.table}_ss_fn")
-
-    # What surrounds the table (surroundings.py); the swap room calls these at plan and swap time.
-    def refuse_unmigratable(self, conn: Connection, table: str) -> None:
-        raise NotImplementedError
-
-    def refuse_dependents_on_changed_columns(self, conn: Connection, plan: Plan, original: Sequence[str]) -> None:
-        raise NotImplementedError
-
-    def owner_sql(self, conn: Connection, plan: Plan) -> list[str]:
-        raise NotImplementedError
-
-    def carry_over(self, conn: Connection, plan: Plan) -> None:
-        raise NotImplementedError

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.postgresql import surroundings
 from shadowswap.dialects.postgresql.base import PostgresBase
 from shadowswap.errors import UsageError
 
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
 
 class PostgresSwap(PostgresBase):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        self.refuse_unmigratable(conn, plan.table)
-        self.refuse_dependents_on_changed_columns(conn, plan, [c["name"] for c in reflection.columns])
+        surroundings.refuse_unmigratable(self, conn, plan.table)
+        surroundings.refuse_dependents_on_changed_columns(self, conn, plan, [c["name"] for c in reflection.columns])
         views = [
             r[0]
             for r in conn.execute(
@@ -71,7 +72,7 @@ class PostgresSwap(PostgresBase):
                 )
             else:
                 owned.append((target[col["name"]], qualified))
-        return {"owned_sequences": owned, "identities": identities, "owner": self.owner_sql(conn, plan)}
+        return {"owned_sequences": owned, "identities": identities, "owner": surroundings.owner_sql(self, conn, plan)}
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
@@ -129,7 +130,7 @@ class PostgresSwap(PostgresBase):
                 for stmt in plan.swap_sql[1:]:
                     self.run(conn, stmt)
                 # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)
-                self.carry_over(conn, plan)
+                surroundings.carry_over(self, conn, plan)
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:
