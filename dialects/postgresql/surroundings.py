@@ -37,7 +37,8 @@ _CMD = (
 
 
 def refuse_unmigratable(d: PostgresBase, conn: Connection, table: str) -> None:
-    """Partitioned tables, partitions and inheritance trees: refused, never flattened.
+    """Partitioned tables, partitions and inheritance trees: refused, never flattened; and a table
+    whose row-level security filters what this role reads.
 
     The shadow is a plain table: swapping it in for a partitioned table would leave the
     partitions attached to the old one (and ``cleanup --drop-old`` would drop them with their
@@ -50,14 +51,25 @@ def refuse_unmigratable(d: PostgresBase, conn: Connection, table: str) -> None:
             " (SELECT string_agg(p.relname, ', ' ORDER BY p.relname) FROM pg_inherits i"
             "  JOIN pg_class p ON p.oid = i.inhparent WHERE i.inhrelid = c.oid),"
             " (SELECT string_agg(k.relname, ', ' ORDER BY k.relname) FROM pg_inherits i"
-            "  JOIN pg_class k ON k.oid = i.inhrelid WHERE i.inhparent = c.oid)"
+            "  JOIN pg_class k ON k.oid = i.inhrelid WHERE i.inhparent = c.oid),"
+            # whether this role's reads of the table are filtered by its policies
+            " c.relrowsecurity AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)"
+            " AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE'))"
             " FROM pg_class c WHERE c.oid = to_regclass(:t)"
         ),
         {"t": d.q(table)},
     ).first()
     if row is None:
         return
-    kind, is_partition, parents, children = row
+    kind, is_partition, parents, children, filtered = row
+    if filtered:
+        # The copy and the verification read the table as this role: under its policies they
+        # would both see the same subset, and the new table would silently lose the other rows.
+        raise UsageError(
+            f"table {table!r} has row-level security that applies to this role (FORCE ROW LEVEL SECURITY): "
+            "the copy would see only the rows its policies show; run shadowswap as a superuser or a role "
+            "with BYPASSRLS"
+        )
     blocking = "run a blocking ALTER TABLE in a maintenance window instead"
     if kind == "p":
         raise UsageError(
