@@ -137,6 +137,34 @@ def owner_sql(d: PostgresBase, conn: Connection, plan: Plan) -> list[str]:
     return [f"ALTER TABLE {d.q(plan.table)} OWNER TO {d.q(owner)}"]
 
 
+def refuse_what_cannot_be_carried(d: PostgresBase, conn: Connection, table: str) -> None:
+    """The swap recreates the owner, grants made through a grant option and publication
+    membership as this role: found out at plan, not after the copy, when the swap's transaction
+    would fail on it (rolled back whole, the original intact, but hours of copy spent)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT 'role ' || r.rolname || ' (' || string_agg(DISTINCT why, ', ') || ')' FROM ("
+            " SELECT c.relowner AS role, 'the owner' AS why FROM pg_class c WHERE c.oid = to_regclass(:t)"
+            " UNION ALL SELECT a.grantor, 'a grantor' FROM pg_class c, aclexplode(c.relacl) a"
+            "  WHERE c.oid = to_regclass(:t) AND a.grantor <> c.relowner"
+            " UNION ALL SELECT a.grantor, 'a grantor' FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid,"
+            "  aclexplode(t.attacl) a WHERE t.attrelid = to_regclass(:t) AND a.grantor <> c.relowner"
+            " UNION ALL SELECT p.pubowner, 'owner of publication ' || p.pubname FROM pg_publication_rel pr"
+            "  JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = to_regclass(:t)"
+            ") x JOIN pg_roles r ON r.oid = x.role"
+            " WHERE NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            " AND NOT pg_has_role(current_user, x.role, 'MEMBER') GROUP BY r.rolname ORDER BY 1"
+        ),
+        {"t": d.q(table)},
+    ).all()
+    if rows:
+        roles = "; ".join(r[0] for r in rows)
+        raise UsageError(
+            f"the swap must act as {roles} to carry {table!r} over as it is, and this role is not a member: "
+            "run shadowswap as a superuser or a member of those roles"
+        )
+
+
 # --------------------------------------------------------------------------- swap time
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 class PostgresSwap(PostgresBase):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         surroundings.refuse_unmigratable(self, conn, plan.table)
+        surroundings.refuse_what_cannot_be_carried(self, conn, plan.table)
         surroundings.refuse_dependents_on_changed_columns(self, conn, plan, [c["name"] for c in reflection.columns])
         views = [
             r[0]
