@@ -49,6 +49,13 @@ if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
+_CARRIED = (
+    "the swap carries the table's own triggers (created then, so they never fire for copied rows), owner, "
+    "grants, comments, row-level security and policies, storage parameters, statistics targets, replica "
+    "identity and publication membership over to the new table, read from the catalog under its lock"
+)
+
+
 class PostgresDialect(
     PostgresSession,
     PostgresInstant,
@@ -65,6 +72,9 @@ class PostgresDialect(
     # The plan's notes describe the whole online route (triggers, copy, indexes, swap), so they
     # live with the composition rather than in any one room.
     def plan_notes(self, plan: Plan) -> list[str]:
+        return [*self._route_notes(plan), _CARRIED]
+
+    def _route_notes(self, plan: Plan) -> list[str]:
         if plan.extra.get("change_log"):
             return [
                 "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",
