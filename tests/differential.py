@@ -415,6 +415,12 @@ def _pg_catalog(conn: sa.Connection, tables: list[str], out: dict[str, str]) -> 
         " FROM pg_trigger tg JOIN pg_class t ON t.oid = tg.tgrelid WHERE NOT tg.tgisinternal"
     ):
         out[f"trigger {r[0]}.{r[1]}"] = f"{r[2]} enabled={r[3]}"
+    for r in rows(
+        "SELECT c.relname, s.stxname, regexp_replace(pg_get_statisticsobjdef(s.oid), ' FROM \\S+$', ''),"
+        " s.stxstattarget FROM pg_statistic_ext s JOIN pg_class c ON c.oid = s.stxrelid"
+        " WHERE c.relname NOT LIKE 'shadowswap\\_%'"
+    ):
+        out[f"statistics {r[0]}.{r[1]}"] = f"{r[2]} target={r[3]}"
     for r in rows("SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check FROM pg_policies"):
         out[f"policy {r[0]}.{r[1]}"] = f"{r[2]} {r[3]} {r[4]} using={r[5]} check={r[6]}"
     for r in rows(
@@ -994,6 +1000,17 @@ CASES: list[Case] = [
         },
     ),
     items_case("pg_unlogged", (PG,), {PG: ["ALTER TABLE items SET UNLOGGED"]}),
+    items_case(
+        "pg_extended_statistics",
+        (PG,),
+        {
+            PG: [
+                "CREATE STATISTICS st_name_qty (ndistinct, dependencies) ON name, qty FROM items",
+                "ALTER STATISTICS st_name_qty SET STATISTICS 300",
+                "CREATE STATISTICS st_expr ON lower(name), qty FROM items",
+            ]
+        },
+    ),
     items_case(
         "pg_trigger_on_renamed_column",
         (PG,),

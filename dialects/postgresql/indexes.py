@@ -47,22 +47,29 @@ class PostgresIndexes(PostgresBase):
         rows = conn.execute(
             sa.text(
                 "SELECT i.relname, pg_get_indexdef(i.oid),"
-                " 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || quote_ident(i.relname)"
-                " || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname) || ' USING ',"
+                # the table schema-qualified (as the server prints it since 10.3), or bare
+                " ARRAY['CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
+                "  || quote_ident(i.relname) || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname)"
+                "  || ' USING ', 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
+                "  || quote_ident(i.relname) || ' ON ' || quote_ident(t.relname) || ' USING '],"
                 " 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
                 " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
                 " JOIN pg_namespace n ON n.oid = t.relnamespace WHERE x.indrelid = to_regclass(:t)"
             ),
             {"t": self.q(table)},
         ).all()
-        stored = {name: (definition, head, create) for name, definition, head, create in rows}
+        stored = {
+            name: (definition, next((h for h in heads if definition.startswith(h)), None), create)
+            for name, definition, heads, create in rows
+        }
         out = []
         for p in planned:
             found = stored.get(p.final_name)
-            if p.new or found is None or not found[0].startswith(found[1]) or _mentions(found[0], renamed):
+            if p.new or found is None or found[1] is None or _mentions(found[0], renamed):
                 out.append(p)
                 continue
             definition, head, create = found
+            assert head is not None
             online = " CONCURRENTLY " in p.create_sql
             sql = (
                 f"{create}{'CONCURRENTLY ' if online else ''}{self.q(p.shadow_name)} ON {self.q(shadow)} USING "

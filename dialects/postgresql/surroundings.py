@@ -273,6 +273,7 @@ def carry_over_sql(d: PostgresBase, conn: Connection, plan: Plan) -> list[str]:
     out += _row_security(d, conn, plan)
     out += _index_properties(d, conn, plan)
     out += _triggers_sql(d, conn, plan)
+    out += _statistics(d, conn, plan)
     out += _publications(d, conn, plan, renamed)
     return out
 
@@ -430,6 +431,52 @@ def _triggers_sql(d: PostgresBase, conn: Connection, plan: Plan) -> list[str]:
         state = {"D": "DISABLE TRIGGER", "R": "ENABLE REPLICA TRIGGER", "A": "ENABLE ALWAYS TRIGGER"}.get(enabled)
         if state:
             out.append(f"ALTER TABLE {new} {state} {d.q(name)}")
+    return out
+
+
+def _statistics(d: PostgresBase, conn: Connection, plan: Plan) -> list[str]:
+    """Extended statistics (``CREATE STATISTICS``), recreated on the new table under their names.
+
+    Their names are schema-wide, as index names: the old table's object is renamed aside first.
+    One over a dropped column goes, as a blocking DROP COLUMN drops it; one naming a renamed
+    column is not recreated (its stored definition names the old column): ANALYZE-level data,
+    nothing a query's result depends on.
+    """
+    from shadowswap.dialects.postgresql.indexes import _mentions
+
+    new, old = d.q(plan.table), d.q(plan.old_table)
+    changed = [
+        c
+        for c in conn.execute(
+            sa.text(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:old) AND attnum > 0"
+                " AND NOT attisdropped"
+            ),
+            {"old": old},
+        ).scalars()
+        if c not in {k.source_column for k in plan.columns if k.source_column == k.name}
+    ]
+    out: list[str] = []
+    for schema, name, definition, target, tails in conn.execute(
+        sa.text(
+            "SELECT n.nspname, s.stxname, pg_get_statisticsobjdef(s.oid), s.stxstattarget,"
+            # the table is printed schema-qualified only when not visible on the search_path
+            " ARRAY[' FROM ' || quote_ident(tn.nspname) || '.' || quote_ident(c.relname),"
+            "       ' FROM ' || quote_ident(c.relname)]"
+            " FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace"
+            " JOIN pg_class c ON c.oid = s.stxrelid JOIN pg_namespace tn ON tn.oid = c.relnamespace"
+            " WHERE s.stxrelid = to_regclass(:old) ORDER BY s.stxname"
+        ),
+        {"old": old},
+    ):
+        tail = next((t for t in tails if definition.endswith(t)), None)
+        if tail is None or _mentions(definition[: -len(tail)], changed):
+            continue
+        qualified = f"{d.q(schema)}.{d.q(name)}"
+        out.append(f"ALTER STATISTICS {qualified} RENAME TO {d.q(d.fit_name(f'_{name}_old'))}")
+        out.append(f"{definition[: -len(tail)]} FROM {new}")
+        if target is not None and int(target) >= 0:
+            out.append(f"ALTER STATISTICS {qualified} SET STATISTICS {int(target)}")
     return out
 
 
