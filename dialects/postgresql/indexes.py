@@ -65,7 +65,7 @@ class PostgresIndexes(PostgresBase):
         out = []
         for p in planned:
             found = stored.get(p.final_name)
-            if p.new or found is None or found[1] is None or _mentions(found[0], renamed):
+            if p.new or found is None or found[1] is None or mentions(found[0], renamed):
                 out.append(p)
                 continue
             definition, head, create = found
@@ -115,7 +115,7 @@ class PostgresIndexes(PostgresBase):
         return f"ANALYZE {self.q(table)}"
 
 
-def _mentions(definition: str, columns: Sequence[str]) -> bool:
+def mentions(definition: str, columns: Sequence[str]) -> bool:
     """Whether a deparsed definition names one of ``columns`` (quoted or bare); a false positive
     (the word inside a literal) only falls back to the reflected form."""
     return any(

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.postgresql.base import PostgresBase
+from shadowswap.dialects.postgresql.indexes import mentions
 from shadowswap.errors import UsageError
 
 if TYPE_CHECKING:
@@ -442,8 +443,6 @@ def _statistics(d: PostgresBase, conn: Connection, plan: Plan) -> list[str]:
     column is not recreated (its stored definition names the old column): ANALYZE-level data,
     nothing a query's result depends on.
     """
-    from shadowswap.dialects.postgresql.indexes import _mentions
-
     new, old = d.q(plan.table), d.q(plan.old_table)
     changed = [
         c
@@ -470,7 +469,7 @@ def _statistics(d: PostgresBase, conn: Connection, plan: Plan) -> list[str]:
         {"old": old},
     ):
         tail = next((t for t in tails if definition.endswith(t)), None)
-        if tail is None or _mentions(definition[: -len(tail)], changed):
+        if tail is None or mentions(definition[: -len(tail)], changed):
             continue
         qualified = f"{d.q(schema)}.{d.q(name)}"
         out.append(f"ALTER STATISTICS {qualified} RENAME TO {d.q(d.fit_name(f'_{name}_old'))}")
