@@ -333,3 +333,62 @@ def test_a_view_created_after_the_plan_stops_the_swap(pg_url: str) -> None:
             " AND d.refclassid = 'pg_class'::regclass"
         ).scalar_one()
     assert read_by_late == "parents" and "_parents_old" not in sa.inspect(engine).get_table_names()
+
+
+def test_postgresql_forced_row_security_over_the_migrating_role_is_refused(pg_url: str) -> None:
+    """An owner without BYPASSRLS under FORCE ROW LEVEL SECURITY reads only what its policies show:
+    the copy and the verification would agree on a subset and the swap would drop the other rows.
+    Refused at plan; without FORCE the owner reads every row, and the same plan is written."""
+    admin, _ = connect(pg_url)
+    role = "ss_fid_owner"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(
+            f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN"
+            f" CREATE ROLE {role} LOGIN; END IF; END$$"
+        )
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, qty integer NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO items SELECT i, i FROM generate_series(1, 100) i")
+        conn.exec_driver_sql(f"ALTER TABLE items OWNER TO {role}")
+        conn.exec_driver_sql("ALTER TABLE items ENABLE ROW LEVEL SECURITY")
+        conn.exec_driver_sql("ALTER TABLE items FORCE ROW LEVEL SECURITY")
+        conn.exec_driver_sql("CREATE POLICY p_small ON items USING (qty < 5)")
+    as_owner = sa.make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    engine, dialect = connect(as_owner)
+    try:
+        with pytest.raises(UsageError, match="row-level security that applies to this role"):
+            build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+        with admin.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE items NO FORCE ROW LEVEL SECURITY")
+        assert build_plan(engine, dialect, "items", [parse_alter("qty:bigint")]).table == "items"
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_postgresql_what_the_swap_cannot_act_as_is_refused_at_plan(pg_url: str) -> None:
+    """The swap moves publication membership as this role: a publication owned by a role it is not a
+    member of would fail the swap's transaction after the whole copy. Refused at plan instead,
+    naming the role and why; once the publication is the migrating role's own, the plan is written."""
+    admin, _ = connect(pg_url)
+    role = "ss_fid_owner"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(
+            f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN"
+            f" CREATE ROLE {role} LOGIN; END IF; END$$"
+        )
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, qty integer NOT NULL)")
+        conn.exec_driver_sql(f"ALTER TABLE items OWNER TO {role}")
+        conn.exec_driver_sql("CREATE PUBLICATION pub_fid_items FOR TABLE items")
+    as_owner = sa.make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    engine, dialect = connect(as_owner)
+    try:
+        with pytest.raises(UsageError, match=r"act as role postgres \(owner of publication pub_fid_items\)"):
+            build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"ALTER PUBLICATION pub_fid_items OWNER TO {role}")
+        assert build_plan(engine, dialect, "items", [parse_alter("qty:bigint")]).table == "items"
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql("DROP PUBLICATION IF EXISTS pub_fid_items")
+        admin.dispose()

@@ -12,6 +12,9 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
 - ``swap.py``       the swap's preconditions (sequences, identities) and its one transaction
 - ``dependents.py`` views and other tables' foreign keys bound to the table, redefined in the swap
+- ``surroundings.py`` (functions, not a room; the swap room calls them) triggers, grants, comments,
+                      RLS, storage, replica identity, publications carried over in the swap;
+                      partitioned and inherited tables refused at plan
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration
@@ -48,6 +51,13 @@ if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
+_CARRIED = (
+    "the swap carries the table's own triggers (created then, so they never fire for copied rows), owner, "
+    "grants, comments, row-level security and policies, storage parameters, statistics targets, replica "
+    "identity and publication membership over to the new table, read from the catalog under its lock"
+)
+
+
 class PostgresDialect(
     PostgresSession,
     PostgresInstant,
@@ -65,6 +75,9 @@ class PostgresDialect(
     # The plan's notes describe the whole online route (triggers, copy, indexes, swap), so they
     # live with the composition rather than in any one room.
     def plan_notes(self, plan: Plan) -> list[str]:
+        return [*self._route_notes(plan), _CARRIED]
+
+    def _route_notes(self, plan: Plan) -> list[str]:
         if plan.extra.get("change_log"):
             return [
                 "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",

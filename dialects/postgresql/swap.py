@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.postgresql import surroundings
 from shadowswap.dialects.postgresql.dependents import PostgresDependents
 
 if TYPE_CHECKING:
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 # the swap composes the dependents' statements into its transaction, so it builds on that room
 class PostgresSwap(PostgresDependents):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        surroundings.refuse_unmigratable(self, conn, plan.table)
+        surroundings.refuse_what_cannot_be_carried(self, conn, plan.table)
+        surroundings.refuse_dependents_on_changed_columns(self, conn, plan, [c["name"] for c in reflection.columns])
         # views and other tables' keys follow the table by OID: redefined on the new table inside
         # the swap's transaction (dependents.py), or refused here
         views = self.dependent_views(conn, plan)
@@ -57,7 +61,13 @@ class PostgresSwap(PostgresDependents):
                 )
             else:
                 owned.append((target[col["name"]], qualified))
-        return {"owned_sequences": owned, "identities": identities, "views": views, "referencing_keys": keys}
+        return {
+            "owned_sequences": owned,
+            "identities": identities,
+            "views": views,
+            "referencing_keys": keys,
+            "owner": surroundings.owner_sql(self, conn, plan),
+        }
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
@@ -77,6 +87,8 @@ class PostgresSwap(PostgresDependents):
             *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
             f"ALTER TABLE {t} RENAME TO {o}",
             f"ALTER TABLE {s} RENAME TO {t}",
+            # before any sequence is linked to the new table: both must have one owner
+            *reflected.get("owner", []),
         ]
         for old_name, shadow_name, final_name in reflected["constraint_renames"]:
             stmts.append(f"ALTER TABLE {o} RENAME CONSTRAINT {self.q(final_name)} TO {self.q(old_name)}")
@@ -120,6 +132,8 @@ class PostgresSwap(PostgresDependents):
                 locked_at = time.perf_counter()
                 for stmt in plan.swap_sql[1:]:
                     self.run(conn, stmt)
+                # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)
+                surroundings.carry_over(self, conn, plan)
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:
