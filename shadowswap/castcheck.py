@@ -175,3 +175,72 @@ def check_casts(engine: Engine, dialect: Dialect, plan: Plan, chunk_size: int = 
         )
     rows = scan.run() if scan.columns else 0
     return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns])
+
+
+@dataclass(frozen=True)
+class FailingRow:
+    """The first row, in key order, whose value the new definition refuses: what a failed copy names."""
+
+    column: str
+    key: list[Any]
+    value: Any
+
+    def describe(self, key_columns: list[str]) -> str:
+        key = ", ".join(f"{c}={v!r}" for c, v in zip(key_columns, self.key, strict=False))
+        return f"the row {key}: column {self.column!r} holds {_short(self.value)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def first_failing(
+    engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, chunk_size: int = 10_000
+) -> FailingRow | None:
+    """The first row after ``lo`` (in key order) that a conversion of the plan refuses, or None.
+
+    The copy's error says only that some row of a chunk failed (MariaDB even names the shadow and a
+    row number within the statement); this walks the same keyset from ``lo`` with the cast check's
+    predicates, read-only, until one column finds a failing key, so the message can name the key and
+    the value. A diagnosis only: whatever it cannot find leaves the database's own message standing."""
+    pk = plan.primary_key
+    if not pk:
+        return None
+    scan = _Scan(engine, dialect, plan, chunk_size, budget=64)
+    for column, plain in columns_to_check(dialect, plan):
+        fails, _changes = dialect.cast_check_predicates(column, plain)
+        # only refusals matter here: a value that merely changes is copied
+        scan.columns.append(_Column(column, fails, None, ColumnCheck(column=column.name, expression=column.expression)))
+    if not scan.columns:
+        return None
+    table = dialect.q(plan.table)
+    with engine.connect() as conn:
+        top = scan.statement(conn, dialect.max_key_sql(plan), {})
+        if not top:
+            return None
+        max_key = list(top[0])
+        at = lo
+        while at is None or at != max_key:
+            params = {**key_params("lo", at), **key_params("hi", max_key), "skip": chunk_size - 1}
+            found = scan.statement(conn, dialect.chunk_bound_sql(plan, at is not None), params)
+            hi = list(found[0]) if found else max_key
+            failing = []
+            for col in scan.columns:
+                scan.check(conn, col, at, hi)
+                if col.result.rows_failing and col.result.sample_keys:
+                    failing.append((col.result.sample_keys[0], col))
+            if failing:
+                key, col = min(failing, key=lambda f: scan.columns.index(f[1]))
+                where = " AND ".join(f"{dialect.q(c)} = :lo{i}" for i, c in enumerate(pk))
+                source = col.plan.source_column
+                value = (
+                    scan.statement(
+                        conn, f"SELECT {dialect.q(source)} FROM {table} WHERE {where}", key_params("lo", key)
+                    )[0][0]
+                    if source is not None
+                    else None
+                )
+                return FailingRow(column=source or col.plan.name, key=list(key), value=value)
+            at = hi
+    return None

@@ -250,12 +250,24 @@ class Copier:
                     time.sleep(min(0.05 * 2**attempt, 2.0))
                     continue
                 if self.dialect.is_data_error(exc):
-                    where = f"after key {lo}" if lo is not None else "at the start of the table"
                     raise CopyFailed(
-                        f"a row {where} cannot be copied into the new definition: {first_line(exc)}",
+                        f"{self._which_row(lo)} cannot be copied into the new definition: {first_line(exc)}",
                         hint="fix the data, or give --using COL=EXPR to convert it, then plan again",
                     ) from exc
                 raise
+
+    def _which_row(self, lo: list[Any] | None) -> str:
+        """The failing row by its key and value (castcheck.first_failing), else where its chunk began."""
+        from shadowswap.castcheck import first_failing
+
+        try:
+            row = first_failing(self.engine, self.dialect, self.plan, lo)
+        except DBAPIError as exc:  # the diagnosis failed: the database's own message still stands
+            log.info("could not name the failing row", reason=first_line(exc))
+            row = None
+        if row is not None:
+            return row.describe(self.plan.primary_key)
+        return f"a row after key {lo}" if lo is not None else "a row at the start of the table"
 
     def _chunk(self, lo: list[Any] | None, max_key: list[Any], careful: bool, fixed_hi: bool) -> tuple[list[Any], int]:
         """One chunk's transaction. With ``fixed_hi`` the range is (lo, max_key] as given and the

@@ -598,3 +598,12 @@ def test_the_table_text_is_cut_where_sqlite_cuts_it() -> None:
         "collate rtrim, e references p on update set null not deferrable, "
         'primary key (a), unique ("b,c") on conflict replace) STRICT'
     )
+
+
+def test_a_create_table_without_a_space_before_its_column_list_is_read() -> None:
+    """SQLite stores the statement as the user wrote it: ``CREATE TABLE codes(id …)`` is as common as
+    ``CREATE TABLE codes (id …)``, and the shadow's text is cut from it (tabletext.py)."""
+    from shadowswap.dialects.sqlite.tabletext import parse
+
+    for sql in ('CREATE TABLE codes(id integer primary key, code text)', 'CREATE TABLE "co des"(id int, code text)'):
+        assert [c.name for c in parse(sql).columns] == ["id", "code"], sql

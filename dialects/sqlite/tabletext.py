@@ -143,7 +143,7 @@ def parse(sql: str) -> TableText:
     name = head[i]
     if i + 2 < len(head) and head[i + 1].text == ".":  # schema.table
         name = head[i + 2]
-    body = next((t for t in head if t.kind == "group" and t.start > name.end), None)
+    body = next((t for t in head if t.kind == "group" and t.start >= name.end), None)
     if body is None:
         raise ValueError(f"CREATE TABLE without a column list: {sql[:60]!r}")
     parts: list[tuple[int, int]] = []
