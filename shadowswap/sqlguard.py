@@ -26,6 +26,27 @@ _STATEMENT_NODES = (
 )  # fmt: skip
 
 
+# Syntax sqlglot reads in every dialect and quietly translates where the engine has none: rendering it
+# from the tree would make valid what the engine itself refuses ('abc'::int on SQLite would become
+# CAST('abc' AS INTEGER), which is 0 there), so an engine without it refuses it here.
+_FOREIGN_TOKENS = {"sqlite": ("DCOLON", "ILIKE"), "mysql": ("DCOLON", "ILIKE")}
+_TOKEN_TEXT = {"DCOLON": "::", "ILIKE": "ILIKE"}
+
+
+def _foreign_syntax(text: str, read: str | None) -> str | None:
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
+
+    names = _FOREIGN_TOKENS.get(read or "", ())
+    if not names:
+        return None
+    for token in Dialect.get_or_raise(read).tokenize(text):
+        for name in names:
+            if token.token_type == getattr(TokenType, name):
+                return f"{_TOKEN_TEXT[name]} is not {read} syntax"
+    return None
+
+
 def _statement_types() -> tuple[type[Any], ...]:
     from sqlglot import exp
 
@@ -57,6 +78,9 @@ def why_not_one_expression(text: str, read: str | None) -> tuple[str | None, Any
         statements = _parse(text, read)
     except sqlglot.errors.SqlglotError as exc:
         return f"it does not parse as {read or 'standard'} SQL ({str(exc).splitlines()[0]})", None
+    foreign = _foreign_syntax(text, read)
+    if foreign is not None:
+        return f"it uses syntax of another engine ({foreign})", None
     if len(statements) != 1:
         return f"it is {len(statements)} statements, not one expression", None
     node = statements[0]
