@@ -126,6 +126,20 @@ class Dialect:
             sql = sql.replace("%", "%%")
         return conn.exec_driver_sql(sql)
 
+    # -- running user text at plan time (see shadowswap.sqlguard) ------------------------------
+
+    def begin_read_only(self, conn: Connection) -> None:
+        """Make the transaction ``conn`` is about to begin read-only (called before its first
+        statement): plan-time checks run user fragments in it, and must not be able to write."""
+
+    def end_read_only(self, conn: Connection) -> None:
+        """Undo what ``begin_read_only`` left on the pooled connection after its transaction ended."""
+
+    def run_one(self, conn: Connection, sql: str) -> Any:
+        """Execute exactly one statement, on a driver path that refuses a ``;``-separated second one:
+        a validation statement carries user text, which must not be able to append a statement."""
+        return self.run(conn, sql)
+
     def compile_ddl(self, element: Any) -> str:
         """DDL as the server must see it. Compiling for a ``%``-paramstyle driver doubles every ``%``
         (a default of '100%', a name with a percent sign); ``run`` doubles them itself, so undo it here."""

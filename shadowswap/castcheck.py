@@ -66,6 +66,8 @@ class _Scan:
 
     def statement(self, conn: Connection, sql: str, params: dict[str, Any]) -> list[Any]:
         try:
+            # each statement in its own read-only transaction: the expressions are the user's
+            self.dialect.begin_read_only(conn)
             rows = list(conn.execute(self.dialect.statement(sql), params))
         finally:
             conn.rollback()  # nothing is kept, and a failed statement does not poison the next
@@ -133,34 +135,41 @@ class _Scan:
         self.check(conn, col, mid, hi)
 
     def run(self) -> int:
-        scanned = 0
         with self.engine.connect() as conn:
-            if not self.plan.primary_key:
-                for col in self.columns:
-                    self.check(conn, col, None, None)
-                return int(self.statement(conn, f"SELECT count(*) FROM {self.dialect.q(self.plan.table)}", {})[0][0])
-            top = self.statement(conn, self.dialect.max_key_sql(self.plan), {})
-            if not top:
-                return 0
-            max_key = list(top[0])
-            lo: list[Any] | None = None
-            while lo is None or lo != max_key:
-                params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.chunk_size - 1}
-                found = self.statement(conn, self.dialect.chunk_bound_sql(self.plan, lo is not None), params)
-                hi = list(found[0]) if found else max_key
-                count_params = {**key_params("lo", lo), **key_params("hi", hi)}
-                range_sql = self.range_sql(lo is not None)
-                scanned += int(
-                    self.statement(
-                        conn,
-                        f"SELECT count(*) FROM {self.dialect.q(self.plan.table)} AS src WHERE {range_sql}",
-                        count_params,
-                    )[0][0]
-                )
-                for col in self.columns:
-                    self.check(conn, col, lo, hi)
-                log.debug("cast check chunk", hi=hi)
-                lo = hi
+            try:
+                return self.scan(conn)
+            finally:
+                conn.rollback()
+                self.dialect.end_read_only(conn)
+
+    def scan(self, conn: Connection) -> int:
+        scanned = 0
+        if not self.plan.primary_key:
+            for col in self.columns:
+                self.check(conn, col, None, None)
+            return int(self.statement(conn, f"SELECT count(*) FROM {self.dialect.q(self.plan.table)}", {})[0][0])
+        top = self.statement(conn, self.dialect.max_key_sql(self.plan), {})
+        if not top:
+            return 0
+        max_key = list(top[0])
+        lo: list[Any] | None = None
+        while lo is None or lo != max_key:
+            params = {**key_params("lo", lo), **key_params("hi", max_key), "skip": self.chunk_size - 1}
+            found = self.statement(conn, self.dialect.chunk_bound_sql(self.plan, lo is not None), params)
+            hi = list(found[0]) if found else max_key
+            count_params = {**key_params("lo", lo), **key_params("hi", hi)}
+            range_sql = self.range_sql(lo is not None)
+            scanned += int(
+                self.statement(
+                    conn,
+                    f"SELECT count(*) FROM {self.dialect.q(self.plan.table)} AS src WHERE {range_sql}",
+                    count_params,
+                )[0][0]
+            )
+            for col in self.columns:
+                self.check(conn, col, lo, hi)
+            log.debug("cast check chunk", hi=hi)
+            lo = hi
         return scanned
 
 

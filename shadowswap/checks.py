@@ -634,10 +634,13 @@ def check_uses_dropped_column(ctx: Context) -> Outcome:
 
 
 def prepare(conn: Connection, dialect: Dialect, sql: str) -> str | None:
-    """The database's first line of complaint about ``sql``, run in a savepoint rolled back; None if none."""
+    """The database's first line of complaint about ``sql``, run in a savepoint rolled back; None if none.
+
+    ``sql`` carries user text: it runs as exactly one statement (``run_one``) inside the planner's
+    read-only transaction (``begin_read_only``), so even a fragment we misread changes nothing."""
     try:
         with conn.begin_nested():
-            dialect.run(conn, sql)
+            dialect.run_one(conn, sql)
     except DBAPIError as exc:
         return first_line(exc)
     return None

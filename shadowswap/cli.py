@@ -504,12 +504,14 @@ def verify(
     """Compare the tables through the copy expressions: after the swap the new table with the kept old
     one; before it, the original with the shadow. Rows written since the swap differ, naturally."""
     from shadowswap import operator
-    from shadowswap.verify import describe
+    from shadowswap.verify import describe, through_cast_notes
 
     engine, dialect = connect(db, read_only=True)
     name = _table_from(table, plan_file) if table or plan_file.exists() else None
     checked = operator.verify(engine, dialect, name, chunk_size=chunk_size)
     result = checked.result
+    for note in through_cast_notes(dialect, checked.plan):
+        out.print(f"[yellow]note:[/yellow] {note}", highlight=False)
     if result.ok:
         out.print(
             f"[bold green]identical:[/bold green] {checked.compared} through the copy expressions "

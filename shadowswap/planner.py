@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from shadowswap.dialects import Dialect
 from shadowswap.dialects.base import LOG_SEQUENCE
 from shadowswap.errors import UsageError
 from shadowswap.plan import ChangePlan, ColumnPlan, IndexPlan, Plan
+from shadowswap.sqlguard import one_expression
 from shadowswap.state import STATE_TABLE
 from shadowswap.strategy import ChangeFacts, ColumnTypeSQL, Decision
 
@@ -142,10 +143,17 @@ def build_plan(
     if isinstance(changes, ChangeSet):
         usings = {**changes.usings, **(usings or {})}
         changes = changes.changes
+    changes, usings = guard_fragments(list(changes), dict(usings or {}), dialect.sqlglot_dialect)
     with engine.connect() as conn:
-        ref = reflect(conn, table)
-        plan = _plan_from_reflection(conn, dialect, ref, list(changes), dict(usings or {}), strategy_name)
-        conn.rollback()
+        # Planning reads only; the user's fragments run in the checks below, so the whole transaction
+        # is read-only and rolled back (a fragment that slipped past the parse still changes nothing).
+        dialect.begin_read_only(conn)
+        try:
+            ref = reflect(conn, table)
+            plan = _plan_from_reflection(conn, dialect, ref, list(changes), usings, strategy_name)
+        finally:
+            conn.rollback()
+            dialect.end_read_only(conn)
     if check_casts:
         from shadowswap.castcheck import check_casts as run_check
 
@@ -154,6 +162,20 @@ def build_plan(
             _flag_changed_values(plan)
     plan.verdict = verdict(plan)
     return plan
+
+
+def guard_fragments(
+    changes: list[Change], usings: dict[str, str], read: str | None
+) -> tuple[list[Change], dict[str, str]]:
+    """Every user SQL fragment (``--using``, defaults) proven one expression in the engine's dialect
+    and replaced by its rendering from the parse tree (see ``sqlguard``), before any connection."""
+    out: list[Change] = []
+    for ch in changes:
+        if isinstance(ch, AlterColumn | AddColumn) and ch.default is not None:
+            ch = replace(ch, default=one_expression(ch.default, read, f"default for {ch.column}"))
+        out.append(ch)
+    guarded = {name: one_expression(expr, read, f"--using expression for {name}") for name, expr in usings.items()}
+    return out, guarded
 
 
 def verdict(plan: Plan) -> str:

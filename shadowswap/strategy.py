@@ -8,6 +8,7 @@ the ALTERs are rendered by alembic's operations in offline mode, so the plan fil
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -99,16 +100,48 @@ def type_params(data_type: Any) -> list[int]:
     return out
 
 
-_INT_RANK = {"TINYINT": 1, "SMALLINT": 2, "MEDIUMINT": 3, "INT": 4, "BIGINT": 5}
 _STRINGS = {"CHAR", "NCHAR", "VARCHAR", "NVARCHAR", "TEXT", "BPCHAR", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT"}
 _UNBOUNDED_STRINGS = {"TEXT", "MEDIUMTEXT", "LONGTEXT"}
 _FLOATS = {"FLOAT": 1, "DOUBLE": 2}
 _DATETIMES = {"TIMESTAMP", "TIMESTAMPTZ", "DATETIME", "TIMESTAMPLTZ"}
 
 
+#: value bits of each integer type (sign excluded): what a float's mantissa must hold to keep them all
+_INT_BITS = {
+    "TINYINT": 7, "SMALLINT": 15, "MEDIUMINT": 23, "INT": 31, "BIGINT": 63,
+    "UTINYINT": 8, "USMALLINT": 16, "UMEDIUMINT": 24, "UINT": 32, "UBIGINT": 64,
+}  # fmt: skip
+#: decimal digits of each integer type's largest value: what a decimal's integer part must hold
+_INT_DIGITS = {
+    "TINYINT": 3, "SMALLINT": 5, "MEDIUMINT": 7, "INT": 10, "BIGINT": 19,
+    "UTINYINT": 3, "USMALLINT": 5, "UMEDIUMINT": 8, "UINT": 10, "UBIGINT": 20,
+}  # fmt: skip
+#: mantissa bits of single and double precision, and the decimal digits each keeps exactly (FLT_DIG, DBL_DIG)
+_FLOAT_DIGITS = {24: 6, 53: 15}
+_TIMES = {"TIME", "TIMETZ"}
+
+
+def _float_bits(name: str, params: list[int]) -> int:
+    """24 (single) or 53 (double): ``float(p)`` is single up to p = 24 on PostgreSQL and MySQL alike."""
+    if params:
+        return 24 if params[0] <= 24 else 53
+    return 24 if name == "FLOAT" else 53
+
+
+def _time_precision(params: list[int], read: str | None) -> int:
+    """Fractional-second digits; unspecified means 6 on PostgreSQL (the maximum) and 0 on MySQL."""
+    if params:
+        return params[0]
+    return 0 if read == "mysql" else 6
+
+
 def narrowing_reason(column: str, old_type: str | None, new_type: str | None, read: str | None) -> str | None:
-    """Why some values of ``old_type`` cannot be held by ``new_type``, or None when it is not (knowably) narrower."""
-    old, new = parse_type(old_type, read), parse_type(new_type, read)
+    """Why some value of ``old_type`` cannot be held by ``new_type`` unchanged, or None when it knowably can
+    (or sqlglot does not know a type). A change that loses information for SOME value of the old type,
+    by failing or by rounding, is destructive by type alone; ``--check-casts`` tells about today's rows."""
+    # SQLAlchemy renders MySQL's fractional seconds as DATETIME(fsp=6)
+    old = parse_type(re.sub(r"\bfsp\s*=\s*", "", old_type or ""), read)
+    new = parse_type(re.sub(r"\bfsp\s*=\s*", "", new_type or ""), read)
     if old is None or new is None:
         return None
     o, n = old.this.name, new.this.name
@@ -120,8 +153,13 @@ def narrowing_reason(column: str, old_type: str | None, new_type: str | None, re
         if new_len is not None and (old_len is None or new_len < old_len):
             return f"{what}: longer values do not fit"
         return None
-    if o in _INT_RANK and n in _INT_RANK:
-        return f"{what}: large values do not fit" if _INT_RANK[n] < _INT_RANK[o] else None
+    if o in _INT_BITS and n in _INT_BITS:
+        to_unsigned = n.startswith("U") and not o.startswith("U")
+        if to_unsigned:
+            return f"{what}: {'large or ' if _INT_BITS[n] < _INT_BITS[o] else ''}negative values do not fit"
+        if _INT_BITS[n] < _INT_BITS[o]:
+            return f"{what}: large values do not fit"
+        return None
     if o == "DECIMAL" and n == "DECIMAL":
         if not np_:
             return None
@@ -134,12 +172,29 @@ def narrowing_reason(column: str, old_type: str | None, new_type: str | None, re
         if np_[0] - new_scale < op[0] - old_scale:
             return f"{what}: large values do not fit"
         return None
-    if o == "DECIMAL" and n in _INT_RANK:
+    if o == "DECIMAL" and n in _INT_BITS:
         return f"{what}: fractions are rounded away" if (not op or (len(op) > 1 and op[1] > 0)) else None
-    if o in _FLOATS and n in _FLOATS:
-        return f"{what}: precision is lost" if _FLOATS[n] < _FLOATS[o] else None
-    if o in _FLOATS and (n in _INT_RANK or n == "DECIMAL"):
+    if o in _INT_BITS and n == "DECIMAL" and np_:
+        integer_digits = np_[0] - (np_[1] if len(np_) > 1 else 0)
+        return f"{what}: large values do not fit" if integer_digits < _INT_DIGITS[o] else None
+    if n in _FLOATS:
+        bits = _float_bits(n, np_)
+        kind = "single" if bits == 24 else "double"
+        if o in _FLOATS:
+            return f"{what}: precision is lost" if bits < _float_bits(o, op) else None
+        if o in _INT_BITS:
+            lossy = _INT_BITS[o] > bits
+            return f"{what}: integers above 2^{bits} are rounded in {kind} precision" if lossy else None
+        if o == "DECIMAL":
+            if not op or op[0] > _FLOAT_DIGITS[bits]:
+                return f"{what}: {kind} precision keeps {_FLOAT_DIGITS[bits]} significant digits, values are rounded"
+            return None
+    if o in _FLOATS and (n in _INT_BITS or n == "DECIMAL"):
         return f"{what}: fractions or magnitude are lost"
+    if (o in _DATETIMES and n in _DATETIMES) or (o in _TIMES and n in _TIMES):
+        if _time_precision(np_, read) < _time_precision(op, read):
+            return f"{what}: fractions of a second are rounded away"
+        return None
     if o in _DATETIMES and n in ("DATE", "TIME", "TIMETZ"):
         return f"{what}: part of each value is dropped"
     return None

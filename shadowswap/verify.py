@@ -166,6 +166,26 @@ def format_key(plan: Plan, key: Key) -> str:
     return f"({', '.join(plan.primary_key)})=({', '.join(repr(v) for v in key)})"
 
 
+def through_cast_notes(dialect: Dialect, plan: Plan) -> list[str]:
+    """One line per column whose conversion can lose information (``narrowing_reason``).
+
+    Verification compares the original *through the copy expressions* with the new table, so it
+    proves the copy is faithful, not that a rounding cast kept each value: 12345678.91 cast to real
+    and the stored real agree. "identical" must not be read as "no value changed" for these columns.
+    """
+    notes = []
+    for c in plan.columns:
+        if c.source_column is None or not c.old_type or c.old_type == c.new_type:
+            continue
+        why = dialect.narrowing_reason(c.name, c.old_type, c.new_type)
+        if why is not None:
+            notes.append(
+                f"{c.name} is compared through its cast to {c.new_type} ({why.split(': ', 1)[-1]}): values the cast "
+                "changed compare equal; `shadowswap plan --check-casts` counts them"
+            )
+    return notes
+
+
 def describe(plan: Plan, differences: list[Difference], limit: int = 10) -> str:
     parts: list[str] = []
     for d in differences:

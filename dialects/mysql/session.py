@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.mysql.base import (
     _BINLOG_SQL,
@@ -27,6 +27,7 @@ from shadowswap.dialects.mysql.base import (
     _errno,
     _statement_binlog,
 )
+from shadowswap.errors import UsageError
 
 # Values that do not fit the new definition (invariant 8): out of range, truncated, not a value of
 # the type, NULL into NOT NULL, a key the new definition makes collide, a failing CHECK.
@@ -50,6 +51,9 @@ DATA_ERRORS = {
     3819,  # MySQL: check constraint violated
     4025,  # MariaDB: CONSTRAINT failed
 }
+#: pymysql.constants.CLIENT.MULTI_STATEMENTS
+MULTI_STATEMENTS = 1 << 16
+
 # NO_AUTO_VALUE_ON_ZERO: a row whose AUTO_INCREMENT key is 0 is copied (and replayed, and written
 # by the triggers, which keep their creator's sql_mode) as 0, not given the next id.
 STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO", "NO_AUTO_VALUE_ON_ZERO")
@@ -97,6 +101,21 @@ class MySQLSession(MySQLBase):
                 if got:
                     conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
                     conn.commit()
+
+    def begin_read_only(self, conn: Connection) -> None:
+        # explicit, so that no statement before it opened a read-write transaction implicitly
+        conn.exec_driver_sql("START TRANSACTION READ ONLY")
+
+    def run_one(self, conn: Connection, sql: str) -> Any:
+        # PyMySQL sends one COM_QUERY, which the server splits at ';' only for a client that asked
+        # for CLIENT.MULTI_STATEMENTS; a URL's client_flag could ask for it, so look before running.
+        raw = conn.connection.driver_connection
+        if int(getattr(raw, "client_flag", 0)) & MULTI_STATEMENTS:
+            raise UsageError(
+                "the connection allows several statements per call (CLIENT.MULTI_STATEMENTS)",
+                hint="remove client_flag from the database URL",
+            )
+        return self.run(conn, sql)
 
     def lock_timeout_sql(self, milliseconds: int) -> list[str]:
         # lock_wait_timeout (metadata locks: triggers, RENAME, ALTER) counts whole seconds, and

@@ -10,9 +10,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from shadowswap.dialects.postgresql.base import PostgresBase
 
@@ -42,6 +45,23 @@ class PostgresSession(PostgresBase):
                 if got:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
+
+    def begin_read_only(self, conn: Connection) -> None:
+        # the first statement of the transaction; afterwards no statement in it can make it
+        # read-write again ("must be called before any query"), and COMMIT cannot be reached (run_one)
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    def run_one(self, conn: Connection, sql: str) -> Any:
+        # psycopg sends a statement without parameters by the simple query protocol, which runs
+        # every ';'-separated statement in it; a prepared statement is one statement or an error.
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute(sql, prepare=True)
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(sql, None, exc, psycopg.Error) from None
+        return None
 
     def lock_timeout_sql(self, milliseconds: int) -> list[str]:
         return [f"SET LOCAL lock_timeout = '{int(milliseconds)}ms'"]

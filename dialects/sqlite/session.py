@@ -65,6 +65,18 @@ class SQLiteSession(SQLiteBase):
                 return
             raw.execute("BEGIN")
 
+    def begin_read_only(self, conn: Connection) -> None:
+        # query_only is the connection's, not the transaction's (sqlite3's execute already refuses a
+        # second statement, and no SQL function can reach a PRAGMA with side effects to clear it)
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA query_only = ON")
+
+    def end_read_only(self, conn: Connection) -> None:
+        raw = conn.connection.dbapi_connection
+        if raw is not None:
+            raw.execute("PRAGMA query_only = OFF")
+
     def lock_timeout_sql(self, milliseconds: int) -> list[str]:
         # SQLite's one strong lock is the write lock. Wait for it at most this long, and take it
         # up front: a transaction that reads first and writes later cannot wait for the upgrade,
