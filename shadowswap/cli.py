@@ -395,14 +395,14 @@ def execute(
             f"(ALTER transaction {summary.cutover_lock_ms or 0:.1f} ms, no copy, no old table)",
             highlight=False,
         )
-        return
-    lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
-    out.print(
-        f"[bold green]done:[/bold green] {summary.table} migrated in {summary.seconds:.1f}s "
-        f"({summary.rows_copied:,} rows copied, swap lock held {lock}); old table kept as "
-        f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
-        highlight=False,
-    )
+    else:
+        lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
+        out.print(
+            f"[bold green]done:[/bold green] {summary.table} migrated in {summary.seconds:.1f}s "
+            f"({summary.rows_copied:,} rows copied, swap lock held {lock}); old table kept as "
+            f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
+            highlight=False,
+        )
     if summary.backup_path:
         restore = f" (restore: {summary.backup_restore})" if summary.backup_restore else ""
         out.print(f"backup of the original: [bold]{summary.backup_path}[/bold]{restore}", highlight=False)

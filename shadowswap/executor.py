@@ -230,8 +230,24 @@ class Executor:
             except DBAPIError as exc:  # the note is for humans; the migration's own state is elsewhere
                 log.warning("could not record the waiting reason", error=str(exc.orig).splitlines()[0])
 
+    def _refuse_in_place_options(self) -> None:
+        """An option that can mean nothing for an in-place ALTER is refused, not silently ignored."""
+        if self.options.hooks.commands.get(hooks.ON_COPY_DONE):
+            raise UsageError(
+                "--hook on-copy-done: this plan alters the table in place and copies nothing, so the hook "
+                "would never run",
+                hint="drop the hook, or plan with `--strategy shadow` to copy",
+            )
+
     def _run_instant(self, started: float) -> Summary:
-        """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5)."""
+        """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5).
+
+        Everything that guards a swap guards the ALTER too, through the same hold: the throttle's
+        probes (an unreachable replica fails before any change), the on-start hook, then the wait
+        (postponement, pause, lag, load), the backup and the on-before-cutover hook. The ALTERs run
+        in one transaction, so a failure anywhere leaves the table as it was; the migration is then
+        recorded aborted, and there is nothing to resume."""
+        self._refuse_in_place_options()
         state.ensure(self.engine)
         table = self.plan.table
         with self.dialect.migration_lock(self.engine, table) as got:
@@ -256,30 +272,31 @@ class Executor:
                     f"this plan was already applied: migration {done.id} altered {table!r} in place",
                     hint="nothing to do; `shadowswap status` lists it",
                 ) from None
-            with self.engine.begin() as conn:
-                migration_id = state.create(
-                    conn,
-                    table=table,
-                    shadow=self.plan.shadow_table,
-                    old=self.plan.old_table,
-                    fingerprint=self.plan.fingerprint,
-                    plan_json=self.plan.to_json(),
-                    estimated_rows=self.plan.estimated_rows,
-                )
+            # bad throttle options (an unreachable replica, an unknown load metric) fail before any change
+            throttler = self.throttler = Throttler(
+                self.engine, self.dialect, self.options.throttle, note=self._note_waiting
+            )
             try:
-                seconds = self._locked(
-                    "alter in place",
-                    lambda: run_instant(self.engine, self.dialect, self.plan, self.options.lock_timeout_ms),
-                )
-            except BaseException as exc:
-                # the ALTERs ran in one transaction: nothing changed
+                throttler.open()
                 with self.engine.begin() as conn:
-                    state.update(conn, migration_id, phase=state.ABORTED, error=str(exc)[:1000] or type(exc).__name__)
-                raise
-            with self.engine.begin() as conn:
-                state.update(conn, migration_id, phase=state.ALTERED, cutover_lock_ms=seconds * 1000)
+                    migration_id = state.create(
+                        conn,
+                        table=table,
+                        shadow=self.plan.shadow_table,
+                        old=self.plan.old_table,
+                        fingerprint=self.plan.fingerprint,
+                        plan_json=self.plan.to_json(),
+                        estimated_rows=self.plan.estimated_rows,
+                    )
+                    m = state.get(conn, migration_id)
+                self._migration_id = throttler.migration_id = migration_id
+                m, seconds = self._alter_in_place(m, throttler)
+            finally:
+                self._note_waiting(None)
+                throttler.close()
         log.info("altered in place", table=table, ms=round(seconds * 1000, 1))
         self.reporter.phase(state.ALTERED)
+        self._hook(hooks.ON_SUCCESS, m)
         return Summary(
             migration_id=migration_id,
             table=table,
@@ -288,7 +305,42 @@ class Executor:
             seconds=time.perf_counter() - started,
             cutover_lock_ms=seconds * 1000,
             strategy=INSTANT,
+            backup_path=m.backup_path,
+            backup_restore=self._hold.backup_restore if self._hold is not None else None,
         )
+
+    def _alter_in_place(self, m: state.Migration, throttler: Throttler) -> tuple[state.Migration, float]:
+        """on-start, the hold (as before a swap), then the ALTERs; any failure records the migration
+        aborted (nothing was changed) and tells the on-failure hook."""
+        try:
+            m = self._start(m)
+            self._hold = Hold(
+                self.engine,
+                self.dialect,
+                self.plan,
+                self.options,
+                throttler,
+                self._note_waiting,
+                lambda current: self._hook(hooks.ON_BEFORE_CUTOVER, current),
+            )
+            m = self._hold.ready_for_swap(m)
+            seconds: float = self._locked(
+                "alter in place",
+                lambda: run_instant(self.engine, self.dialect, self.plan, self.options.lock_timeout_ms),
+            )
+        except BaseException as exc:
+            message = f"database error: {exc.orig}" if isinstance(exc, DBAPIError) else str(exc) or type(exc).__name__
+            message = (message.splitlines() or [type(exc).__name__])[0][:1000]
+            with self.engine.begin() as conn:
+                # the ALTERs ran in one transaction (or not at all): the table is as it was
+                state.update(conn, m.id, phase=state.ABORTED, error=message, waiting=None)
+            if not isinstance(exc, KeyboardInterrupt):
+                self._hook(hooks.ON_FAILURE, self._current(m.id), error=message)
+            raise
+        with self.engine.begin() as conn:
+            state.update(conn, m.id, phase=state.ALTERED, cutover_lock_ms=seconds * 1000, error=None)
+            m = state.get(conn, m.id)
+        return m, seconds
 
     # -- the phases --------------------------------------------------------------------------
 
