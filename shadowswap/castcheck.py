@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap.copier import key_params
 from shadowswap.dialects import Dialect
 from shadowswap.plan import CastCheck, ColumnCheck, ColumnPlan, Plan
+from shadowswap.uniqueness import check_duplicates
 
 log = structlog.get_logger("shadowswap.castcheck")
 
@@ -174,4 +175,9 @@ def check_casts(engine: Engine, dialect: Dialect, plan: Plan, chunk_size: int = 
             _Column(column, fails, changes, ColumnCheck(column=column.name, expression=column.expression))
         )
     rows = scan.run() if scan.columns else 0
-    return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns])
+    if not scan.columns:  # the duplicate search below does not count the rows
+        with engine.connect() as conn:
+            rows = int(conn.execute(dialect.statement(f"SELECT COUNT(*) FROM {dialect.q(plan.table)}")).scalar_one())
+    # unique keys the plan adds, or whose values it converts, can meet colliding rows (uniqueness.py)
+    duplicates = check_duplicates(engine, dialect, plan)
+    return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns], duplicates=duplicates)

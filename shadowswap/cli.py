@@ -22,6 +22,7 @@ from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
 from shadowswap.failure import JsonReporter, database_error_hint, report_failure
 from shadowswap.plan import Plan
+from shadowswap.uniqueness import describe as describe_duplicates
 from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
 
 app = typer.Typer(
@@ -180,6 +181,8 @@ def render_plan(p: Plan) -> None:
                 f"{result.rows_changed} change" + (f" (e.g. keys {keys})" if keys else ""),
                 highlight=False,
             )
+        for duplicate in check.duplicates:
+            out.print(f"  • duplicates: {describe_duplicates([duplicate])}", highlight=False)
     if p.strategy == "instant":
         out.print(
             Panel(

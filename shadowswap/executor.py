@@ -17,8 +17,9 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap import changelog, hooks, lifecycle, phases, state
+from shadowswap import changelog, hooks, lifecycle, phases, state, uniqueness
 from shadowswap.copier import ChunkSizer, Copier, coerce_key
+from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import (
     CopyFailed,
@@ -99,12 +100,19 @@ class Executor:
             migration = self._claim()
             try:
                 migration = self._run_phases(self._start(migration))
-            except CopyFailed as exc:
-                # The triggers would now fail the application's own writes of such values:
-                # take them and the shadow away before reporting.
-                lifecycle.undo(self.engine, self.dialect, self.plan, self.options, migration.id, state.FAILED, str(exc))
-                self._hook(hooks.ON_FAILURE, self._current(migration.id), error=str(exc))
-                raise
+            except (CopyFailed, sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                # A data failure: the rows cannot be held by the new definition (a cast fails, a
+                # unique key collides), and would fail every resume the same way. The triggers
+                # would now fail the application's own writes of such values: take them and
+                # everything else the migration made away before reporting (exit 6).
+                failure = self._data_failure(exc)
+                lifecycle.undo(
+                    self.engine, self.dialect, self.plan, self.options, migration.id, state.FAILED, str(failure)
+                )
+                self._hook(hooks.ON_FAILURE, self._current(migration.id), error=str(failure))
+                if failure is exc:
+                    raise
+                raise failure from exc
             except (ShadowswapError, DBAPIError) as exc:
                 self._failed(migration, exc)
                 raise
@@ -151,6 +159,31 @@ class Executor:
         )
         self._verification = Verification(self.engine, self.dialect, self.plan, throttler)
         return migration
+
+    def _data_failure(self, exc: CopyFailed | DBAPIError) -> CopyFailed:
+        """The error to report for a data failure: naming the colliding values where a unique key
+        of the new table is what the rows cannot satisfy."""
+        cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+        if isinstance(cause, sa.exc.IntegrityError):
+            try:
+                duplicates = uniqueness.check_duplicates(self.engine, self.dialect, self.plan)
+            except DBAPIError as again:  # naming the values is a courtesy; the failure stands
+                log.warning("could not look for the duplicates", error=first_line(again))
+                duplicates = []
+            if duplicates:
+                return CopyFailed(
+                    f"the rows of {self.plan.table!r} cannot satisfy a unique key of the new table: "
+                    f"{uniqueness.describe(duplicates)}; everything the migration created was removed",
+                    hint="make those values distinct (or plan without that unique key), then plan again; "
+                    "`shadowswap plan --check-casts` finds such values before anything starts",
+                )
+        if isinstance(exc, CopyFailed):
+            return exc
+        return CopyFailed(
+            f"the rows of {self.plan.table!r} cannot be held by the new definition: {first_line(exc)}; "
+            "everything the migration created was removed",
+            hint="fix the data, or give --using COL=EXPR to convert it, then plan again",
+        )
 
     def _failed(self, migration: state.Migration, exc: ShadowswapError | DBAPIError) -> None:
         """Record why the run stopped (the migration stays resumable) and tell the on-failure hook."""

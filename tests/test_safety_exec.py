@@ -177,3 +177,69 @@ def test_in_place_waits_for_pause_postponement_and_hook_then_backs_up(db_url: st
     success = read_env(tmp_path / "on-success.env")
     assert before["SHADOWSWAP_TABLE"] == "i1" and before["SHADOWSWAP_MIGRATION_ID"] == str(m.id)
     assert success["SHADOWSWAP_PHASE"] == state.ALTERED
+
+
+# -- item 4: a unique key the data cannot satisfy is a data failure --------------------------
+
+
+def create_codes(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t1 (id INTEGER PRIMARY KEY, code VARCHAR(20), v INTEGER)"))
+        conn.execute(
+            sa.text("INSERT INTO t1 (id, code, v) VALUES (:id, :code, :id)"),
+            [{"id": i, "code": f"c{i % 300}" if i != 7 else None} for i in range(1, 401)],
+        )
+
+
+def assert_nothing_left(engine: sa.Engine, dialect: Any) -> None:
+    assert tables(engine) <= {"t1", state.STATE_TABLE}, tables(engine)
+    with engine.connect() as conn:
+        assert dialect.existing_triggers(conn, "t1") == []
+    assert sorted(columns(engine, "t1")) == ["code", "id", "v"]
+    assert not [i for i in sa.inspect(engine).get_indexes("t1") if i["name"] == "uq"]
+
+
+def test_unique_index_over_duplicates_exits_6_names_them_and_removes_everything(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    create_codes(engine)
+    plan = tmp_path / "plan.json"
+    assert invoke("plan", "t1", "--add-unique", "uq:(code)", "--out", str(plan), url=db_url).exit_code == 0
+    result = invoke("execute", str(plan), "--chunk-size", "50", url=db_url)
+    assert result.exit_code == 6, result.output
+    text = " ".join(result.output.split())
+    assert "uq (code)" in text and "'c1' (2 rows)" in text and "99 value(s) held by 198 rows" in text, text
+    assert "resumes" not in text
+    assert_nothing_left(engine, dialect)
+    (m,) = migrations(engine)
+    assert m.phase == state.FAILED and "uq (code)" in (m.error or "")
+    # the same plan fails the same way, without leaving anything behind either
+    assert invoke("execute", str(plan), url=db_url).exit_code == 6
+    assert_nothing_left(engine, dialect)
+
+
+def test_check_casts_finds_duplicates_before_anything_starts(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    create_codes(engine)
+    plan = tmp_path / "plan.json"
+    result = invoke("plan", "t1", "--add-unique", "uq:(code)", "--check-casts", "--out", str(plan), url=db_url)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "verdict: blocked" in text and "duplicates: uq (code): 99 value(s)" in text, text
+    result = invoke("execute", str(plan), url=db_url)
+    assert result.exit_code == 6, result.output
+    assert "'c1' (2 rows)" in " ".join(result.output.split())
+    assert_nothing_left(engine, dialect)
+    assert migrations(engine) == []
+    # distinct values: nothing found, and the index is built
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE t1 SET code = 'x' || CAST(id AS VARCHAR(10)) WHERE id > 300")
+            if engine.dialect.name != "mysql"
+            else sa.text("UPDATE t1 SET code = CONCAT('x', id) WHERE id > 300")
+        )
+    result = invoke("plan", "t1", "--add-unique", "uq:(code)", "--check-casts", "--out", str(plan), url=db_url)
+    assert result.exit_code == 0 and "duplicates" not in result.output, result.output
+    assert invoke("execute", str(plan), url=db_url).exit_code == 0
+    assert [i for i in sa.inspect(engine).get_indexes("t1") if i["name"] == "uq"] or [
+        u for u in sa.inspect(engine).get_unique_constraints("t1") if u["name"] == "uq"
+    ]
