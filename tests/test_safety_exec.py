@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from harness import create_products
 from typer.testing import CliRunner
 
 from shadowswap import state
@@ -243,3 +245,30 @@ def test_check_casts_finds_duplicates_before_anything_starts(db_url: str, tmp_pa
     assert [i for i in sa.inspect(engine).get_indexes("t1") if i["name"] == "uq"] or [
         u for u in sa.inspect(engine).get_unique_constraints("t1") if u["name"] == "uq"
     ]
+
+
+# -- item 5: a primary key retyped so that its values compare differently -------------------
+
+
+@pytest.mark.parametrize("new_type", ["text", "varchar(20)"])
+def test_primary_key_retyped_to_text_is_refused_at_plan(db_url: str, tmp_path: Path, new_type: str) -> None:
+    engine, _ = connect(db_url)
+    with engine.begin() as conn:  # a key without AUTO_INCREMENT: MySQL refuses retyping that one anyway
+        conn.execute(sa.text("CREATE TABLE k1 (id SMALLINT PRIMARY KEY, v VARCHAR(20))"))
+        conn.execute(sa.text("INSERT INTO k1 (id, v) VALUES (:id, 'x')"), [{"id": i} for i in range(1, 301)])
+    before = tables(engine)
+    plan = tmp_path / "plan.json"
+    result = invoke("plan", "k1", "--alter", f"id:{new_type}", "--out", str(plan), url=db_url)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "part of the primary key" in text and "compares and sorts" in text, text
+    assert "hint:" in text and "migration of its own" in text, text
+    assert not plan.exists() and tables(engine) == before
+
+
+def test_primary_key_retyped_within_its_order_is_still_planned(db_url: str, tmp_path: Path) -> None:
+    engine, _ = connect(db_url)
+    create_products(engine, 50)
+    for new_type in ("bigint",):
+        result = invoke("plan", "products", "--alter", f"id:{new_type}", url=db_url)
+        assert result.exit_code == 0, result.output
