@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap.copier import key_params
 from shadowswap.dialects import Dialect
 from shadowswap.plan import CastCheck, ColumnCheck, ColumnPlan, Plan
+from shadowswap.uniqueness import check_duplicates
 
 log = structlog.get_logger("shadowswap.castcheck")
 
@@ -183,7 +184,12 @@ def check_casts(engine: Engine, dialect: Dialect, plan: Plan, chunk_size: int = 
             _Column(column, fails, changes, ColumnCheck(column=column.name, expression=column.expression))
         )
     rows = scan.run() if scan.columns else 0
-    return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns])
+    if not scan.columns:  # the duplicate search below does not count the rows
+        with engine.connect() as conn:
+            rows = int(conn.execute(dialect.statement(f"SELECT COUNT(*) FROM {dialect.q(plan.table)}")).scalar_one())
+    # unique keys the plan adds, or whose values it converts, can meet colliding rows (uniqueness.py)
+    duplicates = check_duplicates(engine, dialect, plan)
+    return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns], duplicates=duplicates)
 
 
 @dataclass(frozen=True)
@@ -225,31 +231,42 @@ def first_failing(
         return None
     table = dialect.q(plan.table)
     with engine.connect() as conn:
-        top = scan.statement(conn, dialect.max_key_sql(plan), {})
-        if not top:
-            return None
-        max_key = list(top[0])
-        at = lo
-        while at is None or at != max_key:
-            params = {**key_params("lo", at), **key_params("hi", max_key), "skip": chunk_size - 1}
-            found = scan.statement(conn, dialect.chunk_bound_sql(plan, at is not None), params)
-            hi = list(found[0]) if found else max_key
-            failing = []
-            for col in scan.columns:
-                scan.check(conn, col, at, hi)
-                if col.result.rows_failing and col.result.sample_keys:
-                    failing.append((col.result.sample_keys[0], col))
-            if failing:
-                key, col = min(failing, key=lambda f: scan.columns.index(f[1]))
-                where = " AND ".join(f"{dialect.q(c)} = :lo{i}" for i, c in enumerate(pk))
-                source = col.plan.source_column
-                value = (
-                    scan.statement(
-                        conn, f"SELECT {dialect.q(source)} FROM {table} WHERE {where}", key_params("lo", key)
-                    )[0][0]
-                    if source is not None
-                    else None
-                )
-                return FailingRow(column=source or col.plan.name, key=list(key), value=value)
-            at = hi
+        try:
+            return _walk_to_failing(scan, conn, table, lo, chunk_size)
+        finally:
+            conn.rollback()
+            dialect.end_read_only(conn)  # the pooled connection goes back able to write (SQLite)
+
+
+def _walk_to_failing(
+    scan: _Scan, conn: Connection, table: str, lo: list[Any] | None, chunk_size: int
+) -> FailingRow | None:
+    dialect, plan, pk = scan.dialect, scan.plan, scan.plan.primary_key
+    top = scan.statement(conn, dialect.max_key_sql(plan), {})
+    if not top:
+        return None
+    max_key = list(top[0])
+    at = lo
+    while at is None or at != max_key:
+        params = {**key_params("lo", at), **key_params("hi", max_key), "skip": chunk_size - 1}
+        found = scan.statement(conn, dialect.chunk_bound_sql(plan, at is not None), params)
+        hi = list(found[0]) if found else max_key
+        failing = []
+        for col in scan.columns:
+            scan.check(conn, col, at, hi)
+            if col.result.rows_failing and col.result.sample_keys:
+                failing.append((col.result.sample_keys[0], col))
+        if failing:
+            key, col = min(failing, key=lambda f: scan.columns.index(f[1]))
+            where = " AND ".join(f"{dialect.q(c)} = :lo{i}" for i, c in enumerate(pk))
+            source = col.plan.source_column
+            value = (
+                scan.statement(
+                    conn, f"SELECT {dialect.q(source)} FROM {table} WHERE {where}", key_params("lo", key)
+                )[0][0]
+                if source is not None
+                else None
+            )
+            return FailingRow(column=source or col.plan.name, key=list(key), value=value)
+        at = hi
     return None

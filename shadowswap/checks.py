@@ -913,3 +913,43 @@ def invalid_copy_expression(ctx: Context) -> Outcome:
     sql = f"SELECT {dialect.select_list(list(ctx.columns))} FROM {dialect.q(ctx.table)} AS src WHERE 1 = 0"
     error = prepare(ctx.db, dialect, sql)
     return f"a copy expression is invalid: {error}" if error is not None else None
+
+
+def _key_family(type_sql: str | None, read: str | None) -> str | None:
+    """How values of a key column compare and sort: exact numbers (integers among them), strings,
+    binary floats; None when the type is not one of those (or not known)."""
+    from shadowswap.strategy import _FLOATS, _INT_BITS, _STRINGS, parse_type
+
+    parsed = parse_type(type_sql, read)
+    if parsed is None:
+        return None
+    name = parsed.this.name
+    if name in _INT_BITS or name == "DECIMAL":
+        return "exact"
+    if name in _STRINGS:
+        return "string"
+    return "float" if name in _FLOATS else None
+
+
+@check(
+    "primary-key-changes-order",
+    "copy",
+    "a primary-key column's type changes how its values compare and sort (an integer key made text)",
+    "add a column of the new type, fill it, and make it the key in a migration of its own",
+)
+def primary_key_changes_order(ctx: Context) -> Outcome:
+    # The copy, the change log's replay and the verification walk the original key and match
+    # shadow rows by it; across a change of comparison (3 < 20, '3' > '20') their ranges and
+    # joins no longer line up, and the migration could never finish.
+    read = ctx.engine_dialect.sqlglot_dialect
+    for c in ctx.columns:
+        if c.source_column not in ctx.pk or not c.old_type or c.old_type == c.new_type:
+            continue
+        old, new = _key_family(c.old_type, read), _key_family(c.new_type, read)
+        if old != new:
+            return (
+                f"column {c.source_column!r} is part of the primary key and {c.new_type!r} compares and sorts "
+                f"its values differently from {c.old_type!r} ({old or 'other'} → {new or 'other'}); "
+                "shadowswap cannot retype a key that way online"
+            )
+    return None

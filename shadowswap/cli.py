@@ -22,6 +22,7 @@ from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
 from shadowswap.failure import JsonReporter, database_error_hint, report_failure
 from shadowswap.plan import Plan
+from shadowswap.uniqueness import describe as describe_duplicates
 from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
 
 app = typer.Typer(
@@ -180,6 +181,8 @@ def render_plan(p: Plan) -> None:
                 f"{result.rows_changed} change" + (f" (e.g. keys {keys})" if keys else ""),
                 highlight=False,
             )
+        for duplicate in check.duplicates:
+            out.print(f"  • duplicates: {describe_duplicates([duplicate])}", highlight=False)
     if p.strategy == "instant":
         out.print(
             Panel(
@@ -387,14 +390,14 @@ def execute(
             f"(ALTER transaction {summary.cutover_lock_ms or 0:.1f} ms, no copy, no old table)",
             highlight=False,
         )
-        return
-    lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
-    out.print(
-        f"[bold green]done:[/bold green] {summary.table} migrated in {summary.seconds:.1f}s "
-        f"({summary.rows_copied:,} rows copied, swap lock held {lock}); old table kept as "
-        f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
-        highlight=False,
-    )
+    else:
+        lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
+        out.print(
+            f"[bold green]done:[/bold green] {summary.table} migrated in {summary.seconds:.1f}s "
+            f"({summary.rows_copied:,} rows copied, swap lock held {lock}); old table kept as "
+            f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
+            highlight=False,
+        )
     if summary.backup_path:
         restore = f" (restore: {summary.backup_restore})" if summary.backup_restore else ""
         out.print(f"backup of the original: [bold]{summary.backup_path}[/bold]{restore}", highlight=False)

@@ -39,7 +39,8 @@ class MigrationLocked(ShadowswapError):
 
 
 class CopyFailed(ShadowswapError):
-    """Existing data cannot be copied through the new definition (a cast failed)."""
+    """Existing data cannot be held by the new definition (a cast failed, a unique key collides):
+    a data failure, the same on every run, so everything the migration made is removed."""
 
     exit_code = 6
 

@@ -17,8 +17,9 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap import changelog, hooks, lifecycle, phases, state
+from shadowswap import changelog, hooks, lifecycle, phases, state, uniqueness
 from shadowswap.copier import ChunkSizer, Copier, coerce_key
+from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import (
     CopyFailed,
@@ -99,12 +100,19 @@ class Executor:
             migration = self._claim()
             try:
                 migration = self._run_phases(self._start(migration))
-            except CopyFailed as exc:
-                # The triggers would now fail the application's own writes of such values:
-                # take them and the shadow away before reporting.
-                lifecycle.undo(self.engine, self.dialect, self.plan, self.options, migration.id, state.FAILED, str(exc))
-                self._hook(hooks.ON_FAILURE, self._current(migration.id), error=str(exc))
-                raise
+            except (CopyFailed, sa.exc.IntegrityError, sa.exc.DataError) as exc:
+                # A data failure: the rows cannot be held by the new definition (a cast fails, a
+                # unique key collides), and would fail every resume the same way. The triggers
+                # would now fail the application's own writes of such values: take them and
+                # everything else the migration made away before reporting (exit 6).
+                failure = self._data_failure(exc)
+                lifecycle.undo(
+                    self.engine, self.dialect, self.plan, self.options, migration.id, state.FAILED, str(failure)
+                )
+                self._hook(hooks.ON_FAILURE, self._current(migration.id), error=str(failure))
+                if failure is exc:
+                    raise
+                raise failure from exc
             except (ShadowswapError, DBAPIError) as exc:
                 self._failed(migration, exc)
                 raise
@@ -151,6 +159,31 @@ class Executor:
         )
         self._verification = Verification(self.engine, self.dialect, self.plan, throttler)
         return migration
+
+    def _data_failure(self, exc: CopyFailed | DBAPIError) -> CopyFailed:
+        """The error to report for a data failure: naming the colliding values where a unique key
+        of the new table is what the rows cannot satisfy."""
+        cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+        if isinstance(cause, sa.exc.IntegrityError):
+            try:
+                duplicates = uniqueness.check_duplicates(self.engine, self.dialect, self.plan)
+            except DBAPIError as again:  # naming the values is a courtesy; the failure stands
+                log.warning("could not look for the duplicates", error=first_line(again))
+                duplicates = []
+            if duplicates:
+                return CopyFailed(
+                    f"the rows of {self.plan.table!r} cannot satisfy a unique key of the new table: "
+                    f"{uniqueness.describe(duplicates)}; everything the migration created was removed",
+                    hint="make those values distinct (or plan without that unique key), then plan again; "
+                    "`shadowswap plan --check-casts` finds such values before anything starts",
+                )
+        if isinstance(exc, CopyFailed):
+            return exc
+        return CopyFailed(
+            f"the rows of {self.plan.table!r} cannot be held by the new definition: {first_line(exc)}; "
+            "everything the migration created was removed",
+            hint="fix the data, or give --using COL=EXPR to convert it, then plan again",
+        )
 
     def _failed(self, migration: state.Migration, exc: ShadowswapError | DBAPIError) -> None:
         """Record why the run stopped (the migration stays resumable) and tell the on-failure hook."""
@@ -230,8 +263,24 @@ class Executor:
             except DBAPIError as exc:  # the note is for humans; the migration's own state is elsewhere
                 log.warning("could not record the waiting reason", error=str(exc.orig).splitlines()[0])
 
+    def _refuse_in_place_options(self) -> None:
+        """An option that can mean nothing for an in-place ALTER is refused, not silently ignored."""
+        if self.options.hooks.commands.get(hooks.ON_COPY_DONE):
+            raise UsageError(
+                "--hook on-copy-done: this plan alters the table in place and copies nothing, so the hook "
+                "would never run",
+                hint="drop the hook, or plan with `--strategy shadow` to copy",
+            )
+
     def _run_instant(self, started: float) -> Summary:
-        """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5)."""
+        """The plan's in-place ALTERs, under the migration lock, a lock timeout and retries (invariant 5).
+
+        Everything that guards a swap guards the ALTER too, through the same hold: the throttle's
+        probes (an unreachable replica fails before any change), the on-start hook, then the wait
+        (postponement, pause, lag, load), the backup and the on-before-cutover hook. The ALTERs run
+        in one transaction, so a failure anywhere leaves the table as it was; the migration is then
+        recorded aborted, and there is nothing to resume."""
+        self._refuse_in_place_options()
         state.ensure(self.engine)
         table = self.plan.table
         with self.dialect.migration_lock(self.engine, table) as got:
@@ -256,30 +305,31 @@ class Executor:
                     f"this plan was already applied: migration {done.id} altered {table!r} in place",
                     hint="nothing to do; `shadowswap status` lists it",
                 ) from None
-            with self.engine.begin() as conn:
-                migration_id = state.create(
-                    conn,
-                    table=table,
-                    shadow=self.plan.shadow_table,
-                    old=self.plan.old_table,
-                    fingerprint=self.plan.fingerprint,
-                    plan_json=self.plan.to_json(),
-                    estimated_rows=self.plan.estimated_rows,
-                )
+            # bad throttle options (an unreachable replica, an unknown load metric) fail before any change
+            throttler = self.throttler = Throttler(
+                self.engine, self.dialect, self.options.throttle, note=self._note_waiting
+            )
             try:
-                seconds = self._locked(
-                    "alter in place",
-                    lambda: run_instant(self.engine, self.dialect, self.plan, self.options.lock_timeout_ms),
-                )
-            except BaseException as exc:
-                # the ALTERs ran in one transaction: nothing changed
+                throttler.open()
                 with self.engine.begin() as conn:
-                    state.update(conn, migration_id, phase=state.ABORTED, error=str(exc)[:1000] or type(exc).__name__)
-                raise
-            with self.engine.begin() as conn:
-                state.update(conn, migration_id, phase=state.ALTERED, cutover_lock_ms=seconds * 1000)
+                    migration_id = state.create(
+                        conn,
+                        table=table,
+                        shadow=self.plan.shadow_table,
+                        old=self.plan.old_table,
+                        fingerprint=self.plan.fingerprint,
+                        plan_json=self.plan.to_json(),
+                        estimated_rows=self.plan.estimated_rows,
+                    )
+                    m = state.get(conn, migration_id)
+                self._migration_id = throttler.migration_id = migration_id
+                m, seconds = self._alter_in_place(m, throttler)
+            finally:
+                self._note_waiting(None)
+                throttler.close()
         log.info("altered in place", table=table, ms=round(seconds * 1000, 1))
         self.reporter.phase(state.ALTERED)
+        self._hook(hooks.ON_SUCCESS, m)
         return Summary(
             migration_id=migration_id,
             table=table,
@@ -288,7 +338,42 @@ class Executor:
             seconds=time.perf_counter() - started,
             cutover_lock_ms=seconds * 1000,
             strategy=INSTANT,
+            backup_path=m.backup_path,
+            backup_restore=self._hold.backup_restore if self._hold is not None else None,
         )
+
+    def _alter_in_place(self, m: state.Migration, throttler: Throttler) -> tuple[state.Migration, float]:
+        """on-start, the hold (as before a swap), then the ALTERs; any failure records the migration
+        aborted (nothing was changed) and tells the on-failure hook."""
+        try:
+            m = self._start(m)
+            self._hold = Hold(
+                self.engine,
+                self.dialect,
+                self.plan,
+                self.options,
+                throttler,
+                self._note_waiting,
+                lambda current: self._hook(hooks.ON_BEFORE_CUTOVER, current),
+            )
+            m = self._hold.ready_for_swap(m)
+            seconds: float = self._locked(
+                "alter in place",
+                lambda: run_instant(self.engine, self.dialect, self.plan, self.options.lock_timeout_ms),
+            )
+        except BaseException as exc:
+            message = f"database error: {exc.orig}" if isinstance(exc, DBAPIError) else str(exc) or type(exc).__name__
+            message = (message.splitlines() or [type(exc).__name__])[0][:1000]
+            with self.engine.begin() as conn:
+                # the ALTERs ran in one transaction (or not at all): the table is as it was
+                state.update(conn, m.id, phase=state.ABORTED, error=message, waiting=None)
+            if not isinstance(exc, KeyboardInterrupt):
+                self._hook(hooks.ON_FAILURE, self._current(m.id), error=message)
+            raise
+        with self.engine.begin() as conn:
+            state.update(conn, m.id, phase=state.ALTERED, cutover_lock_ms=seconds * 1000, error=None)
+            m = state.get(conn, m.id)
+        return m, seconds
 
     # -- the phases --------------------------------------------------------------------------
 

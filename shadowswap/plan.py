@@ -45,6 +45,8 @@ class IndexPlan:
     unique: bool = False
     #: added by this plan: the original table has no index of that name to move aside at the swap
     new: bool = False
+    #: the new table's columns it covers (empty where an expression is among them)
+    columns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,13 +76,29 @@ class ColumnCheck:
 
 
 @dataclass
+class DuplicateCheck:
+    """What ``--check-casts`` found for one unique key the plan adds or converts: values the live
+    rows hold more than once (uniqueness.py)."""
+
+    index: str
+    columns: list[str]
+    #: distinct values held by more than one row
+    values: int
+    #: the rows holding them
+    rows: int
+    #: a few of them: the key's values, then how many rows hold them
+    sample_values: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass
 class CastCheck:
     rows_scanned: int
     columns: list[ColumnCheck]
+    duplicates: list[DuplicateCheck] = field(default_factory=list)
 
     @property
     def rows_failing(self) -> int:
-        return sum(c.rows_failing for c in self.columns)
+        return sum(c.rows_failing for c in self.columns) + sum(d.rows for d in self.duplicates)
 
     @property
     def rows_changed(self) -> int:
@@ -152,6 +170,7 @@ class Plan:
             check = data.get("cast_check")
             if check is not None:
                 check["columns"] = [ColumnCheck(**c) for c in check["columns"]]
+                check["duplicates"] = [DuplicateCheck(**d) for d in check.get("duplicates", [])]
                 data["cast_check"] = CastCheck(**check)
             plan = cls(**data)
         except (TypeError, KeyError) as exc:

@@ -735,6 +735,7 @@ def _shadow_plan(
                 create_sql=dialect.create_index_sql(index, online=not change_log),
                 unique=new.unique,
                 new=True,
+                columns=list(new.columns),
             )
         )
 
@@ -812,6 +813,7 @@ def _index_plan(
         old_name=dialect.old_index_name(table, name),
         create_sql=dialect.create_index_sql(index, online=online),
         unique=bool(ix.get("unique")),
+        columns=[] if None in ix["column_names"] else [rename[c] for c in ix["column_names"]],
     )
 
 

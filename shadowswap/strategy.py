@@ -314,6 +314,14 @@ def run_instant(engine: Engine, dialect: Dialect, plan: Plan, lock_timeout_ms: i
 def refuse_unsafe(plan: Plan, allow_destructive: bool) -> None:
     """A plan known to fail, or to destroy data without leave, never starts."""
     check = plan.cast_check
+    if check is not None and check.duplicates:
+        from shadowswap.uniqueness import describe
+
+        raise CopyFailed(
+            "the plan's cast check found values a unique key of the new table cannot hold: "
+            + describe(check.duplicates),
+            hint="make those values distinct (or drop the unique key from the plan), then plan again",
+        )
     if check is not None and check.rows_failing:
         worst = next(c for c in check.columns if c.rows_failing)
         keys = ", ".join(str(k[0] if len(k) == 1 else tuple(k)) for k in worst.sample_keys[:5])

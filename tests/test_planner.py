@@ -440,7 +440,8 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert set(doc["columns"][0]) == {
         "name", "old_type", "new_type", "old_nullable", "new_nullable", "expression", "changed", "source_column",
     }  # fmt: skip
-    assert set(doc["cast_check"]) == {"rows_scanned", "columns"}
+    assert set(doc["cast_check"]) == {"rows_scanned", "columns", "duplicates"}
+    assert doc["cast_check"]["duplicates"] == []  # no unique key added or converted
     assert set(doc["cast_check"]["columns"][0]) == {
         "column", "expression", "rows_failing", "rows_changed", "sample_keys", "exact",
     }  # fmt: skip
