@@ -1,6 +1,6 @@
 """What planning asks of a MySQL/MariaDB table, and what the plan then tells the operator.
 
-``plan_extra`` refuses what shadowswap cannot migrate safely here (a non-InnoDB engine, an
+``copy_route`` refuses what shadowswap cannot migrate safely here (a non-InnoDB engine, an
 AUTO_INCREMENT column not leading a key, the application's own triggers, prefix indexes, a
 leftover helper table) and picks the copy route from ``innodb_autoinc_lock_mode``;
 ``shadow_table_options`` gives the shadow the table's defaults and counter; ``plan_notes`` says
@@ -16,9 +16,10 @@ from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.errors import UsageError
+from shadowswap.plan import CHANGE_LOG, CopyRoute
 
 if TYPE_CHECKING:
-    from shadowswap.plan import Plan
+    from shadowswap.plan import CaptureMode, Plan
 
 
 class MySQLPreflight(MySQLBase):
@@ -27,7 +28,7 @@ class MySQLPreflight(MySQLBase):
     def _server_var(self, conn: Connection, name: str) -> Any:
         return conn.exec_driver_sql(f"SELECT @@{name}").scalar()
 
-    def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
+    def copy_route(self, conn: Connection, reflection: Any, mode: CaptureMode) -> CopyRoute:
         table = reflection.table
         engine = str(sa.inspect(conn).get_table_options(table).get("mysql_engine", "InnoDB"))
         if engine.lower() != "innodb":
@@ -63,14 +64,16 @@ class MySQLPreflight(MySQLBase):
                 f"table {helper!r} already exists",
                 hint="a previous migration left it (`shadowswap status`, `shadowswap abort`), or rename yours",
             )
-        mode = int(self._server_var(conn, "innodb_autoinc_lock_mode"))
-        via_helper = bool(autoinc) and mode == 1
-        return {
-            "autoinc_column": autoinc[0] if autoinc else None,
-            "autoinc_lock_mode": mode,
-            "copy_via": "helper" if via_helper else "direct",
-            "helper_table": helper if via_helper else None,
-        }
+        lock_mode = int(self._server_var(conn, "innodb_autoinc_lock_mode"))
+        # with a change log the triggers write the log, so a chunk's AUTO-INC lock on the shadow
+        # queues nobody: the helper is for dual-write triggers only
+        via_helper = bool(autoinc) and lock_mode == 1 and mode != CHANGE_LOG
+        return CopyRoute(
+            via="helper" if via_helper else "direct",
+            helper_table=helper if via_helper else None,
+            autoinc_column=autoinc[0] if autoinc else None,
+            autoinc_lock_mode=lock_mode,
+        )
 
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
         # Columns whose character set equals the table's default are reflected without one, so the
@@ -88,11 +91,12 @@ class MySQLPreflight(MySQLBase):
         return {k: v for k, v in options.items() if k.startswith("mysql_")}
 
     def plan_notes(self, plan: Plan) -> list[str]:
-        if plan.extra.get("change_log"):
+        capture = plan.capture
+        if capture.change_log:
             return [
                 "sessions and triggers run under strict sql_mode: a value the new type cannot hold stops the migration",
                 "triggers are created one at a time under lock_wait_timeout (whole seconds) with retries",
-                f"the triggers log changed keys in {plan.extra['change_log']}; replays apply them to the shadow",
+                f"the triggers log changed keys in {capture.log_table}; replays apply them to the shadow",
                 "the copy reads without locks into a shadow holding only its primary key; unique and other "
                 "indexes are added after it with ALGORITHM=INPLACE, LOCK=NONE",
                 "the swap holds LOCK TABLES … WRITE for a few milliseconds (the last replay), with the "
@@ -104,12 +108,12 @@ class MySQLPreflight(MySQLBase):
             "secondary indexes are added after the copy with ALGORITHM=INPLACE, LOCK=NONE",
             "the swap is one RENAME TABLE under lock_wait_timeout; the triggers are dropped after it",
         ]
-        if plan.extra.get("copy_via") == "helper":
+        if capture.route.via == "helper":
             notes.append(
-                f"innodb_autoinc_lock_mode=1: chunks reach the shadow through {plan.extra['helper_table']} and its "
+                f"innodb_autoinc_lock_mode=1: chunks reach the shadow through {capture.route.helper_table} and its "
                 "trigger, so no statement holds the shadow's table-level AUTO-INC lock"
             )
-        elif plan.extra.get("autoinc_column") and plan.extra.get("autoinc_lock_mode") == 0:
+        elif capture.route.autoinc_column and capture.route.autoinc_lock_mode == 0:
             notes.append(
                 "innodb_autoinc_lock_mode=0: every insert into the shadow takes its table-level AUTO-INC lock; "
                 "keep chunks small (--chunk-time) or run with mode 2"

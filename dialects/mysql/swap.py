@@ -43,11 +43,11 @@ class MySQLSwap(MySQLBase):
         and are dropped after it: dropping them first would lose the writes in between."""
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         post = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
-        if plan.extra.get("helper_table"):
-            post.append(self.drop_table_sql(plan.extra["helper_table"]))
+        if plan.capture.route.helper_table:
+            post.append(self.drop_table_sql(plan.capture.route.helper))
         rename = f"RENAME TABLE {t} TO {o}, {s} TO {t}"
-        if plan.extra.get("change_log"):
-            post.append(self.drop_table_sql(plan.extra["change_log"]))
+        if plan.capture.change_log:
+            post.append(self.drop_table_sql(plan.capture.logged_table))
             return [self._swap_lock_sql(plan), rename, "UNLOCK TABLES"], post
         return [rename], post
 
@@ -67,7 +67,7 @@ class MySQLSwap(MySQLBase):
             renamed = inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
             held = 0.0
             keep_log = False
-            if not renamed and plan.extra.get("change_log"):
+            if not renamed and plan.capture.change_log:
                 held, keep_log = self._swap_with_change_log(engine, conn, plan, lock_timeout_ms)
             elif not renamed:  # else an earlier attempt renamed, then failed after
                 for stmt in self.lock_timeout_sql(lock_timeout_ms):
@@ -80,7 +80,7 @@ class MySQLSwap(MySQLBase):
             in_swap(conn)
             conn.commit()
             for stmt in plan.post_swap_sql:
-                if keep_log and stmt == self.drop_table_sql(plan.extra["change_log"]):
+                if keep_log and stmt == self.drop_table_sql(plan.capture.logged_table):
                     continue
                 self.run(conn, stmt)
             conn.commit()
@@ -152,13 +152,13 @@ class MySQLSwap(MySQLBase):
                 held = time.perf_counter() - started
             if outcome.get("error") is not None:
                 raise outcome["error"]  # type: ignore[misc]
-        leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.extra['change_log'])}")).scalar()
+        leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.capture.logged_table)}")).scalar()
         conn.commit()
         if leftover:
             log.error(
                 "writes reached the old table after the swap's last replay; their keys are kept in the log",
                 writes=leftover,
-                log_table=plan.extra["change_log"],
+                log_table=plan.capture.logged_table,
                 old_table=plan.old_table,
             )
         return held, bool(leftover)
@@ -178,7 +178,7 @@ class MySQLSwap(MySQLBase):
     def _carry_auto_increment(self, conn: Connection, plan: Plan) -> None:
         """The shadow's counter follows the ids it was given; the original's can be further on
         (rows deleted at the top before the triggers existed). New ids must not reuse those."""
-        if not plan.extra.get("autoinc_column"):
+        if not plan.capture.route.autoinc_column:
             return
         if not self.is_mariadb:
             self.run(conn, "SET SESSION information_schema_stats_expiry = 0")  # MySQL 8 caches these

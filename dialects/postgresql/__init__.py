@@ -62,10 +62,10 @@ class PostgresDialect(
     # The plan's notes describe the whole online route (triggers, copy, indexes, swap), so they
     # live with the composition rather than in any one room.
     def plan_notes(self, plan: Plan) -> list[str]:
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             return [
                 "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",
-                f"the triggers log changed keys in {plan.extra['change_log']}; replays apply them to the shadow",
+                f"the triggers log changed keys in {plan.capture.logged_table}; replays apply them to the shadow",
                 "the copy fills a bare shadow; its key, unique constraints and indexes are built after it",
                 "the swap holds ACCESS EXCLUSIVE on the table for a few milliseconds (the last replay), "
                 "under lock_timeout",

@@ -76,7 +76,7 @@ class PostgresSwap(PostgresBase):
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         # With a change log, the lock leaves its last entries (the writes since the last replay)
         # final: they are applied inside the swap, and the log goes with the triggers.
-        log_table = plan.extra.get("change_log")
+        log_table = plan.capture.log_table
         stmts = [
             f"LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE",
             *(self.replay_sql(plan) if log_table else []),
