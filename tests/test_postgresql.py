@@ -325,7 +325,7 @@ def test_each_dialect_method_lives_in_one_room() -> None:
     owners: dict[str, list[str]] = {}
     for room in rooms:
         for name in vars(room):
-            if not name.startswith("__"):
+            if not name.startswith("__") and name != "_abc_impl":  # ABCMeta's own bookkeeping, per class
                 owners.setdefault(name, []).append(room.__name__)
     assert {name: where for name, where in owners.items() if len(where) > 1} == {}
     assert owners["migration_lock"] == ["PostgresSession"]
