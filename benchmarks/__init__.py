@@ -2,5 +2,5 @@
 pt-online-schema-change, on one table and one machine, in one invocation.
 
 ``python -m benchmarks --dialect postgresql --rows 1000000``; see ``python -m benchmarks --help``
-and the README's Performance section.
+and docs/performance.md.
 """

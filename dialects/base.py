@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from shadowswap.backup import Backup
-    from shadowswap.plan import Capture, CaptureMode, ColumnPlan, CopyRoute, IndexPlan, Plan
+    from shadowswap.plan import Capture, CaptureMode, ColumnPlan, CopyRoute, IndexPlan, MovedAtSwap, Plan
     from shadowswap.strategy import ChangeFacts
 
 
@@ -72,6 +72,12 @@ class Dialect(ABC):
     #: queue on one lock (SQLite) or are not yet proven safe
     default_copy_workers = 1
     max_copy_workers = 1
+    #: a foreign key of the table to itself names the new table after the swap (else plan refuses it)
+    carries_self_references = False
+    #: the shadow's DDL renames columns inside CHECK constraints too (else plan refuses such renames)
+    renames_columns_in_constraints = False
+    #: the swap re-points other tables' foreign keys to the new table (else plan refuses such a table)
+    repoints_referencing_keys = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
     #: the type a value is rendered as when ``--check-casts`` compares it before and after
@@ -80,6 +86,9 @@ class Dialect(ABC):
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         self.sa_dialect = sa_dialect
         self.preparer = sa_dialect.identifier_preparer
+        #: set by ``db.connect(read_only=True)`` before ``prepare_engine``: plan, status and verify
+        #: must leave the database file as it was (no journal-mode switch)
+        self.read_only = False
 
     # -- capture: what the shadow looks like and when things run ---------------------------
 
@@ -94,8 +103,8 @@ class Dialect(ABC):
         return ShadowLayout()
 
     def copy_route(self, conn: Connection, reflection: Any, mode: CaptureMode) -> CopyRoute:
-        """How chunks reach the shadow; also where an engine refuses, at plan time, a table it
-        cannot migrate safely. The portable route inserts into the shadow directly."""
+        """How chunks reach the shadow (what an engine cannot migrate safely is refused before, by
+        the checks registry: shadowswap/checks.py). The portable route inserts into the shadow directly."""
         from shadowswap.plan import CopyRoute
 
         return CopyRoute()
@@ -420,12 +429,16 @@ class Dialect(ABC):
     def shadow_column(
         self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
     ) -> sa.Column[Any]:
-        """The shadow's column: the reflected default kept verbatim, never a new SERIAL/identity."""
+        """The shadow's column: the reflected default kept verbatim, never a new SERIAL/identity;
+        a generated column declared with its reflected expression (the copy leaves it to the engine)."""
+        computed = reflected.get("computed")
+        generated = [sa.Computed(sa.text(computed["sqltext"]), persisted=computed.get("persisted"))] if computed else []
         return sa.Column(
             reflected["name"],
             type_,
+            *generated,
             nullable=nullable,
-            server_default=sa.text(default) if default is not None else None,
+            server_default=sa.text(default) if default is not None and not computed else None,
             autoincrement=False,
             comment=reflected.get("comment"),
         )
@@ -443,12 +456,26 @@ class Dialect(ABC):
         """Table-level options of the original that reflected columns do not carry (``sa.Table`` kwargs)."""
         return {}
 
+    def moved_at_swap(self, conn: Connection, plan: Plan, reflection: Any) -> MovedAtSwap:
+        """What the swap moves from the table onto the new one under its lock, read at plan time (the
+        application's triggers, foreign keys from and to the table), or a refusal. The portable
+        answer is nothing: an engine whose swap leaves such things behind refuses them or overrides this."""
+        from shadowswap.plan import MovedAtSwap
+
+        return MovedAtSwap()
+
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         """Read-only facts the swap statements need (sequences, user triggers, views)."""
         return {}
 
     def plan_notes(self, plan: Plan) -> list[str]:
         return []
+
+    def shadow_create_sql(self, conn: Connection, ref: Any, resolved: Any, shadow_table: sa.Table) -> list[str]:
+        """The shadow's CREATE TABLE (a ``ShadowLayout`` with ``foreign_keys_in_create_table``); ``ref`` is the
+        planner's reflection and ``resolved`` its resolved changes, for engines that derive the
+        statement from the original's own text rather than from reflection."""
+        return self.create_table_sql(shadow_table)
 
     def create_table_sql(self, table: sa.Table) -> list[str]:
         return [self.compile_ddl(sa.schema.CreateTable(table))]

@@ -20,7 +20,9 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap import logs
 from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
+from shadowswap.failure import JsonReporter, database_error_hint, report_failure
 from shadowswap.plan import Plan
+from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
 
 app = typer.Typer(
     help="Zero-downtime schema changes: shadow table, dual-write triggers, keyset copy, atomic swap.",
@@ -46,6 +48,12 @@ def main(
     if log_format not in ("console", "json"):
         err.print("[red]error:[/red] --log-format must be console or json")
         raise typer.Exit(2)
+    logs.configure(log_format)  # first, so that the error below is JSON in json mode
+    try:
+        log_level = check_log_level(log_level)
+    except UsageError as exc:
+        report_failure(err, "UsageError", str(exc), None, exc.exit_code)
+        raise typer.Exit(exc.exit_code) from None
     logs.configure(log_format, log_level)
 
 
@@ -57,25 +65,16 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ShadowswapError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            if exc.hint:
-                err.print(f"[yellow]hint:[/yellow] {exc.hint}", highlight=False, soft_wrap=True)
+            report_failure(err, type(exc).__name__, str(exc), exc.hint, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except DBAPIError as exc:
-            err.print(f"[red]error:[/red] database error: {first_line(exc)}", highlight=False, soft_wrap=True)
-            err.print(
-                "[yellow]hint:[/yellow] the original table is intact; `shadowswap status` shows where the "
-                "migration stands, `shadowswap execute` resumes it",
-                highlight=False,
-                soft_wrap=True,
-            )
+            hint = database_error_hint(func.__name__)
+            report_failure(err, "DatabaseError", f"database error: {first_line(exc)}", hint, 1)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print(
-                "\n[yellow]interrupted:[/yellow] the original table is intact and writable; "
-                "`shadowswap execute` resumes, `shadowswap abort` undoes",
-                highlight=False,
-            )
+            message = "the original table is intact and writable"
+            resume = "`shadowswap execute` resumes, `shadowswap abort` undoes" if func.__name__ == "execute" else None
+            report_failure(err, "interrupted", message, resume, 130)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -94,7 +93,7 @@ def plan(
     using: Annotated[list[str] | None, typer.Option("--using", help="COL=EXPR: copy expression for COL")] = None,
     add: Annotated[list[str] | None, typer.Option("--add", help="COL:TYPE [not null] [default EXPR]")] = None,
     drop: Annotated[list[str] | None, typer.Option("--drop", help="COL: drop a column")] = None,
-    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW: rename a column")] = None,
+    rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW, rename a column")] = None,
     add_index: Annotated[list[str] | None, typer.Option("--add-index", help="NAME:(col1, col2)")] = None,
     add_unique: Annotated[list[str] | None, typer.Option("--add-unique", help="NAME:(col1, col2)")] = None,
     drop_index: Annotated[
@@ -122,7 +121,8 @@ def plan(
         raise UsageError(f"unknown strategy {strategy!r}", hint="--strategy auto, shadow or instant")
     if ddl is None and table is None:
         raise UsageError("which table?", hint='e.g. shadowswap plan products --alter "price:varchar(20)"')
-    engine, dialect = connect(db)
+    check_writable_file("--out", output)  # before the reflection and --check-casts scan, not after
+    engine, dialect = connect(db, read_only=True)
     try:
         if ddl is not None:
             from_ddl = parse_ddl(ddl, dialect.sqlglot_dialect)
@@ -146,7 +146,7 @@ def render_plan(p: Plan) -> None:
     columns = Table(title=f"{p.table}: {', '.join(p.changes)}", title_justify="left")
     for heading in ("column", "old definition", "new definition", "copy expression"):
         columns.add_column(heading)
-    kept = {c.source_column for c in p.columns}
+    kept = {c.source_column for c in [*p.columns, *p.default_columns]}
     for c in [*p.columns, *p.default_columns]:
         old = f"{c.old_type}{'' if c.old_nullable else ' NOT NULL'}" if c.old_type else "-"
         new = f"{c.new_type}{'' if c.new_nullable else ' NOT NULL'}"
@@ -333,8 +333,6 @@ def execute(
 ) -> None:
     """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
     from shadowswap.executor import Executor, Options
-    from shadowswap.hooks import Hooks, parse_hooks
-    from shadowswap.throttle import ThrottleSettings, parse_max_load
 
     for name, value in (("--chunk-size", chunk_size), ("--min-chunk", min_chunk), ("--max-chunk", max_chunk)):
         if value < 1:
@@ -345,43 +343,44 @@ def execute(
         raise UsageError("--chunk-time must be positive")
     if copy_workers is not None and copy_workers < 1:
         raise UsageError("--copy-workers must be at least 1")
-    if max_rows_per_second is not None and max_rows_per_second <= 0:
-        raise UsageError("--max-rows-per-second must be positive")
-    if lock_timeout < 1 or cutover_retries < 1:
-        raise UsageError("--lock-timeout and --cutover-retries must be at least 1")
-    if hook_timeout <= 0:
-        raise UsageError("--hook-timeout must be positive")
-    throttle = ThrottleSettings(
-        max_rows_per_second=max_rows_per_second,
-        max_lag=max_lag,
-        replicas=list(replica or []),
-        max_load=parse_max_load(max_load) if max_load is not None else None,
-        pause_file=pause_file,
-    )
-    hooks = Hooks(parse_hooks(hook or []), timeout=hook_timeout)
+    for name, number in (
+        ("--max-rows-per-second", max_rows_per_second),
+        ("--chunk-time", chunk_time),
+        ("--max-lag", max_lag),
+        ("--hook-timeout", hook_timeout),
+    ):
+        check_finite(name, number)
+    if cutover_retries < 1:
+        raise UsageError("--cutover-retries must be at least 1")
+    check_lock_timeout(lock_timeout)
+    if postpone_cutover_file is not None:
+        check_writable_file("--postpone-cutover-file", postpone_cutover_file)
     the_plan = Plan.read(plan_file)
     engine, dialect = connect(db)
-    if copy_workers is not None and copy_workers > dialect.max_copy_workers:
-        raise UsageError(
-            f"--copy-workers {copy_workers}: {dialect.name} copies at most {dialect.max_copy_workers} chunk(s) at once"
-        )
-    options = Options(
-        chunk_size=min(max(chunk_size, min_chunk), max_chunk),
-        chunk_time=chunk_time if chunk_time is not None else dialect.default_chunk_time,
+    options = Options.for_dialect(
+        dialect,
+        chunk_size=chunk_size,
+        chunk_time=chunk_time,
         min_chunk=min_chunk,
         max_chunk=max_chunk,
         copy_workers=copy_workers,
+        max_rows_per_second=max_rows_per_second,
+        max_lag=max_lag,
+        replicas=replica or [],
+        max_load=max_load,
+        pause_file=pause_file,
+        hooks=hook or [],
+        hook_timeout=hook_timeout,
         lock_timeout_ms=lock_timeout,
         lock_retries=cutover_retries,
         verify=not no_verify,
         allow_destructive=allow_destructive,
-        throttle=throttle,
         postpone_cutover=postpone_cutover,
         postpone_file=postpone_cutover_file,
-        hooks=hooks,
         backup_dir=backup,
     )
-    summary = Executor(engine, dialect, the_plan, options, RichReporter()).run()
+    reporter = JsonReporter() if logs.is_json() else RichReporter()  # json mode: only JSON on stderr
+    summary = Executor(engine, dialect, the_plan, options, reporter).run()
     if summary.strategy == "instant":
         out.print(
             f"[bold green]done:[/bold green] {summary.table} altered in place in {summary.seconds:.1f}s "
@@ -410,7 +409,7 @@ def status(db: DbOption = None) -> None:
     """List migrations recorded in the database: phase, rows copied, elapsed, kept old tables."""
     from shadowswap import operator
 
-    engine, _dialect = connect(db)
+    engine, _dialect = connect(db, read_only=True)
     found = operator.status(engine)
     if not found:
         out.print("no migrations recorded")
@@ -507,7 +506,7 @@ def verify(
     from shadowswap import operator
     from shadowswap.verify import describe
 
-    engine, dialect = connect(db)
+    engine, dialect = connect(db, read_only=True)
     name = _table_from(table, plan_file) if table or plan_file.exists() else None
     checked = operator.verify(engine, dialect, name, chunk_size=chunk_size)
     result = checked.result
@@ -569,6 +568,33 @@ def cleanup(
 from shadowswap.lint.command import lint as _lint  # noqa: E402  (its own room; registered here)
 
 app.command("lint")(user_errors(_lint))
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+@app.command("checks")
+@user_errors
+def list_checks(
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="Only the checks that apply to postgresql, mysql or sqlite.")
+    ] = None,
+) -> None:
+    """List every plan-time refusal: its stage, the engines it applies to, why, and what to do instead."""
+    from shadowswap import checks
+
+    if engine is not None and engine not in ("postgresql", "mysql", "sqlite"):
+        raise UsageError(f"unknown engine {engine!r}", hint="--engine postgresql, mysql or sqlite")
+    table = Table()
+    for heading in ("stage", "check", "engines"):
+        table.add_column(heading, no_wrap=True)
+    table.add_column("refused when")
+    table.add_column("hint")
+    for check in checks.all():
+        if engine is None or check.applies_to(engine):
+            engines = ", ".join(sorted(check.engines)) if check.engines is not None else "all"
+            table.add_row(check.stage, check.name, engines, check.reason, check.hint)
+    out.print(table)
 
 
 # -- demo ------------------------------------------------------------------------------------

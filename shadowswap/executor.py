@@ -26,6 +26,7 @@ from shadowswap.errors import (
     HookFailed,
     MigrationLocked,
     ShadowswapError,
+    StalePlan,
     UsageError,
 )
 from shadowswap.hold import Hold, requested
@@ -40,6 +41,7 @@ from shadowswap.planner import check_fresh
 from shadowswap.retry import LockRetriesExhausted, with_lock_retries
 from shadowswap.strategy import INSTANT, refuse_unsafe, run_instant
 from shadowswap.throttle import Throttler
+from shadowswap.urls import mask_url
 
 __all__ = [
     "Executor",
@@ -203,7 +205,7 @@ class Executor:
             "changes": "; ".join(self.plan.changes),
             "dialect": self.dialect.name,
             "database": self.engine.url.database,
-            "database_url": self.engine.url.render_as_string(hide_password=True),
+            "database_url": mask_url(self.engine.url),
             "cutover_lock_ms": None if m.cutover_lock_ms is None else round(m.cutover_lock_ms, 3),
             "backup": m.backup_path,
             "error": m.error,
@@ -242,7 +244,18 @@ class Executor:
                     f"a migration of {table!r} is in progress (phase {current.phase})",
                     hint="finish it (`shadowswap execute`) or `shadowswap abort` it first",
                 )
-            check_fresh(self.engine, self.plan)
+            try:
+                check_fresh(self.engine, self.plan)
+            except StalePlan:
+                # changed since planned: by this very plan, run before? then say so, not "stale"
+                with self.engine.connect() as conn:
+                    done = state.applied_in_place(conn, table, self.plan.fingerprint, self.plan.instant_sql)
+                if done is None:
+                    raise
+                raise StalePlan(
+                    f"this plan was already applied: migration {done.id} altered {table!r} in place",
+                    hint="nothing to do; `shadowswap status` lists it",
+                ) from None
             with self.engine.begin() as conn:
                 migration_id = state.create(
                     conn,

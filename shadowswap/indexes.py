@@ -36,21 +36,18 @@ class _VerifyAbandoned(Exception):
 
 
 def _copied(copier: Copier, stopped: Callable[[], bool], hi: list[Any]) -> None:
-    """Return once the copy has committed every key up to ``hi``."""
+    """Return once the copy has committed every key up to ``hi`` (asked of the database, in its
+    collation's order: ``Copier.covers``); the question is asked again only when the copy moved."""
+    asked: list[Any] | None = None
     while not copier.finished:
         through = copier.copied_through
-        if through is not None and _at_or_after(through, hi):
-            return
+        if through is not None and through != asked:
+            asked = through
+            if copier.covers(hi):
+                return
         if stopped():
             raise _VerifyAbandoned
         time.sleep(0.02)
-
-
-def _at_or_after(a: list[Any], b: list[Any]) -> bool:
-    try:
-        return list(a) >= list(b)
-    except TypeError:  # keys the two reads typed differently: wait for the whole copy
-        return False
 
 
 class _BackgroundVerify:

@@ -7,8 +7,17 @@ import sys
 
 import structlog
 
+_format = "console"
+
+
+def is_json() -> bool:
+    """Whether ``--log-format json`` is on: then every stderr line must be a JSON object."""
+    return _format == "json"
+
 
 def configure(fmt: str = "console", level: str = "info") -> None:
+    global _format
+    _format = fmt
     renderer: structlog.types.Processor
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()

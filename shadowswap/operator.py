@@ -114,7 +114,9 @@ def notes(m: Migration) -> str:
 
 def status(engine: Engine, table: str | None = None, limit: int = 50) -> list[Status]:
     """The recorded migrations (of ``table``, or all), newest first."""
-    state.ensure(engine)
+    # looking needs no CREATE right: no state table simply means no migration ever ran here
+    if not state.exists(engine):
+        return []
     with engine.connect() as conn:
         if table is None:
             migrations = state.all_migrations(conn, limit)
@@ -152,9 +154,10 @@ def verify(engine: Engine, dialect: Dialect, table: str | None = None, chunk_siz
     """Compare the tables through the copy expressions: after the swap the new table with the kept
     old one; before it (once copied), the original with the shadow. Of ``table``'s newest such
     migration, or the newest of any table."""
-    state.ensure(engine)
-    with engine.connect() as conn:
-        candidates = [m for m in state.all_migrations(conn, limit=200) if table is None or m.table_name == table]
+    candidates: list[Migration] = []
+    if state.exists(engine):  # verifying reads: no state table means nothing to verify, not one to create
+        with engine.connect() as conn:
+            candidates = [m for m in state.all_migrations(conn, limit=200) if table is None or m.table_name == table]
     migration = next(
         (
             m

@@ -6,12 +6,17 @@ without importing the executor that imports them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shadowswap.hooks import Hooks
-from shadowswap.throttle import ThrottleSettings
+from shadowswap.errors import UsageError
+from shadowswap.hooks import Hooks, parse_hooks
+from shadowswap.throttle import ThrottleSettings, parse_max_load
+
+if TYPE_CHECKING:
+    from shadowswap.dialects import Dialect
 
 
 @dataclass
@@ -38,6 +43,52 @@ class Options:
     #: seconds between asking a refusing on-before-cutover hook again
     hook_retry_seconds: float = 10.0
     backup_dir: Path | None = None
+
+    @classmethod
+    def for_dialect(
+        cls,
+        dialect: Dialect,
+        *,
+        chunk_size: int = 1000,
+        chunk_time: float | None = None,
+        min_chunk: int = 100,
+        max_chunk: int = 100_000,
+        copy_workers: int | None = None,
+        max_rows_per_second: float | None = None,
+        max_lag: float | None = None,
+        replicas: Iterable[str] = (),
+        max_load: str | None = None,
+        pause_file: Path | None = None,
+        hooks: Iterable[str] = (),
+        hook_timeout: float = 300.0,
+        **rest: Any,
+    ) -> Options:
+        """The options of one run on ``dialect``, from the settings as a user gives them (the command
+        line, alembic.ini, a fleet): the first chunk kept within its bounds, the engine's own chunk
+        time unless one is given, the raw --max-load and --hook specs parsed. The one place the
+        ``execute`` command, the Alembic operation and the fleet runner turn settings into options."""
+        if copy_workers is not None and copy_workers > dialect.max_copy_workers:
+            raise UsageError(
+                f"--copy-workers {copy_workers}: {dialect.name} copies at most "
+                f"{dialect.max_copy_workers} chunk(s) at once"
+            )
+        throttle = ThrottleSettings(
+            max_rows_per_second=max_rows_per_second,
+            max_lag=max_lag,
+            replicas=list(replicas),
+            max_load=parse_max_load(max_load) if max_load is not None else None,
+            pause_file=pause_file,
+        )
+        return cls(
+            chunk_size=min(max(chunk_size, min_chunk), max_chunk),
+            chunk_time=chunk_time if chunk_time is not None else dialect.default_chunk_time,
+            min_chunk=min_chunk,
+            max_chunk=max_chunk,
+            copy_workers=copy_workers,
+            throttle=throttle,
+            hooks=Hooks(parse_hooks(hooks), timeout=hook_timeout),
+            **rest,
+        )
 
 
 class Reporter(Protocol):

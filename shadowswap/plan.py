@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shadowswap.errors import UsageError
+from shadowswap.validation import check_plan, check_plan_data, read_plan_text
 
 #: 2: per-change strategy and reasons, in-place SQL, server-default columns, cast check (README: plan --json)
-#: 3: the capture mode a typed ``capture`` object (was untyped ``extra`` keys)
+#: 3: the capture mode a typed ``capture`` object, what the swap moves a typed ``moved_at_swap``
+#: object (both were untyped ``extra`` keys)
 PLAN_VERSION = 3
 
 #: how writes made during the copy reach the shadow (shadowswap/changelog.py, invariant 1)
@@ -177,6 +179,63 @@ def _constraint(data: dict[str, Any]) -> ConstraintAfterCopy:
     return ConstraintAfterCopy(name=data["name"], sql=tuple(data["sql"]))
 
 
+@dataclass(frozen=True)
+class CarriedTrigger:
+    """One of the application's triggers on the table, recreated on the new table at the swap.
+
+    ``head`` is its stored CREATE TRIGGER up to the table's name and ``tail`` the rest, so the same
+    text names another table; it runs under ``sql_mode``, the mode it was created with."""
+
+    name: str
+    sql_mode: str
+    head: str
+    tail: str
+
+
+@dataclass(frozen=True)
+class KeyFromTable:
+    """A foreign key of the table, added to the new table at the swap: ``sql`` is its ADD clause."""
+
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class KeyToTable:
+    """A foreign key of another table (``table``) referencing the table, re-pointed at the new table at
+    the swap: ``head`` and ``tail`` are its ADD clause around the referenced table's name."""
+
+    table: str
+    name: str
+    head: str
+    tail: str
+
+
+@dataclass(frozen=True)
+class MovedAtSwap:
+    """What the swap moves from the table onto the new one under its lock, read by the planner.
+
+    Only MySQL/MariaDB moves anything (dialects/mysql/app_triggers.py, foreign_keys.py): its
+    RENAME TABLE leaves the application's triggers on the old table and takes other tables' keys
+    along with it. The swap compares these with the live catalog and stops on a difference."""
+
+    triggers: tuple[CarriedTrigger, ...] = ()
+    keys_from: tuple[KeyFromTable, ...] = ()
+    keys_to: tuple[KeyToTable, ...] = ()
+
+    @property
+    def moves_keys(self) -> bool:
+        return bool(self.keys_from or self.keys_to)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MovedAtSwap:
+        return cls(
+            triggers=tuple(CarriedTrigger(**t) for t in data.get("triggers", [])),
+            keys_from=tuple(KeyFromTable(**k) for k in data.get("keys_from", [])),
+            keys_to=tuple(KeyToTable(**k) for k in data.get("keys_to", [])),
+        )
+
+
 @dataclass
 class Plan:
     dialect: str
@@ -212,6 +271,7 @@ class Plan:
     schema: str | None = None
     version: int = PLAN_VERSION
     capture: Capture = field(default_factory=Capture)
+    moved_at_swap: MovedAtSwap = field(default_factory=MovedAtSwap)
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:
@@ -231,12 +291,9 @@ class Plan:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UsageError(f"the plan file is not valid JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
-            raise UsageError(
-                f"the plan file has version {data.get('version') if isinstance(data, dict) else '?'}, "
-                f"this shadowswap reads version {PLAN_VERSION}",
-                hint="run `shadowswap plan` again with this version",
-            )
+        # every field checked before any is used: a hand-edited plan must fail here, not half-way
+        # through a migration whose stored copy would then fail every resume the same way
+        check_plan_data(data, PLAN_VERSION)
         try:
             data["columns"] = [ColumnPlan(**c) for c in data["columns"]]
             data["indexes"] = [IndexPlan(**i) for i in data["indexes"]]
@@ -247,15 +304,19 @@ class Plan:
                 check["columns"] = [ColumnCheck(**c) for c in check["columns"]]
                 data["cast_check"] = CastCheck(**check)
             data["capture"] = Capture.from_dict(data["capture"])
-            return cls(**data)
+            data["moved_at_swap"] = MovedAtSwap.from_dict(data.get("moved_at_swap", {}))
+            plan = cls(**data)
         except (TypeError, KeyError, ValueError) as exc:
             raise UsageError(f"the plan file is malformed ({exc})") from None
+        check_plan(plan)
+        return plan
 
     def write(self, path: Path) -> None:
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        try:
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the plan to {path}: {exc.strerror}") from None
 
     @classmethod
     def read(cls, path: Path) -> Plan:
-        if not path.exists():
-            raise UsageError(f"no plan file at {path}", hint="run `shadowswap plan TABLE --alter ...` first")
-        return cls.from_json(path.read_text(encoding="utf-8"))
+        return cls.from_json(read_plan_text(path))

@@ -147,8 +147,42 @@ def ensure(engine: Engine) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(STATE_TABLE)} ADD COLUMN {ddl}")
 
 
+def exists(engine: Engine) -> bool:
+    """Whether the state table is there; read-only commands look before they read, never create it."""
+    return sa.inspect(engine).has_table(STATE_TABLE)
+
+
+def applied_in_place(conn: Connection, table: str, fingerprint: str, instant_sql: list[str]) -> Migration | None:
+    """The in-place migration that already ran these ALTERs from this starting table, if any: its
+    re-run finds the table changed, and "already done" is then the true word, not "stale"."""
+    import json as _json
+
+    rows = conn.execute(
+        sa.select(migrations)
+        .where(migrations.c.table_name == table, migrations.c.phase == ALTERED, migrations.c.fingerprint == fingerprint)
+        .order_by(migrations.c.id.desc())
+    )
+    for row in rows:
+        m = Migration.from_row(row)
+        try:
+            if _json.loads(m.plan_json).get("instant_sql") == instant_sql:
+                return m
+        except (ValueError, AttributeError):
+            continue  # an unreadable stored plan is simply not this one
+    return None
+
+
 def encode_key(values: list[Any] | tuple[Any, ...] | None) -> str | None:
-    return None if values is None else json.dumps(list(values), default=str)
+    """A key as JSON. Binary values become ``{"hex": ...}``: ``str(b"...")`` would be a Python
+    literal that nothing reads back (a bytea/BINARY/BLOB key crashed the copy on resume);
+    :func:`shadowswap.copier.coerce_key` turns them back into bytes."""
+    return None if values is None else json.dumps([_key_json(v) for v in values], default=str)
+
+
+def _key_json(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"hex": bytes(value).hex()}
+    return value
 
 
 def active(conn: Connection, table: str) -> Migration | None:

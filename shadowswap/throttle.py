@@ -25,6 +25,7 @@ from shadowswap import state
 from shadowswap.db import first_line, resolve_url, safe_url
 from shadowswap.dialects import Dialect
 from shadowswap.errors import UsageError
+from shadowswap.urls import mask_secrets, secrets_of
 
 log = structlog.get_logger("shadowswap.throttle")
 
@@ -121,10 +122,11 @@ class Throttler:
                 return probe(conn)
         except NotImplementedError:
             raise UsageError(f"{option} is not available on {self.dialect.name}", hint=hint) from None
-        except ValueError as exc:
-            raise UsageError(f"{option}: {exc}") from None
+        except (ValueError, TypeError, AttributeError) as exc:  # also a driver refusing a URL parameter
+            raise UsageError(f"{option}: {mask_secrets(str(exc), secrets_of(engine.url))}") from None
         except DBAPIError as exc:
-            raise UsageError(f"{option}: the probe failed: {first_line(exc)}") from None
+            message = mask_secrets(first_line(exc), secrets_of(engine.url))
+            raise UsageError(f"{option}: the probe failed: {message}") from None
 
     def close(self) -> None:
         for _name, engine in self.replicas:

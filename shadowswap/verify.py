@@ -134,17 +134,30 @@ def after_swap_view(plan: Plan) -> Plan:
 
 
 def _top_key(engine: Engine, dialect: Dialect, plan: Plan) -> list[Any] | None:
-    """The largest key on either side, so rows only the shadow has are compared too."""
+    """The largest key on either side, so rows only the shadow has are compared too.
+
+    Largest in the database's order, which the walk up to it follows: under a collation that is not
+    byte order (case-insensitive, linguistic), Python's ``max`` can pick a key the database sorts
+    below the other, and every row between the two would go unchecked (invariant 9)."""
     with engine.connect() as conn:
         top = conn.execute(dialect.statement(dialect.max_key_sql(plan))).first()
         shadow_top = conn.execute(dialect.statement(dialect.max_key_sql(shadow_view(plan)))).first()
-    keys = [list(k) for k in (top, shadow_top) if k is not None]
-    if not keys:
-        return None
-    try:
-        return max(keys)
-    except TypeError:  # the key's type changed: walk the original's range
-        return keys[0]
+        if top is None or shadow_top is None:
+            found = top if top is not None else shadow_top
+            return None if found is None else list(found)
+        if list(top) == list(shadow_top):
+            return list(top)
+        if [type(v) for v in top] == [type(v) for v in shadow_top]:
+            # the shadow's first key above the original's top, if it has one: then its own top is larger
+            beyond = conn.execute(
+                dialect.statement(dialect.chunk_bound_sql(shadow_view(plan), has_lo=True)),
+                {**key_params("lo", list(top)), **key_params("hi", list(shadow_top)), "skip": 0},
+            ).first()
+            return list(shadow_top if beyond is not None else top)
+    try:  # the key's type changed: the values cannot be bound against each other's column
+        return max(list(top), list(shadow_top))
+    except TypeError:  # nor compared here: walk the original's range
+        return list(top)
 
 
 def format_key(plan: Plan, key: Key) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from harness import Writers, compare, create_products
+from harness import Writer, WriterPool, Writers, compare, create_products
 from sqlalchemy.dialects.mysql import LONGTEXT
 
 from shadowswap import state
@@ -103,52 +103,36 @@ def test_composite_primary_key_under_writers(db_url: str) -> None:
     expected = {(r["order_id"], r["line_no"]): (r["qty"], r["note"]) for r in rows}
     plan = build_plan(engine, dialect, "order_lines", [parse_alter("qty:bigint")])
 
-    import random
-    import threading
+    def write(engine: sa.Engine, w: Writer) -> str:
+        key = w.rng.choice(list(w.model))
+        where = {"o": key[0], "l": key[1]}
+        with engine.begin() as conn:
+            if w.counter % 3 == 0:
+                conn.execute(sa.text("DELETE FROM order_lines WHERE order_id = :o AND line_no = :l"), where)
+            elif w.counter % 3 == 1:
+                conn.execute(
+                    sa.text("UPDATE order_lines SET qty = :q WHERE order_id = :o AND line_no = :l"),
+                    {"q": w.counter, **where},
+                )
+            else:  # a key update inside the composite key
+                conn.execute(
+                    sa.text("UPDATE order_lines SET line_no = :n WHERE order_id = :o AND line_no = :l"),
+                    {"n": 100 + w.counter, **where},
+                )
+        if w.counter % 3 == 0:
+            del w.model[key]
+            return "deletes"
+        if w.counter % 3 == 1:
+            w.model[key] = (w.counter, w.model[key][1])
+            return "updates"
+        w.model[(key[0], 100 + w.counter)] = w.model.pop(key)
+        return "rekeys"
 
-    stop = threading.Event()
-    errors: list[str] = []
-
-    def writer() -> None:
-        rng = random.Random(7)
-        counter = 0
-        while not stop.is_set():
-            counter += 1
-            key = rng.choice(list(expected))
-            try:
-                with engine.begin() as conn:
-                    if counter % 3 == 0:
-                        conn.execute(
-                            sa.text("DELETE FROM order_lines WHERE order_id = :o AND line_no = :l"),
-                            {"o": key[0], "l": key[1]},
-                        )
-                        expected.pop(key)
-                    elif counter % 3 == 1:
-                        conn.execute(
-                            sa.text("UPDATE order_lines SET qty = :q WHERE order_id = :o AND line_no = :l"),
-                            {"q": counter, "o": key[0], "l": key[1]},
-                        )
-                        expected[key] = (counter, expected[key][1])
-                    else:
-                        new = (key[0], 100 + counter)  # a key update inside the composite key
-                        conn.execute(
-                            sa.text("UPDATE order_lines SET line_no = :n WHERE order_id = :o AND line_no = :l"),
-                            {"n": new[1], "o": key[0], "l": key[1]},
-                        )
-                        expected[new] = expected.pop(key)
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, write, expected, seed=7, pause=0.001) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=300, chunk_time=0.01)).run()
         time.sleep(0.2)
-    finally:
-        stop.set()
-        thread.join()
-    assert errors == []
+    assert writers.total.errors == []
+    expected = writers.model
     with engine.connect() as conn:
         got = {
             (r[0], r[1]): (r[2], r[3])

@@ -10,13 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import DIALECTS, fresh_database
 from differential import (
     CASES,
     ITEMS_SQLITE,
+    REFUSED,
+    REFUSED_CASES,
     Case,
     all_rows,
     blocking_alter,
     catalog,
+    cli,
     collected,
     differences,
     migrate_both,
@@ -30,6 +34,24 @@ from differential import (
 def test_shadowswap_gives_the_blocking_alters_table(case: Case, engine: str, tmp_path: Path) -> None:
     diffs = migrate_both(case, engine, tmp_path)
     assert not diffs, f"{case.name} on {engine} (blocking ALTER vs shadowswap):\n" + "\n".join(diffs)
+
+
+@pytest.mark.parametrize(
+    ("name", "engine", "said"), [pytest.param(n, e, said, id=f"{n}-{e}") for n, e, said in REFUSED if e in DIALECTS]
+)
+def test_what_cannot_be_carried_over_is_refused_in_one_line(name: str, engine: str, said: str, tmp_path: Path) -> None:
+    """What a shadow copy cannot carry over online is refused by ``plan`` (exit 2) in one line that
+    names the object and what to do, and the database is left as it was: no plan, no shadow."""
+    case = next(c for c in [*REFUSED_CASES, *CASES] if c.name == name)
+    for url in fresh_database(engine, tmp_path):
+        run_sql(url, case.for_engine(case.setup, engine))
+        before = catalog(url)
+        code, output = cli("plan", case.table, *case.flags, url=url, cwd=tmp_path)
+        errors = [ln for ln in output.splitlines() if ln.startswith("error:")]
+        assert (code, len(errors), "Traceback" in output) == (2, 1, False), output
+        assert said in errors[0], output
+        assert differences(before, catalog(url)) == []
+        assert not (tmp_path / "shadowswap.plan.json").exists()
 
 
 def test_the_message_names_the_difference(tmp_path: Path) -> None:
@@ -47,7 +69,20 @@ def test_the_message_names_the_difference(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("name", ["check_constraint", "app_trigger", "view_over_table", "sqlite_autoincrement"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "check_constraint",
+        "app_trigger",
+        "view_over_table",
+        "sqlite_autoincrement",
+        "sqlite_collate",
+        "sqlite_unknown_type",
+        "sqlite_without_rowid",
+        "sqlite_self_reference",
+        "sqlite_fk_to_table_column_level",
+    ],
+)
 def test_the_sqlite_rebuild_is_what_add_column_gives(name: str, tmp_path: Path) -> None:
     """The reference itself: for an added column, SQLite's own ALTER TABLE ADD COLUMN and the 12-step
     rebuild the harness runs leave the same catalog and rows, so the rebuild loses nothing on its own."""

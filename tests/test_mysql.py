@@ -388,16 +388,8 @@ def test_trigger_installation_creates_only_what_is_missing(mysql_url: str) -> No
     [
         (
             "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT, total DECIMAL(10,2), "
-            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id))",
-            "foreign key",
-        ),
-        (
-            "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note TEXT, FULLTEXT KEY ft_note (note))",
-            "FULLTEXT index 'ft_note'",
-        ),
-        (
-            "CREATE TRIGGER orders_audit AFTER UPDATE ON orders FOR EACH ROW SET @audited = NEW.id",
-            "RENAME TABLE would leave them on the old table",
+            "CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id) ON DELETE CASCADE)",
+            "foreign key 'fk_customer' of 'orders' cascades \\(ON DELETE CASCADE\\)",
         ),
         ("ALTER TABLE orders ENGINE=MyISAM", "uses the MyISAM engine"),
     ],
@@ -706,3 +698,42 @@ def test_change_log_swap_lets_no_queued_write_reach_the_old_table(mysql_url: str
     assert writers.total.errors == []
     assert plan.capture.logged_table not in tables(engine)  # kept only when writes got past the swap
     compare(engine, writers.model).assert_exact()
+
+
+def test_triggers_or_keys_changed_since_the_plan_stop_the_swap(mysql_url: str) -> None:
+    """The swap moves the triggers and keys the plan read: one dropped since would come back, one
+    added since would stay on the old table. The swap refuses instead, before moving anything."""
+    engine, dialect = connect(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE kinds (id INT PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE audit (n INT)")
+        conn.exec_driver_sql("CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, kind INT, qty INT)")
+        conn.exec_driver_sql("INSERT INTO items (qty) SELECT seq FROM seq_1_to_100")
+        conn.exec_driver_sql("CREATE TRIGGER trg_a AFTER INSERT ON items FOR EACH ROW INSERT INTO audit VALUES (1)")
+    plan = build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER trg_a")
+    with pytest.raises(ShadowswapError, match=r"the triggers on 'items' changed since the plan \(none now, trg_a"):
+        Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        assert sorted(dialect.existing_triggers(conn, "items")) == sorted(plan.trigger_names)
+        assert "items_ss_new" in sa.inspect(conn).get_table_names()  # nothing swapped: abort or plan again
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE items_ss_new, _items_ss_log")
+        for name in plan.trigger_names:
+            conn.exec_driver_sql(f"DROP TRIGGER {dialect.q(name)}")
+        conn.exec_driver_sql("DELETE FROM shadowswap_migrations")
+    plan = build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE orders (id INT PRIMARY KEY, item_id INT,"
+            " CONSTRAINT fk_item FOREIGN KEY (item_id) REFERENCES items (id))"
+        )
+    with pytest.raises(ShadowswapError, match=r"the foreign keys from or to 'items' changed since the plan \(fk_item"):
+        Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql(
+            "SELECT table_name, referenced_table_name FROM information_schema.referential_constraints"
+            " WHERE constraint_schema = DATABASE()"
+        ).fetchall() == [("orders", "items")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import only_dialects
-from harness import COLUMNS, Writers, compare, create_products
+from harness import COLUMNS, Writer, WriterPool, Writers, compare, create_products
 from typer.testing import CliRunner, Result
 
 from shadowswap import logs
@@ -434,7 +433,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
         "columns", "default_columns", "fingerprint", "estimated_rows", "changes", "change_plans", "strategy",
         "foreign_key_ddl",
         "strategy_reason", "verdict", "instant_sql", "shadow_ddl", "indexes", "trigger_names", "trigger_ddl",
-        "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture",
+        "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture", "moved_at_swap",
     }  # fmt: skip
     assert set(doc) == documented
     assert set(doc["change_plans"][0]) == {"kind", "description", "strategy", "reason", "destructive", "column"}
@@ -451,6 +450,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert set(capture) == {"mode", "log_table", "route", "primary_key_after_copy", "unique_after_copy"}
     assert set(capture["route"]) == {"via", "helper_table", "autoinc_column", "autoinc_lock_mode"}
     assert (capture["log_table"] is not None) is (capture["mode"] == "change_log")
+    assert doc["moved_at_swap"] == {"triggers": [], "keys_from": [], "keys_to": []}
     # the typed capture reads back to the same document, and a version 2 file is refused
     assert json.loads(Plan.from_json(json.dumps(doc)).to_json()) == doc
     with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 3"):
@@ -480,44 +480,33 @@ def test_reserved_words_spaces_quotes_and_unicode_work_end_to_end(db_url: str, t
         conn.execute(table.insert(), [{"select": k, **v, "a;b -- c": "x", "disc %": "12.25"} for k, v in model.items()])
 
     cols = {name: q(engine, name) for name in ["select", "unit price", 'say "hi"', "größe", "order"]}
-    stop = threading.Event()
-    errors: list[str] = []
 
-    def writer() -> None:
-        rng = random.Random(3)
-        counter = 0
-        while not stop.is_set():
-            counter += 1
-            key = rng.choice(list(model))
-            try:
-                with engine.begin() as conn:
-                    if counter % 4 == 0:
-                        new = 100_000 + counter
-                        conn.execute(
-                            sa.text(f"UPDATE {cols['order']} SET {cols['select']} = :n WHERE {cols['select']} = :k"),
-                            {"n": new, "k": key},
-                        )
-                        model[new] = model.pop(key)
-                    elif counter % 4 == 1:
-                        conn.execute(sa.text(f"DELETE FROM {cols['order']} WHERE {cols['select']} = :k"), {"k": key})
-                        del model[key]
-                    else:
-                        price, key_col = cols["unit price"], cols["select"]
-                        conn.execute(
-                            sa.text(f"UPDATE {cols['order']} SET {price} = :p WHERE {key_col} = :k"),
-                            {"p": f"{counter}.75", "k": key},
-                        )
-                        model[key]["unit price"] = f"{counter}.75"
-            except Exception as exc:  # recorded and asserted on below
-                errors.append(str(exc).splitlines()[0])
-            time.sleep(0.002)
+    def write(engine: sa.Engine, w: Writer) -> str:
+        key = w.rng.choice(list(w.model))
+        table, key_col, price = cols["order"], cols["select"], cols["unit price"]
+        with engine.begin() as conn:
+            if w.counter % 4 == 0:
+                new = 100_000 + w.counter
+                conn.execute(sa.text(f"UPDATE {table} SET {key_col} = :n WHERE {key_col} = :k"), {"n": new, "k": key})
+            elif w.counter % 4 == 1:
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE {key_col} = :k"), {"k": key})
+            else:
+                conn.execute(
+                    sa.text(f"UPDATE {table} SET {price} = :p WHERE {key_col} = :k"), {"p": f"{w.counter}.75", "k": key}
+                )
+        if w.counter % 4 == 0:
+            w.model[100_000 + w.counter] = w.model.pop(key)
+            return "rekeys"
+        if w.counter % 4 == 1:
+            del w.model[key]
+            return "deletes"
+        w.model[key]["unit price"] = f"{w.counter}.75"
+        return "updates"
 
     # the same expression in each engine's spelling of a quoted name and of concatenation
     mysql = engine.dialect.name in ("mysql", "mariadb")
     disc_using = "disc %=CONCAT(`disc %`, '%')" if mysql else "disc %=\"disc %\" || '%'"
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, write, model, seed=3) as writers:
         result = cli(
             "plan",
             "order",
@@ -547,10 +536,8 @@ def test_reserved_words_spaces_quotes_and_unicode_work_end_to_end(db_url: str, t
         assert plan.strategy == "shadow"
         Executor(engine, dialect, plan, Options(chunk_size=200, chunk_time=0.01, allow_destructive=True)).run()
         time.sleep(0.1)
-    finally:
-        stop.set()
-        thread.join()
-    assert errors == []
+    assert writers.total.errors == []
+    model = writers.model
     assert set(columns_of(engine, "order")) == {
         "select", "unit price", "größe 2", "größe", "neue spalte", "rate %", "disc %",
     }  # fmt: skip
@@ -585,26 +572,19 @@ def test_renames_follow_identity_and_foreign_keys(pg_url: str) -> None:
         "orders",
         parse_options(rename=["id:order_id", "customer_id:buyer_id"], alter=["amount:varchar(20)"]),
     )
-    stop = threading.Event()
-    inserted: list[int] = []
 
-    def writer() -> None:
-        while not stop.is_set():
-            with engine.begin() as conn:
-                inserted.append(
-                    conn.execute(
-                        sa.text("INSERT INTO orders (customer_id, amount) VALUES (7, 1.5) RETURNING id")
-                    ).scalar_one()
-                )
-            time.sleep(0.002)
+    def insert(engine: sa.Engine, w: Writer) -> str:
+        with engine.begin() as conn:
+            new_id = conn.execute(
+                sa.text("INSERT INTO orders (customer_id, amount) VALUES (7, 1.5) RETURNING id")
+            ).scalar_one()
+        w.model[new_id] = (7, "1.5")
+        return "inserts"
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, insert) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=500, chunk_time=0.02, stop_after="verified")).run()
-    finally:
-        stop.set()
-        thread.join()
+    assert writers.total.errors == []
+    inserted = list(writers.model)
     Executor(engine, dialect, plan).run()
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM orders")).scalar_one() == 5000 + len(inserted)

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from harness import Writer, WriterPool
 
 from shadowswap import state
-from shadowswap.changes import parse_alter, parse_options
+from shadowswap.changes import parse_add, parse_alter, parse_options
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.db import connect
 from shadowswap.errors import CopyFailed, UsageError
@@ -27,30 +28,18 @@ def test_identity_column_keeps_generating(pg_url: str, kind: str) -> None:
         )
         conn.exec_driver_sql("INSERT INTO events (amount) SELECT g FROM generate_series(1, 20000) g")
     plan = build_plan(engine, dialect, "events", [parse_alter("amount:bigint")])
-    stop = threading.Event()
-    inserted: list[int] = []
-    errors: list[str] = []
 
-    def writer() -> None:
-        while not stop.is_set():
-            try:
-                with engine.begin() as conn:
-                    inserted.append(
-                        conn.exec_driver_sql("INSERT INTO events (amount) VALUES (-1) RETURNING id").scalar_one()
-                    )
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-            time.sleep(0.002)
+    def insert(engine: sa.Engine, w: Writer) -> str:
+        with engine.begin() as conn:
+            new_id = conn.exec_driver_sql("INSERT INTO events (amount) VALUES (-1) RETURNING id").scalar_one()
+        w.model[new_id] = -1
+        return "inserts"
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, insert) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=1000, chunk_time=0.02)).run()
         time.sleep(0.2)
-    finally:
-        stop.set()
-        thread.join()
-    assert errors == []
+    assert writers.total.errors == []
+    inserted = list(writers.model)
     with engine.begin() as conn:
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM events WHERE amount = -1 ORDER BY id")]
         assert ids == sorted(inserted)
@@ -92,18 +81,21 @@ def test_foreign_keys_are_carried_over(pg_url: str) -> None:
         assert conn.exec_driver_sql("SELECT count(*) FROM items WHERE category_id = 3").scalar_one() == 0
 
 
-def test_dependent_views_and_incoming_keys_are_refused(pg_url: str) -> None:
+def test_views_and_incoming_keys_over_changed_columns_are_refused(pg_url: str) -> None:
+    """Views and other tables' keys are redefined on the new table at the swap, as they are; one
+    over a column the change retypes cannot be (PostgreSQL's own ALTER refuses the view too)."""
     engine, dialect = connect(pg_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE parents (id int PRIMARY KEY, v int)")
         conn.exec_driver_sql("CREATE VIEW parent_values AS SELECT v FROM parents")
         conn.exec_driver_sql("CREATE TABLE children (id int PRIMARY KEY, parent_id int REFERENCES parents(id))")
-    with pytest.raises(UsageError, match="referenced by foreign keys from children"):
+    with pytest.raises(UsageError, match="view 'parent_values' uses column 'v', which the change retypes"):
         build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE children")
-    with pytest.raises(UsageError, match="views depend on 'parents' \\(parent_values\\)"):
-        build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
+    with pytest.raises(UsageError, match="foreign key 'children_parent_id_fkey' of 'children' references column 'id'"):
+        build_plan(engine, dialect, "parents", [parse_alter("id:bigint")])
+    plan = build_plan(engine, dialect, "parents", [parse_add("note:text")], strategy_name="shadow")
+    assert any(s.startswith("ALTER TABLE") and "NOT VALID" in s for s in plan.swap_sql)
+    assert any("VALIDATE CONSTRAINT" in s for s in plan.post_swap_sql)
 
 
 def test_executing_a_plan_twice_says_so(pg_url: str) -> None:
@@ -127,30 +119,17 @@ def test_using_expression_with_percent_and_colons_under_a_writer(pg_url: str) ->
         )
     expression = "(v % 7)::text || ':' || to_char(ts, 'HH24:MI')"
     plan = build_plan(engine, dialect, "t", [parse_alter("v:varchar(30)")], {"v": expression})
-    stop = threading.Event()
-    errors: list[str] = []
 
-    def writer() -> None:
-        n = 0
-        while not stop.is_set():
-            n += 1
-            try:
-                with engine.begin() as conn:
-                    conn.execute(sa.text("UPDATE t SET v = v + 1 WHERE id = :id"), {"id": 1 + n * 37 % 20000})
-                    conn.execute(sa.text("INSERT INTO t (v, ts) VALUES (:v, now())"), {"v": n})
-            except Exception as exc:
-                errors.append(str(exc).splitlines()[0])
-            time.sleep(0.002)
+    def update_and_insert(engine: sa.Engine, w: Writer) -> str:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE t SET v = v + 1 WHERE id = :id"), {"id": 1 + w.counter * 37 % 20000})
+            conn.execute(sa.text("INSERT INTO t (v, ts) VALUES (:v, now())"), {"v": w.counter})
+        return "writes"
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
+    with WriterPool(engine, update_and_insert) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=500, chunk_time=0.02, stop_after="verified")).run()
-    finally:
-        stop.set()
-        thread.join()
     Executor(engine, dialect, plan).run()  # resumes at the swap
-    assert errors == []
+    assert writers.total.errors == []
     with engine.connect() as conn:
         mismatched = conn.exec_driver_sql(
             "SELECT count(*) FROM t FULL JOIN _t_old o ON o.id = t.id "
@@ -175,9 +154,12 @@ def test_a_chunk_that_meets_a_triggers_row_is_rerun_with_on_conflict(pg_url: str
     thread.start()
     deadline = time.monotonic() + 10
     with engine.connect() as conn:  # wait until the chunk is blocked on row 500's lock
-        while time.monotonic() < deadline and not conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%'"
-        ).scalar_one():
+        while (
+            time.monotonic() < deadline
+            and not conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO%%'"
+            ).scalar_one()
+        ):
             time.sleep(0.02)
     holder.commit()
     holder.close()
@@ -321,7 +303,7 @@ def test_each_dialect_method_lives_in_one_room() -> None:
     from shadowswap.dialects.postgresql import PostgresBase, PostgresDialect
 
     rooms = [c for c in PostgresDialect.__mro__ if issubclass(c, PostgresBase) and c is not PostgresDialect]
-    assert len(rooms) == 12
+    assert len(rooms) == 13
     owners: dict[str, list[str]] = {}
     for room in rooms:
         for name in vars(room):
@@ -330,3 +312,85 @@ def test_each_dialect_method_lives_in_one_room() -> None:
     assert {name: where for name, where in owners.items() if len(where) > 1} == {}
     assert owners["migration_lock"] == ["PostgresSession"]
     assert owners["swap_sql"] == ["PostgresSwap"]
+
+
+def test_a_view_created_after_the_plan_stops_the_swap(pg_url: str) -> None:
+    """The swap redefines the views planned; one created since would stay on the old table, so the
+    swap's guard rolls it back and says to plan again, leaving the original as it was."""
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE parents (id int PRIMARY KEY, v int)")
+        conn.exec_driver_sql("INSERT INTO parents SELECT g, g FROM generate_series(1, 500) g")
+        conn.exec_driver_sql("CREATE VIEW planned AS SELECT id FROM parents")
+    plan = build_plan(engine, dialect, "parents", [parse_alter("v:bigint")])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE VIEW late AS SELECT v FROM parents")
+    with pytest.raises(Exception, match="changed since the plan; run shadowswap abort parents, then plan again"):
+        Executor(engine, dialect, plan).run()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM late").scalar_one() == 500
+        read_by_late = conn.exec_driver_sql(
+            "SELECT DISTINCT d.refobjid::regclass::text FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid"
+            " WHERE w.ev_class = 'late'::regclass AND d.refobjid <> w.ev_class"
+            " AND d.refclassid = 'pg_class'::regclass"
+        ).scalar_one()
+    assert read_by_late == "parents" and "_parents_old" not in sa.inspect(engine).get_table_names()
+
+
+def test_postgresql_forced_row_security_over_the_migrating_role_is_refused(pg_url: str) -> None:
+    """An owner without BYPASSRLS under FORCE ROW LEVEL SECURITY reads only what its policies show:
+    the copy and the verification would agree on a subset and the swap would drop the other rows.
+    Refused at plan; without FORCE the owner reads every row, and the same plan is written."""
+    admin, _ = connect(pg_url)
+    role = "ss_fid_owner"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(
+            f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN"
+            f" CREATE ROLE {role} LOGIN; END IF; END$$"
+        )
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, qty integer NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO items SELECT i, i FROM generate_series(1, 100) i")
+        conn.exec_driver_sql(f"ALTER TABLE items OWNER TO {role}")
+        conn.exec_driver_sql("ALTER TABLE items ENABLE ROW LEVEL SECURITY")
+        conn.exec_driver_sql("ALTER TABLE items FORCE ROW LEVEL SECURITY")
+        conn.exec_driver_sql("CREATE POLICY p_small ON items USING (qty < 5)")
+    as_owner = sa.make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    engine, dialect = connect(as_owner)
+    try:
+        with pytest.raises(UsageError, match="row-level security that applies to this role"):
+            build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+        with admin.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE items NO FORCE ROW LEVEL SECURITY")
+        assert build_plan(engine, dialect, "items", [parse_alter("qty:bigint")]).table == "items"
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_postgresql_what_the_swap_cannot_act_as_is_refused_at_plan(pg_url: str) -> None:
+    """The swap moves publication membership as this role: a publication owned by a role it is not a
+    member of would fail the swap's transaction after the whole copy. Refused at plan instead,
+    naming the role and why; once the publication is the migrating role's own, the plan is written."""
+    admin, _ = connect(pg_url)
+    role = "ss_fid_owner"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(
+            f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN"
+            f" CREATE ROLE {role} LOGIN; END IF; END$$"
+        )
+        conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, qty integer NOT NULL)")
+        conn.exec_driver_sql(f"ALTER TABLE items OWNER TO {role}")
+        conn.exec_driver_sql("CREATE PUBLICATION pub_fid_items FOR TABLE items")
+    as_owner = sa.make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    engine, dialect = connect(as_owner)
+    try:
+        with pytest.raises(UsageError, match=r"act as role postgres \(owner of publication pub_fid_items\)"):
+            build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"ALTER PUBLICATION pub_fid_items OWNER TO {role}")
+        assert build_plan(engine, dialect, "items", [parse_alter("qty:bigint")]).table == "items"
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.exec_driver_sql("DROP PUBLICATION IF EXISTS pub_fid_items")
+        admin.dispose()

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 import structlog
 import structlog.testing
 from conftest import DIALECTS, fresh_database
-from harness import Writers, compare, create_products
+from harness import Writer, WriterPool, Writers, compare, create_products
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -152,41 +152,32 @@ def swap_blocker(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-class LatencyWriter:
+class LatencyWriter(WriterPool):
     """Updates one row it owns as fast as it can, remembering the slowest statement and the count."""
 
     def __init__(self, url: str, key: int) -> None:
-        self.engine = sa.create_engine(url)
+        super().__init__(url, self._update, pause=0.005)
         self.key = key
-        self.updates = 0
         self.max_latency = 0.0
-        self.errors: list[str] = []
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> LatencyWriter:
-        self.thread.start()
-        return self
+    @property
+    def updates(self) -> int:
+        return self.total.updates
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=60)
-        self.engine.dispose()
+    @property
+    def errors(self) -> list[str]:
+        return self.total.errors
 
-    def _run(self) -> None:
-        while not self.stop_event.is_set():
-            started = time.perf_counter()
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        sa.text("UPDATE products SET stock_quantity = stock_quantity + 1 WHERE id = :id"),
-                        {"id": self.key},
-                    )
-                self.updates += 1
-            except Exception as exc:  # recorded and asserted on
-                self.errors.append(str(exc).splitlines()[0])
+    def _update(self, engine: sa.Engine, w: Writer) -> str:
+        started = time.perf_counter()
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text("UPDATE products SET stock_quantity = stock_quantity + 1 WHERE id = :id"), {"id": self.key}
+                )
+        finally:  # a statement that failed after a long wait counts too
             self.max_latency = max(self.max_latency, time.perf_counter() - started)
-            time.sleep(0.005)
+        return "updates"
 
 
 class BackgroundRun:

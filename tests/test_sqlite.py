@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +16,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import fresh_database
-from harness import Writers, compare, create_products
+from harness import Writer, WriterPool, Writers, compare, create_products
 
 from shadowswap import state
 from shadowswap.changes import parse_alter, parse_options
 from shadowswap.db import connect
 from shadowswap.dialects.sqlite import SQLiteDialect, index_body
+from shadowswap.dialects.sqlite.tabletext import ColumnEdit, parse, rewrite_table
 from shadowswap.errors import CopyFailed, CutoverFailed, UsageError, VerificationFailed
 from shadowswap.executor import Executor, Options, cleanup
 from shadowswap.planner import build_plan
@@ -382,37 +382,26 @@ def test_key_changes_under_a_long_running_reader(sqlite_url: str) -> None:
     reader = sqlite3.connect(db_path(sqlite_url), isolation_level=None)
     reader.execute("BEGIN")
     seen = reader.execute("SELECT count(*) FROM products").fetchone()[0]
-    stop = threading.Event()
-    errors: list[str] = []
+    first = list(initial)[:200]
 
-    def rekey() -> None:
-        app = sqlite3.connect(db_path(sqlite_url), timeout=5)
-        key = -1
-        for old in list(initial)[:200]:
-            if stop.is_set():
-                break
-            try:
-                with app:
-                    app.execute("UPDATE products SET id = ? WHERE id = ?", (key, old))
-                initial[key] = initial.pop(old)
-                key -= 1
-            except sqlite3.Error as exc:
-                errors.append(str(exc))
-            time.sleep(0.002)
-        app.close()
+    def rekey(engine: sa.Engine, w: Writer) -> str | None:
+        if not first:
+            return None  # all 200 re-keyed: idle until the migration ends
+        old, key = first[0], -(201 - len(first))
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE products SET id = :new WHERE id = :old"), {"new": key, "old": old})
+        first.pop(0)
+        w.model[key] = w.model.pop(old)
+        return "rekeys"
 
-    thread = threading.Thread(target=rekey)
-    thread.start()
-    try:
+    # an engine of its own, as the application would have; pysqlite waits 5 s for the write lock
+    with WriterPool(sqlite_url, rekey, initial) as writers:
         Executor(engine, dialect, plan, Options(chunk_size=200, chunk_time=0.02)).run()
-    finally:
-        stop.set()
-        thread.join()
     assert reader.execute("SELECT count(*) FROM products").fetchone()[0] == seen
     reader.execute("ROLLBACK")
     reader.close()
-    assert errors == []
-    compare(engine, initial).assert_exact()
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
 
 
 @pytest.mark.parametrize(
@@ -447,27 +436,32 @@ def test_foreign_keys_come_with_the_new_table(sqlite_url: str) -> None:
             "CREATE TABLE items (id INTEGER PRIMARY KEY, category_id INTEGER, qty INTEGER, "
             "FOREIGN KEY (category_id) REFERENCES categories (id) ON DELETE CASCADE)"
         )
-        conn.exec_driver_sql(  # reflection would lose a column-level action: refused, not dropped
+        conn.exec_driver_sql(  # reflection loses a column-level action; the table's own text keeps it
             "CREATE TABLE lines (id INTEGER PRIMARY KEY, item INTEGER REFERENCES items (id) ON DELETE CASCADE, n INT)"
         )
         conn.execute(
             sa.text("INSERT INTO items (id, category_id, qty) VALUES (:i, :c, :q)"),
             [{"i": i, "c": 1 + i % 2, "q": i} for i in range(1, 200)],
         )
-    with pytest.raises(UsageError, match="has ON DELETE CASCADE, which shadowswap cannot carry"):
-        build_plan(engine, dialect, "lines", [parse_alter("n:bigint")])
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DROP TABLE lines")
+        conn.exec_driver_sql("INSERT INTO lines (item, n) SELECT id, id FROM items")
+    plan = build_plan(engine, dialect, "lines", [parse_alter("n:bigint")])
+    assert "item INTEGER REFERENCES items (id) ON DELETE CASCADE" in plan.shadow_ddl[0]
+    Executor(engine, dialect, plan).run()
+    # items is referenced by lines: the swap leaves lines' key on `items`, the new table
     plan = build_plan(engine, dialect, "items", [parse_alter("qty:bigint")])
     assert plan.foreign_key_ddl == [] and "REFERENCES categories (id) ON DELETE CASCADE" in plan.shadow_ddl[0]
     Executor(engine, dialect, plan).run()
     app = sqlite3.connect(db_path(sqlite_url))
     app.execute("PRAGMA foreign_keys = ON")
+    assert [r[2] for r in app.execute("PRAGMA foreign_key_list(lines)")] == ["items"]
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
         app.execute("INSERT INTO items (id, category_id, qty) VALUES (500, 99, 1)")
-    app.execute("DELETE FROM categories WHERE id = 2")  # cascades into the new table
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        app.execute("INSERT INTO lines (item, n) VALUES (500, 1)")
+    app.execute("DELETE FROM categories WHERE id = 2")  # cascades into the new items, then into lines
     app.commit()
     assert app.execute("SELECT count(*) FROM items").fetchone()[0] == 99  # the odd ids were in category 2
+    assert app.execute("SELECT count(*) FROM lines").fetchone()[0] == 99
     assert app.execute("PRAGMA foreign_key_check").fetchall() == []
     app.close()
 
@@ -538,3 +532,69 @@ def test_sqlite_instant_rename_carries_views_and_indexes_along(sqlite_url: str) 
         index_sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'ix_products_name'")).scalar_one()
     assert "unit_price" in view_sql and "title" in index_sql
     assert {"unit_price", "title"} <= {c["name"] for c in sa.inspect(engine).get_columns("products")}
+
+
+def test_the_new_table_is_the_original_text_with_only_the_changes(sqlite_url: str) -> None:
+    """The 12-step way: the stored CREATE TABLE with the changed columns rewritten, the rest as written."""
+    engine, dialect = connect(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE kinds (id integer primary key)")
+        conn.exec_driver_sql("INSERT INTO kinds VALUES (1), (2)")
+        conn.exec_driver_sql(
+            "CREATE TABLE gear (\n  id bigint primary key, -- no NOT NULL, as SQLite allows\n"
+            "  label varchar(20) collate nocase not null unique default 'a, (b)',\n"
+            '  "kind" integer constraint fk_kind references kinds (id) on delete cascade,\n'
+            "  shape widget, old_col, qty integer check (qty >= 0),\n"
+            "  constraint ck_label check (length(label) < 99)\n) WITHOUT ROWID"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO gear VALUES (-5, 'x', 1, 'round', 1, 3), (9223372036854775807, 'y', 2, NULL, 2, 4)"
+        )
+    changes = parse_options(
+        alter=["qty:bigint not null default 7"], drop=["old_col"], rename=["kind:kind_id"], add=["note:text"]
+    )
+    plan = build_plan(engine, dialect, "gear", changes)
+    Executor(engine, dialect, plan, Options(allow_destructive=True)).run()
+    assert schema(engine, "table")["gear"][1] == (
+        'CREATE TABLE "gear" (\n  id bigint primary key, -- no NOT NULL, as SQLite allows\n'
+        "  label varchar(20) collate nocase not null unique default 'a, (b)',\n"
+        '  "kind_id" integer constraint fk_kind references kinds (id) on delete cascade,\n'
+        "  shape widget, qty bigint check (qty >= 0) NOT NULL DEFAULT 7, note text,\n"
+        "  constraint ck_label check (length(label) < 99)\n) WITHOUT ROWID"
+    )
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, label, kind_id, shape, qty, note FROM gear ORDER BY id").fetchall()
+    assert rows == [(-5, "x", 1, "round", 3, None), (9223372036854775807, "y", 2, None, 4, None)]
+
+
+def test_plan_refuses_a_new_table_sqlite_would_not_create(sqlite_url: str) -> None:
+    """A STRICT table takes only its five type names: the rewritten statement is tried at plan time, rolled back."""
+    engine, dialect = connect(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE s (id integer primary key, qty integer not null) STRICT")
+    with pytest.raises(UsageError, match=r"the new table of 's' would not be valid: unknown datatype for s\.qty"):
+        build_plan(engine, dialect, "s", [parse_alter("qty:varchar(20)")])
+    assert set(schema(engine, "table")) == {"s"}  # nothing left behind by the trial
+
+
+def test_the_table_text_is_cut_where_sqlite_cuts_it() -> None:
+    sql = (
+        "CREATE TABLE [t] (a /* x, y */ int default -1 not null, \"b,c\" text check (b IN ('1,2', ')')) "
+        "collate rtrim, d as (a + 1) stored, e references p on update set null not deferrable, "
+        'primary key (a), unique ("b,c") on conflict replace) STRICT'
+    )
+    parsed = parse(sql)
+    got = [(c.name, sql[c.type_start : c.type_end], [k.kind for k in c.clauses]) for c in parsed.columns]
+    assert got == [
+        ("a", "int", ["DEFAULT", "NOT"]),
+        ("b,c", "text", ["CHECK", "COLLATE"]),
+        ("d", "", ["AS"]),
+        ("e", "", ["REFERENCES"]),
+    ]
+    assert len(parsed.items) == 6
+    out = rewrite_table(parsed, '"n"', {"A": ColumnEdit(type_sql="bigint", not_null=False)}, {"d"}, set(), [])
+    assert out == (
+        "CREATE TABLE \"n\" (a /* x, y */ bigint default -1, \"b,c\" text check (b IN ('1,2', ')')) "
+        "collate rtrim, e references p on update set null not deferrable, "
+        'primary key (a), unique ("b,c") on conflict replace) STRICT'
+    )

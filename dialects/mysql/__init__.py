@@ -4,14 +4,18 @@ One room a concern; ``MySQLDialect`` below composes them (each is a ``MySQLBase`
 
 - ``base.py``: error numbers, the binlog probe, the dialect's identity, what rooms ask of each other
 - ``session.py``: connection setup (strict sql_mode, READ COMMITTED), the migration lock, error kinds
-- ``preflight.py``: plan-time checks of the table, the copy route, the shadow's options, plan notes
+- ``checks.py``: the plan-time refusals of MySQL tables (registered with ``shadowswap.checks``)
+- ``preflight.py``: the copy route, the shadow's options, plan notes
 - ``instant.py``: which changes run in place (INSTANT/NOCOPY/INPLACE) and the one folded ALTER
 - ``types.py``: type parsing, casts and the cast check, a column's value in a trigger, shadow columns
 - ``triggers.py``: the dual-write and change-log trigger families, their install and drop
 - ``copy.py``: the keyset copy's chunk statement, the duplicate-key guard, the helper table's name
 - ``changelog.py``: when the change log is allowed, and its replay
-- ``indexes.py``: online index builds on the shadow, foreign keys refused
+- ``indexes.py``: online index builds on the shadow, one ALTER for several
 - ``swap.py``: the RENAME TABLE swap, with the locked last replay and its renamer thread
+- ``app_triggers.py``: the application's triggers, moved to the new table under the swap's lock
+- ``foreign_keys.py``: keys from and to the table, moved to the new table under the swap's lock
+- ``catalog.py``: what reflection misses, from SHOW CREATE TABLE (unknown types, column CHECKs, key text)
 - ``checksum.py``: verification's snapshot and per-chunk checksum
 - ``probes.py``: row estimates, replica lag, server load
 - ``backup.py``: mysqldump of the original
@@ -45,11 +49,13 @@ with the ``RENAME TABLE`` already queued behind it (``_swap_with_change_log`` in
 
 from __future__ import annotations
 
+from shadowswap.dialects.mysql.app_triggers import MySQLAppTriggers
 from shadowswap.dialects.mysql.backup import MySQLBackup
 from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.dialects.mysql.changelog import MySQLChangeLog
 from shadowswap.dialects.mysql.checksum import MySQLChecksum
 from shadowswap.dialects.mysql.copy import MySQLCopy
+from shadowswap.dialects.mysql.foreign_keys import MySQLForeignKeys
 from shadowswap.dialects.mysql.indexes import MySQLIndexes
 from shadowswap.dialects.mysql.instant import MySQLInstant
 from shadowswap.dialects.mysql.preflight import MySQLPreflight
@@ -70,6 +76,8 @@ class MySQLDialect(
     MySQLChangeLog,
     MySQLIndexes,
     MySQLSwap,
+    MySQLAppTriggers,
+    MySQLForeignKeys,
     MySQLChecksum,
     MySQLProbes,
     MySQLBackup,

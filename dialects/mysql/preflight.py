@@ -1,8 +1,9 @@
 """What planning asks of a MySQL/MariaDB table, and what the plan then tells the operator.
 
-``copy_route`` refuses what shadowswap cannot migrate safely here (a non-InnoDB engine, an
-AUTO_INCREMENT column not leading a key, the application's own triggers, prefix indexes, a
-leftover helper table) and picks the copy route from ``innodb_autoinc_lock_mode``;
+``copy_route`` picks the copy route from ``innodb_autoinc_lock_mode`` (what shadowswap cannot
+migrate safely here is refused before, by the checks in ``checks.py``); ``moved_at_swap`` reads
+the application's triggers (``app_triggers.py``) and the foreign keys from and to the table
+(``foreign_keys.py``), which the swap moves to the new table;
 ``shadow_table_options`` gives the shadow the table's defaults and counter; ``plan_notes`` says
 what each route will do.
 """
@@ -15,55 +16,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.mysql.base import MySQLBase
-from shadowswap.errors import UsageError
-from shadowswap.plan import CHANGE_LOG, CopyRoute
+from shadowswap.plan import CHANGE_LOG, CopyRoute, MovedAtSwap
 
 if TYPE_CHECKING:
     from shadowswap.plan import CaptureMode, Plan
 
 
 class MySQLPreflight(MySQLBase):
-    """Plan-time checks, the copy route, the shadow's table options, and the plan's notes."""
+    """The copy route, the shadow's table options, and the plan's notes."""
 
     def _server_var(self, conn: Connection, name: str) -> Any:
         return conn.exec_driver_sql(f"SELECT @@{name}").scalar()
 
     def copy_route(self, conn: Connection, reflection: Any, mode: CaptureMode) -> CopyRoute:
+        # what stops a MySQL table from being migrated is refused before this (dialects/mysql/checks.py)
         table = reflection.table
-        engine = str(sa.inspect(conn).get_table_options(table).get("mysql_engine", "InnoDB"))
-        if engine.lower() != "innodb":
-            raise UsageError(
-                f"table {table!r} uses the {engine} engine; shadowswap needs InnoDB's transactions and row locks",
-            )
         autoinc = [c["name"] for c in reflection.columns if c.get("autoincrement") is True]
-        pk = list(reflection.primary_key.get("constrained_columns") or [])
-        leading = {pk[0]} if pk else set()
-        leading |= {u["column_names"][0] for u in reflection.unique_constraints if u.get("column_names")}
-        if autoinc and (autoinc[0] not in pk or autoinc[0] not in leading):
-            raise UsageError(
-                f"AUTO_INCREMENT column {autoinc[0]!r} of {table!r} must be in the primary key and lead it or a "
-                "unique key for shadowswap",
-                hint="the shadow is created with its primary and unique keys only; other indexes come after the copy",
-            )
-        theirs = [t for t in self.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
-        if theirs:
-            raise UsageError(
-                f"table {table!r} has triggers ({', '.join(theirs)}); RENAME TABLE would leave them on the old table",
-                hint="drop them before migrating and create them again after the swap",
-            )
-        for ix in reflection.indexes:
-            kind = (ix.get("dialect_options") or {}).get("mysql_prefix")
-            if kind:
-                raise UsageError(
-                    f"{kind} index {ix['name']!r}: InnoDB cannot build it while writes go on (LOCK=NONE)",
-                    hint="drop it before migrating and add it back after",
-                )
         helper = self.helper_name(table)
-        if sa.inspect(conn).has_table(helper):
-            raise UsageError(
-                f"table {helper!r} already exists",
-                hint="a previous migration left it (`shadowswap status`, `shadowswap abort`), or rename yours",
-            )
         lock_mode = int(self._server_var(conn, "innodb_autoinc_lock_mode"))
         # with a change log the triggers write the log, so a chunk's AUTO-INC lock on the shadow
         # queues nobody: the helper is for dual-write triggers only
@@ -74,6 +43,13 @@ class MySQLPreflight(MySQLBase):
             autoinc_column=autoinc[0] if autoinc else None,
             autoinc_lock_mode=lock_mode,
         )
+
+    def moved_at_swap(self, conn: Connection, plan: Plan, reflection: Any) -> MovedAtSwap:
+        # the application's triggers move to the new table inside the swap's lock (app_triggers.py),
+        # and so do the keys from and to the table (foreign_keys.py), or the plan is refused there
+        triggers = self.app_triggers(conn, plan.table)
+        keys_from, keys_to = self.foreign_key_facts(conn, plan, reflection)
+        return MovedAtSwap(triggers=tuple(triggers), keys_from=tuple(keys_from), keys_to=tuple(keys_to))
 
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
         # Columns whose character set equals the table's default are reflected without one, so the
@@ -91,6 +67,15 @@ class MySQLPreflight(MySQLBase):
         return {k: v for k, v in options.items() if k.startswith("mysql_")}
 
     def plan_notes(self, plan: Plan) -> list[str]:
+        moved = [f"trigger {t.name}" for t in plan.moved_at_swap.triggers]
+        moved += [f"foreign key {f.name}" for f in plan.moved_at_swap.keys_from]
+        moved += [f"foreign key {f.table}.{f.name}" for f in plan.moved_at_swap.keys_to]
+        if moved:
+            # the application's triggers and the keys from and to the table (app_triggers.py, foreign_keys.py)
+            return [*self._route_notes(plan), f"moved to the new table under the swap's lock: {', '.join(moved)}"]
+        return self._route_notes(plan)
+
+    def _route_notes(self, plan: Plan) -> list[str]:
         capture = plan.capture
         if capture.change_log:
             return [

@@ -50,7 +50,9 @@ DATA_ERRORS = {
     3819,  # MySQL: check constraint violated
     4025,  # MariaDB: CONSTRAINT failed
 }
-STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO")
+# NO_AUTO_VALUE_ON_ZERO: a row whose AUTO_INCREMENT key is 0 is copied (and replayed, and written
+# by the triggers, which keep their creator's sql_mode) as 0, not given the next id.
+STRICT_MODES = ("STRICT_ALL_TABLES", "ERROR_FOR_DIVISION_BY_ZERO", "NO_AUTO_VALUE_ON_ZERO")
 
 
 class MySQLSession(MySQLBase):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.mysql.app_triggers import refuse_on_plain_swap
 from shadowswap.dialects.mysql.base import (
     MySQLBase,
     log,
@@ -36,11 +37,15 @@ class MySQLSwap(MySQLBase):
         return self.fit_name(f"{table}_ss_new")
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+        # the last look at the whole plan before it is written (after ``moved_at_swap``, which
+        # read the triggers and foreign keys that move at the swap): each key from its own text (indexes.py)
+        self._carry_key_text(conn, plan)
         return {}
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One RENAME TABLE swaps both names atomically. The triggers move with the renamed table
         and are dropped after it: dropping them first would lose the writes in between."""
+        refuse_on_plain_swap(plan)
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         post = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
         if plan.capture.route.helper_table:
@@ -54,9 +59,10 @@ class MySQLSwap(MySQLBase):
     def _swap_lock_sql(self, plan: Plan) -> str:
         # every alias the replay uses must be locked under that alias too
         log_table, shadow, table, _seq = self._log_aliases(plan)
+        children = "".join(f", {self.q(t)} WRITE" for t in self.swap_lock_tables(plan))
         return (
             f"LOCK TABLES {table} WRITE, {table} AS src WRITE, {shadow} WRITE, {shadow} AS dst WRITE, "
-            f"{log_table} WRITE, {log_table} AS l WRITE"
+            f"{log_table} WRITE, {log_table} AS l WRITE{children}"
         )
 
     def run_swap(
@@ -134,12 +140,20 @@ class MySQLSwap(MySQLBase):
                 self._replay_batch(conn, plan, None)
                 conn.commit()
                 self._carry_auto_increment(conn, plan)
+                # After the last replay and before the RENAME lets writes through: the application's
+                # triggers then fire for its writes only, never for the copy's or a replay's rows.
+                self.move_app_triggers(conn, plan, plan.shadow_table)
+                # and the foreign keys from and to it (foreign_keys.py): the RENAME carries them
+                self.move_foreign_keys(conn, plan, plan.shadow_table)
                 worker = threading.Thread(target=rename, name="shadowswap-rename", daemon=True)
                 worker.start()
                 if not self._await_queued(conn, renamer_id, worker):
                     # Not queued yet: it must not run after the unlock, behind the writes it lets in.
                     self.run(conn, f"KILL {renamer_id}")
                     worker.join()
+                    # still under the lock: no write missed them
+                    self.move_app_triggers(conn, plan, plan.table)
+                    self.move_foreign_keys(conn, plan, plan.table)
                     raise ShadowswapError(
                         "the swap's RENAME TABLE did not queue behind the lock within 5 s",
                         hint="the server is overloaded; run execute again to retry",
@@ -151,6 +165,16 @@ class MySQLSwap(MySQLBase):
                 # until the RENAME is done: the writes queued behind the lock wait for it too
                 held = time.perf_counter() - started
             if outcome.get("error") is not None:
+                # the RENAME failed after the unlock: the table is still the live one, so its
+                # triggers go back on it (writes between the unlock and this missed them; logged)
+                if plan.moved_at_swap.triggers:
+                    log.error("the swap's RENAME failed; moving the application's triggers back", table=plan.table)
+                    self.move_app_triggers(conn, plan, plan.table)
+                    conn.commit()
+                if plan.moved_at_swap.moves_keys:
+                    log.error("the swap's RENAME failed; moving the foreign keys back", table=plan.table)
+                    self.move_foreign_keys(conn, plan, plan.table)
+                    conn.commit()
                 raise outcome["error"]  # type: ignore[misc]
         leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.capture.logged_table)}")).scalar()
         conn.commit()

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 
 from shadowswap.dialects.mysql.base import MySQLBase
-from shadowswap.errors import UsageError
+from shadowswap.dialects.mysql.catalog import install_reflection
 
 if TYPE_CHECKING:
     from shadowswap.plan import ColumnPlan, Plan
@@ -49,6 +49,11 @@ def _compile_integer_spec(type_: _IntegerSpec, compiler: Any, **kw: Any) -> str:
 
 class MySQLTypes(MySQLBase):
     """Type validation, casts and the cast check, a column's value in a trigger, AUTO_INCREMENT shadow columns."""
+
+    def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
+        super().__init__(sa_dialect)
+        # types SQLAlchemy has no class for, and column-level CHECKs, survive reflection (catalog.py)
+        install_reflection(sa_dialect)
 
     def validate_type_sql(self, type_sql: str) -> str:
         # MySQL's CAST knows a handful of types, so ask the server to parse a column definition:
@@ -118,18 +123,24 @@ class MySQLTypes(MySQLBase):
     def shadow_column(
         self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
     ) -> sa.Column[Any]:
+        column = self._shadow_column(reflected, type_, nullable, default)
+        check = reflected.get("mysql_column_check")
+        if check and type_ is reflected.get("type"):
+            # A column's own CHECK (MariaDB's JSON is LONGTEXT … CHECK (json_valid(col))) stays with
+            # it, as in a blocking ALTER; a new type drops it there too (MODIFY replaces the column).
+            column._init_items(sa.CheckConstraint(sa.text(check)))
+        return column
+
+    def _shadow_column(
+        self, reflected: dict[str, Any], type_: sa.types.TypeEngine[Any], nullable: bool, default: str | None
+    ) -> sa.Column[Any]:
         if reflected.get("autoincrement") is not True:
             return super().shadow_column(reflected, type_, nullable, default)
         # The shadow keeps AUTO_INCREMENT (and the counter, see shadow_table_options), so ids go on
         # after the swap; the copy never bulk-inserts into it (the package docstring, in __init__.py).
         spec = getattr(type_, "spec", None)
         if spec is not None:
-            words = spec.lower().split("(")[0].split()
-            if not words or words[0] not in _INTEGER_TYPES:
-                raise UsageError(
-                    f"column {reflected['name']!r} is AUTO_INCREMENT, so its new type must be an integer type",
-                    hint="e.g. bigint or int unsigned",
-                )
+            # an integer type: the check mysql-auto-increment-type (checks.py) refused any other
             type_ = _IntegerSpec(spec)
         return sa.Column(
             reflected["name"],

@@ -10,7 +10,11 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``copy.py``       the keyset copy's chunk statements, their row locks and the copy race
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
-- ``swap.py``       the swap's preconditions (views, sequences, identities) and its one transaction
+- ``swap.py``       the swap's preconditions (sequences, identities) and its one transaction
+- ``dependents.py`` views and other tables' foreign keys bound to the table, redefined in the swap
+- ``surroundings.py`` (functions, not a room; the swap room calls them) triggers, grants, comments,
+                      RLS, storage, replica identity, publications carried over in the swap;
+                      partitioned and inherited tables refused at plan
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration
@@ -28,6 +32,7 @@ from shadowswap.dialects.postgresql.base import PostgresBase
 from shadowswap.dialects.postgresql.changelog import PostgresChangeLog
 from shadowswap.dialects.postgresql.checksum import PostgresChecksum
 from shadowswap.dialects.postgresql.copy import PostgresCopy
+from shadowswap.dialects.postgresql.dependents import PostgresDependents
 from shadowswap.dialects.postgresql.indexes import PostgresIndexes
 from shadowswap.dialects.postgresql.instant import PostgresInstant
 from shadowswap.dialects.postgresql.probes import PostgresProbes
@@ -46,6 +51,13 @@ if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
+_CARRIED = (
+    "the swap carries the table's own triggers (created then, so they never fire for copied rows), owner, "
+    "grants, comments, row-level security and policies, storage parameters, statistics targets, replica "
+    "identity and publication membership over to the new table, read from the catalog under its lock"
+)
+
+
 class PostgresDialect(
     PostgresSession,
     PostgresInstant,
@@ -55,6 +67,7 @@ class PostgresDialect(
     PostgresChangeLog,
     PostgresIndexes,
     PostgresSwap,
+    PostgresDependents,
     PostgresChecksum,
     PostgresProbes,
     PostgresBackup,
@@ -62,6 +75,9 @@ class PostgresDialect(
     # The plan's notes describe the whole online route (triggers, copy, indexes, swap), so they
     # live with the composition rather than in any one room.
     def plan_notes(self, plan: Plan) -> list[str]:
+        return [*self._route_notes(plan), _CARRIED]
+
+    def _route_notes(self, plan: Plan) -> list[str]:
         if plan.capture.change_log:
             return [
                 "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",

@@ -5,6 +5,9 @@ and the statistics the new table goes live with.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -35,6 +38,53 @@ class PostgresIndexes(PostgresBase):
     def name_taken(self, conn: Connection, table: str, name: str) -> bool:
         # index names share the schema's namespace with tables, sequences and views
         return conn.execute(sa.text("SELECT to_regclass(:n)"), {"n": self.q(name)}).scalar() is not None
+
+    def shadow_indexes(
+        self, conn: Connection, table: str, shadow: str, planned: list[IndexPlan], renamed: Sequence[str] = ()
+    ) -> list[IndexPlan]:
+        """Each index rebuilt from the original's own ``pg_get_indexdef``, not from reflection.
+
+        Reflection loses parts of a definition (DESC, NULLS FIRST/LAST, operator classes,
+        collations, storage parameters); the server's deparsed statement holds all of it (method,
+        INCLUDE, predicate, expressions too), so the shadow's index is that statement with only the
+        name and the table replaced. An index naming a column the plan renames keeps the planned
+        (reflected) form, which has the new name.
+        """
+        if not planned:
+            return planned
+        rows = conn.execute(
+            sa.text(
+                "SELECT i.relname, pg_get_indexdef(i.oid),"
+                # the table schema-qualified (as the server prints it since 10.3), or bare
+                " ARRAY['CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
+                "  || quote_ident(i.relname) || ' ON ' || quote_ident(n.nspname) || '.' || quote_ident(t.relname)"
+                "  || ' USING ', 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
+                "  || quote_ident(i.relname) || ' ON ' || quote_ident(t.relname) || ' USING '],"
+                " 'CREATE ' || CASE WHEN x.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX '"
+                " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+                " JOIN pg_namespace n ON n.oid = t.relnamespace WHERE x.indrelid = to_regclass(:t)"
+            ),
+            {"t": self.q(table)},
+        ).all()
+        stored = {
+            name: (definition, next((h for h in heads if definition.startswith(h)), None), create)
+            for name, definition, heads, create in rows
+        }
+        out = []
+        for p in planned:
+            found = stored.get(p.final_name)
+            if p.new or found is None or found[1] is None or mentions(found[0], renamed):
+                out.append(p)
+                continue
+            definition, head, create = found
+            assert head is not None
+            online = " CONCURRENTLY " in p.create_sql
+            sql = (
+                f"{create}{'CONCURRENTLY ' if online else ''}{self.q(p.shadow_name)} ON {self.q(shadow)} USING "
+                f"{definition[len(head) :]}"
+            )
+            out.append(dataclasses.replace(p, create_sql=sql))
+        return out
 
     def create_index_sql(self, index: sa.Index, online: bool = True) -> str:
         # With a change log nothing but shadowswap writes the shadow: a plain build (one scan,
@@ -71,3 +121,12 @@ class PostgresIndexes(PostgresBase):
 
     def analyze_sql(self, table: str) -> str | None:
         return f"ANALYZE {self.q(table)}"
+
+
+def mentions(definition: str, columns: Sequence[str]) -> bool:
+    """Whether a deparsed definition names one of ``columns`` (quoted or bare); a false positive
+    (the word inside a literal) only falls back to the reflected form."""
+    return any(
+        re.search(rf'"{re.escape(c.replace(chr(34), chr(34) * 2))}"|(?<![\w"]){re.escape(c)}(?![\w"])', definition)
+        for c in columns
+    )

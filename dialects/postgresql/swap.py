@@ -1,6 +1,7 @@
-"""The swap: what must be true before it (no dependent views; sequences and identities to move) and
-the one transaction that renames the tables, drops the triggers, applies the last change-log
-entries and hands the sequences over, holding ACCESS EXCLUSIVE for milliseconds.
+"""The swap: what must be true before it (sequences and identities to move; dependent views and
+referencing keys, see dependents.py) and the one transaction that renames the tables, drops the
+triggers, applies the last change-log entries, hands the sequences over and redefines the views and
+keys on the new table, holding ACCESS EXCLUSIVE for milliseconds.
 """
 
 from __future__ import annotations
@@ -12,32 +13,23 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from shadowswap.dialects.postgresql.base import PostgresBase
-from shadowswap.errors import UsageError
+from shadowswap.dialects.postgresql import surroundings
+from shadowswap.dialects.postgresql.dependents import PostgresDependents
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
-class PostgresSwap(PostgresBase):
+# the swap composes the dependents' statements into its transaction, so it builds on that room
+class PostgresSwap(PostgresDependents):
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        views = [
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    "SELECT DISTINCT v.relname FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
-                    "JOIN pg_class v ON v.oid = r.ev_class "
-                    "WHERE d.refobjid = to_regclass(:t) AND v.oid <> d.refobjid ORDER BY 1"
-                ),
-                {"t": self.q(plan.table)},
-            )
-        ]
-        if views:
-            raise UsageError(
-                f"views depend on {plan.table!r} ({', '.join(views)}); PostgreSQL binds them to the table, "
-                "so after the swap they would show the old table",
-                hint="drop the views before migrating and recreate them after",
-            )
+        surroundings.refuse_unmigratable(self, conn, plan.table)
+        surroundings.refuse_what_cannot_be_carried(self, conn, plan.table)
+        surroundings.refuse_dependents_on_changed_columns(self, conn, plan, [c["name"] for c in reflection.columns])
+        # views and other tables' keys follow the table by OID: redefined on the new table inside
+        # the swap's transaction (dependents.py), or refused here
+        views = self.dependent_views(conn, plan)
+        keys = self.referencing_keys(conn, plan)
         owned: list[tuple[str, str]] = []
         identities: list[dict[str, Any]] = []
         # a sequence follows its column to the new table, under the column's new name; a dropped
@@ -69,7 +61,13 @@ class PostgresSwap(PostgresBase):
                 )
             else:
                 owned.append((target[col["name"]], qualified))
-        return {"owned_sequences": owned, "identities": identities}
+        return {
+            "owned_sequences": owned,
+            "identities": identities,
+            "views": views,
+            "referencing_keys": keys,
+            "owner": surroundings.owner_sql(self, conn, plan),
+        }
 
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """One transaction: both renames, trigger removal, index/constraint names, sequence owner."""
@@ -77,13 +75,20 @@ class PostgresSwap(PostgresBase):
         # With a change log, the lock leaves its last entries (the writes since the last replay)
         # final: they are applied inside the swap, and the log goes with the triggers.
         log_table = plan.capture.log_table
+        views, keys = reflected.get("views", []), reflected.get("referencing_keys", [])
+        # The tables whose keys are re-pointed are locked up front with ours (DROP CONSTRAINT needs
+        # ACCESS EXCLUSIVE on them): one lock_timeout covers all, none is taken mid-transaction.
+        children = "".join(f", {name}" for name in dict.fromkeys(k["table"] for k in keys))
         stmts = [
-            f"LOCK TABLE {t}, {s} IN ACCESS EXCLUSIVE MODE",
+            f"LOCK TABLE {t}, {s}{children} IN ACCESS EXCLUSIVE MODE",
+            self.dependents_guard_sql(plan, views, keys),
             *(self.replay_sql(plan) if log_table else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)} ON {t}" for n in plan.trigger_names],
             *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
             f"ALTER TABLE {t} RENAME TO {o}",
             f"ALTER TABLE {s} RENAME TO {t}",
+            # before any sequence is linked to the new table: both must have one owner
+            *reflected.get("owner", []),
         ]
         for old_name, shadow_name, final_name in reflected["constraint_renames"]:
             stmts.append(f"ALTER TABLE {o} RENAME CONSTRAINT {self.q(final_name)} TO {self.q(old_name)}")
@@ -110,7 +115,10 @@ class PostgresSwap(PostgresBase):
             )
             literal = seq.replace("'", "''")
             stmts.append(f"SELECT setval('{literal}', last_value, is_called) FROM {old_seq}")
-        post = [f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()"]
+        stmts += self.recreate_views_sql(views)
+        repoint, validate = self.repoint_keys_sql(keys)
+        stmts += repoint
+        post = [f"DROP FUNCTION IF EXISTS {self.q(self.function_name(plan))}()", *validate]
         return stmts, post
 
     def run_swap(
@@ -124,6 +132,8 @@ class PostgresSwap(PostgresBase):
                 locked_at = time.perf_counter()
                 for stmt in plan.swap_sql[1:]:
                     self.run(conn, stmt)
+                # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)
+                surroundings.carry_over(self, conn, plan)
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:

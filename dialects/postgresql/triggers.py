@@ -95,8 +95,14 @@ END
         fn = self.q(self.function_name(plan))
         table = self.q(plan.table)
         names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        # SECURITY DEFINER: the function runs as whoever runs the migration, who owns the shadow
+        # and the change log. As the invoker, an application role that writes the table through
+        # its grants would be refused ("permission denied for table _t_ss_log") on every write
+        # for the whole migration. search_path is pinned to the migrator's, as the definer's
+        # function must not resolve names through the writer's.
         return [
-            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $shadowswap${body}$shadowswap$",
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER"
+            f" SET search_path FROM CURRENT AS $shadowswap${body}$shadowswap$",
             f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {fn}()",
             f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION {fn}()",
             f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION {fn}()",

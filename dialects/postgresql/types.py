@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.postgresql.base import PostgresBase
 
@@ -51,3 +52,33 @@ class PostgresTypes(PostgresBase):
         if reflected.get("identity"):
             default = None
         return super().shadow_column(reflected, type_, nullable, default)
+
+    def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
+        """UNLOGGED and the storage parameters, on the shadow from its CREATE TABLE.
+
+        From the start rather than at the swap: the copy then fills pages to the original's
+        fillfactor (room for HOT updates) and an unlogged original's copy writes no WAL, as a
+        rewriting blocking ALTER would. (The swap sets the parameters again from the catalog as it
+        stands then, surroundings.py, so one changed during the copy is carried too.)
+        """
+        row = conn.execute(
+            sa.text(
+                "SELECT c.relpersistence, c.reloptions, t.reloptions FROM pg_class c"
+                " LEFT JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = to_regclass(:t)"
+            ),
+            {"t": self.q(table)},
+        ).first()
+        if row is None:
+            return {}
+        options: dict[str, Any] = {}
+        if row[0] == "u":
+            options["prefixes"] = ["UNLOGGED"]
+        with_: dict[str, str] = {}
+        for prefix, reloptions in (("", row[1]), ("toast.", row[2])):
+            for item in reloptions or []:
+                name, _, value = item.partition("=")
+                # names are the server's own option names; values go in as string literals
+                with_[f"{prefix}{name}"] = "'" + value.replace("'", "''") + "'"
+        if with_:
+            options["postgresql_with"] = with_
+        return options

@@ -8,9 +8,11 @@ busy handler) get their turn.
 
 One room a concern, each a mixin of ``SQLiteBase`` (base.py) composed below:
 
+- checks.py: the plan-time refusals of SQLite tables (registered with ``shadowswap.checks``)
 - session.py: connect hooks (WAL, busy_timeout, synchronous, lazy BEGIN), lock waits, error codes
 - locking.py: the migration lock, an OS lock on a file beside the database
-- schema.py: the stored CREATE statements, index bodies, the shadow's options, indexes and foreign keys
+- schema.py: the stored CREATE statements, index bodies, the shadow's CREATE TABLE, indexes and foreign keys
+- tabletext.py: a stored CREATE TABLE cut into columns and constraints, and rewritten for the shadow
 - types.py: column affinity, accepted type names, guarded casts
 - planning.py: what ALTER TABLE does in place, the notes a plan shows
 - triggers.py: the triggers that keep the shadow in step

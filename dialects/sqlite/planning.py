@@ -42,6 +42,7 @@ class SQLitePlanning(SQLiteBase):
             "write lock)",
             "each chunk holds the database's write lock for about half of --chunk-time, then leaves it free "
             "as long again",
-            "the swap is one BEGIN IMMEDIATE transaction of a few milliseconds; views and triggers that name "
-            "the table follow the new table",
+            "the swap is one BEGIN IMMEDIATE transaction of a few milliseconds; views, triggers and other "
+            "tables' foreign keys that name the table follow the new table",
+            "the new table's CREATE TABLE is the original's stored text with only the changed columns rewritten",
         ]

@@ -4,6 +4,7 @@ table options, its indexes (the user's own SQL with the names replaced), its for
 from __future__ import annotations
 
 import re
+import sqlite3
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.base import Schedule, ShadowLayout
 from shadowswap.dialects.sqlite.base import SQLiteBase
+from shadowswap.dialects.sqlite.tabletext import ColumnEdit, parse, rewrite_table
+from shadowswap.errors import UsageError
 from shadowswap.plan import IndexPlan
 from shadowswap.sqltext import mentions
 
@@ -77,9 +80,20 @@ def index_body(sql: str) -> str:
     return rest[_identifier_length(rest) :]
 
 
+def _default_sql(default: str) -> str:
+    """A DEFAULT value as SQLite's grammar takes it: an expression other than a literal in parentheses."""
+    text = default.strip()
+    literal_value = r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?|'(?:[^']|'')*'|NULL|TRUE|FALSE|CURRENT_(TIME|DATE|TIMESTAMP)"
+    if re.fullmatch(literal_value, text, re.I):
+        return text
+    return f"({text})"
+
+
 class SQLiteSchema(SQLiteBase):
     #: constraint names are labels inside CREATE TABLE, not schema objects: the shadow keeps them
     names_constraints = False
+    #: the shadow's renames are SQLite's own RENAME COLUMN, which rewrites CHECK and GENERATED text
+    renames_columns_in_constraints = True
 
     def schedule(self, capture: Capture) -> Schedule:
         """An index build holds the database's only write lock, which would stop the application's
@@ -88,7 +102,8 @@ class SQLiteSchema(SQLiteBase):
         return Schedule(indexes_before_copy=True)
 
     def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
-        """SQLite cannot add a constraint to an existing table: foreign keys come with the shadow."""
+        """SQLite cannot add a constraint to an existing table: foreign keys come with the shadow,
+        whose CREATE TABLE is the original's own text (``shadow_create_sql``)."""
         return ShadowLayout(foreign_keys_in_create_table=True)
 
     def _table_sql(self, conn: Connection, table: str) -> str:
@@ -104,6 +119,74 @@ class SQLiteSchema(SQLiteBase):
         if re.search(r"\bAUTOINCREMENT\b", strip_literals(self._table_sql(conn, table)), re.I):
             options["sqlite_autoincrement"] = True
         return options
+
+    def shadow_create_sql(self, conn: Connection, ref: Any, resolved: Any, shadow_table: sa.Table) -> list[str]:
+        """The shadow's CREATE TABLE: the original's stored statement with only the changed columns rewritten.
+
+        As SQLite's 12-step ALTER does, and unlike compiling the reflected table: every column and
+        table constraint (column-level UNIQUE, CHECK, COLLATE, DEFAULT, GENERATED, REFERENCES with its
+        actions), a declared type SQLAlchemy does not know, an INTEGER PRIMARY KEY without NOT NULL,
+        AUTOINCREMENT, WITHOUT ROWID and STRICT come through as the user wrote them. Renames are
+        SQLite's own RENAME COLUMN on the empty shadow, which rewrites the CHECK, GENERATED and
+        FOREIGN KEY expressions that name the column as an ALTER on the original would.
+        """
+        table = ref.table
+        try:
+            parsed = parse(self._table_sql(conn, table))
+        except ValueError as exc:
+            raise UsageError(
+                f"cannot read the stored CREATE TABLE of {table!r}: {exc}",
+                hint="report it with the table's schema (sqlite3 DB '.schema TABLE')",
+            ) from None
+        edits: dict[str, ColumnEdit] = {}
+        additions: list[str] = []
+        for t in resolved.targets:
+            column = shadow_table.c[t.name]
+            if t.source is None:
+                additions.append(self.compile_ddl(sa.schema.CreateColumn(column)))
+                continue
+            if t.alter is None:
+                continue
+            edit = ColumnEdit(type_sql=t.alter.type_sql)
+            if t.alter.nullable is not None and t.alter.nullable != bool(t.reflected["nullable"]):
+                edit.not_null = not t.alter.nullable
+            if t.default_changed:
+                edit.default_clause = "" if t.default is None else f"DEFAULT {_default_sql(t.default)}"
+            edits[t.source] = edit
+        create = rewrite_table(
+            parsed,
+            self.q(shadow_table.name),
+            edits,
+            set(resolved.drops),
+            set(resolved.dropped_indexes),
+            additions,
+        )
+        # the new name is written into the table's text as given here: quoted only where it must
+        # be, as the user's own `RENAME COLUMN qty TO amount` would leave it
+        renames = [
+            f"ALTER TABLE {self.q(shadow_table.name)} RENAME COLUMN {self.q(old)} "
+            f"TO {self.unescape_percents(self.preparer.quote(new))}"
+            for old, new in resolved.renames.items()
+        ]
+        statements = [create, *renames]
+        # Tried now, on an empty in-memory database of the same SQLite library, so that a
+        # definition SQLite refuses (a table constraint over a dropped column, a type a STRICT
+        # table does not allow) stops the plan rather than the execute. Not in the user's file:
+        # that would take its write lock, and planning must neither wait for the application's
+        # writers nor stall them. The statement stands alone (REFERENCES are not resolved at CREATE).
+        trial = sqlite3.connect(":memory:")
+        try:
+            for stmt in statements:
+                trial.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            said = str(exc).splitlines()[0].replace(shadow_table.name, table)
+            raise UsageError(
+                f"the new table of {table!r} would not be valid: {said}",
+                hint="check the changes against the table's constraints (sqlite3 DB '.schema TABLE')",
+            ) from None
+        finally:
+            trial.close()
+        return statements
 
     def _original_indexes(self, conn: Connection, table: str) -> dict[str, str]:
         """Name → stored SQL of the table's own indexes (not the automatic ones behind UNIQUE/PK)."""

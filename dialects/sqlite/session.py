@@ -34,12 +34,14 @@ class SQLiteSession(SQLiteBase):
         open theirs with ``BEGIN IMMEDIATE``).
         """
         busy = int(self.busy_timeout_ms)
+        read_only = self.read_only
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             dbapi_connection.execute(f"PRAGMA busy_timeout = {busy}")
-            dbapi_connection.execute("PRAGMA journal_mode = WAL").fetchall()
+            if not read_only:  # journal_mode is stored in the file: a read-only command must not switch it
+                dbapi_connection.execute("PRAGMA journal_mode = WAL").fetchall()
             # No fsync at COMMIT (only at checkpoints), so a chunk's hold on the write lock is not
             # stretched by the disk. Still consistent: a power cut loses the last chunks together
             # with their checkpoint row, and the resume copies them again.

@@ -11,43 +11,51 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.sqlite.base import SQLiteBase, literal
 from shadowswap.dialects.sqlite.schema import index_name_token, strip_literals
-from shadowswap.errors import ShadowswapError, StalePlan, UsageError
+from shadowswap.errors import ShadowswapError, StalePlan
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
 
 
+log = structlog.get_logger("shadowswap.sqlite")
+
+
 class SQLiteSwap(SQLiteBase):
+    #: the swap renames with legacy_alter_table on and foreign_keys off, so other tables' REFERENCES
+    #: keep the table's name, which is the new table's once the swap commits (see run_swap); a
+    #: self-reference is in the shadow's own text and names the table too
+    repoints_referencing_keys = True
+    carries_self_references = True
+
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        table_sql = strip_literals(self._table_sql(conn, plan.table))
-        if re.search(r"\bCOLLATE\b", table_sql, re.I):
-            raise UsageError(
-                f"table {plan.table!r} declares a COLLATE, which shadowswap cannot carry to the new table on SQLite yet"
-            )
-        self._check_foreign_key_actions(conn, plan.table, reflection.foreign_keys)
+        # COLLATE, column-level REFERENCES actions and the rest of the table's text need no check
+        # here: the shadow's CREATE TABLE is the original's own text (schema.shadow_create_sql).
         return self._live_facts(conn, plan)
 
-    def _check_foreign_key_actions(self, conn: Connection, table: str, reflected: list[dict[str, Any]]) -> None:
-        """SQLAlchemy reads ON DELETE/ON UPDATE only from table-level FOREIGN KEY clauses; refuse
-        rather than let a column-level `REFERENCES … ON DELETE CASCADE` lose its action."""
-        groups: dict[int, dict[str, Any]] = {}
-        for row in self.run(conn, f"PRAGMA foreign_key_list({self.q(table)})"):
-            group = groups.setdefault(row[0], {"columns": [], "onupdate": row[5], "ondelete": row[6]})
-            group["columns"].append(row[3])
-        options = {tuple(fk["constrained_columns"]): fk.get("options") or {} for fk in reflected}
-        for group in groups.values():
-            kept = options.get(tuple(group["columns"]), {})
-            for key, clause in (("onupdate", "ON UPDATE"), ("ondelete", "ON DELETE")):
-                action = str(group[key]).upper()
-                if action != "NO ACTION" and str(kept.get(key) or "").upper() != action:
-                    raise UsageError(
-                        f"the foreign key of {table}.{', '.join(group['columns'])} has {clause} {action}, which "
-                        "shadowswap cannot carry to the new table on SQLite yet",
-                    )
+    def _referencing_tables(self, conn: Connection, plan: Plan) -> list[str]:
+        """Other tables whose foreign keys name the table (SQLite compares the names case-insensitively).
+
+        Not the shadow nor the old table: a self-reference is in their own text, and names the
+        table (the new one after the swap) on both sides of it."""
+        out = []
+        table = plan.table
+        names = conn.execute(
+            sa.text(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN (:t, :s, :o) "
+                "AND sql LIKE '%REFERENCES%'"
+            ),
+            {"t": table, "s": plan.shadow_table, "o": plan.old_table},
+        )
+        for (other,) in names.fetchall():
+            rows = self.run(conn, f"PRAGMA foreign_key_list({self.q(other)})").fetchall()
+            if any(str(r[2]).lower() == table.lower() for r in rows):
+                out.append(other)
+        return out
 
     def _live_facts(self, conn: Connection, plan: Plan) -> dict[str, Any]:
         """What the swap statements depend on, read again inside the swap's own transaction."""
@@ -85,6 +93,7 @@ class SQLiteSwap(SQLiteBase):
                 re.search(r"\bAUTOINCREMENT\b", strip_literals(self._table_sql(conn, plan.table)), re.I)
             ),
             "rename_indexes_in_schema": self._can_write_schema(conn),
+            "referencing_tables": self._referencing_tables(conn, plan),
         }
 
     def _can_write_schema(self, conn: Connection) -> bool:
@@ -108,6 +117,8 @@ class SQLiteSwap(SQLiteBase):
         """One BEGIN IMMEDIATE transaction; the statements are rebuilt from live facts at the swap."""
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         stmts = [
+            # before the transaction: foreign_keys cannot change inside one (see run_swap)
+            "PRAGMA foreign_keys = OFF",
             "BEGIN IMMEDIATE",
             # Modern ALTER TABLE RENAME rewrites every view and trigger that names the table to the
             # new name, which would leave them on the old table. Legacy mode renames the table
@@ -172,23 +183,64 @@ class SQLiteSwap(SQLiteBase):
         conn = engine.connect()
         try:
             with conn.begin():
+                # Other tables' foreign keys name the table as text. A RENAME TABLE rewrites them to
+                # the new name unless legacy_alter_table is on AND foreign_keys is off (SQLite
+                # 3.26+), so with both the children's REFERENCES items stay on `items`, which is the
+                # new table after the second rename: the 12-step rebuild's outcome, without its
+                # copy under the lock. foreign_keys can only change outside a transaction: here,
+                # before BEGIN IMMEDIATE (this PRAGMA does not open the lazy BEGIN, see session.py).
+                self.run(conn, "PRAGMA foreign_keys = OFF")  # swap_sql's first statement
                 for stmt in self.lock_timeout_sql(lock_timeout_ms):
                     self.run(conn, stmt)
                 locked_at = time.perf_counter()
                 # rebuilt from what is there now: a trigger added since planning moves along too
-                stmts, _post = self.swap_sql(plan, self._live_facts(conn, plan))
-                for stmt in stmts[1:]:
+                facts = self._live_facts(conn, plan)
+                if facts["referencing_tables"] and self.run(conn, "PRAGMA foreign_keys").scalar():
+                    raise ShadowswapError(
+                        f"the swap could not turn foreign keys off, so the keys referencing {plan.table!r} "
+                        "would follow the old table",
+                        hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
+                    )
+                stmts, _post = self.swap_sql(plan, facts)
+                assert stmts[:2] == ["PRAGMA foreign_keys = OFF", "BEGIN IMMEDIATE"]  # both run above
+                for stmt in stmts[2:]:
                     result = self.run(conn, stmt)
                     if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:
                         raise ShadowswapError(
                             f"the swap could not rename an index of {plan.table!r} ({stmt[:120]}…)",
                             hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
                         )
+                moved = [t for t in facts["referencing_tables"] if t not in self._referencing_tables(conn, plan)]
+                if moved:
+                    # cheap (the schema's text only) and decisive: roll back rather than re-point the children
+                    raise ShadowswapError(
+                        f"the swap would have left the foreign keys of {', '.join(moved)} on the old table",
+                        hint="nothing was swapped; run `shadowswap execute` again or `shadowswap abort`",
+                    )
                 in_swap(conn)  # the phase is recorded in the swap's own transaction
             held = time.perf_counter() - locked_at
+            self._check_referencing_rows(conn, plan.table, facts["referencing_tables"])
         finally:
             # This connection's own schema cache predates the sqlite_master edits, and its pragmas
             # were changed for the swap: retire it rather than return it to the pool.
             conn.invalidate()
             conn.close()
         return held
+
+    def _check_referencing_rows(self, conn: Connection, table: str, children: list[str]) -> None:
+        """PRAGMA foreign_key_check on the tables referencing the new one, after the swap's commit.
+
+        Outside the lock: it reads every row of each child. The new table holds the rows the old one
+        did (verified before the swap, kept in step by the triggers up to it), so a row it reports
+        was an orphan before the migration too; it is reported, not undone."""
+        for child in children:
+            with conn.begin():
+                orphans = self.run(conn, f"PRAGMA foreign_key_check({self.q(child)})").fetchall()
+            hits = [r for r in orphans if str(r[2]).lower() == table.lower()]
+            if hits:
+                log.warning(
+                    "rows reference missing keys of the new table (they did before the migration too)",
+                    table=child,
+                    references=table,
+                    rows=len(hits),
+                )

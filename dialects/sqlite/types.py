@@ -4,11 +4,15 @@ a value the way the new column would (or refuse it, invariant 8)."""
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import sqlalchemy as sa
 
 from shadowswap.dialects.sqlite.base import DOES_NOT_FIT, SQLiteBase, literal
-from shadowswap.errors import UsageError
+from shadowswap.strategy import ColumnTypeSQL
 
-_NUMERIC_AFFINITY_NAMES = {
+#: type names SQLite users mean when they reach NUMERIC affinity (see checks.py)
+NUMERIC_AFFINITY_NAMES = {
     "NUMERIC",
     "DECIMAL",
     "BOOLEAN",
@@ -37,20 +41,31 @@ def affinity(type_sql: str) -> str:
     return "NUMERIC"
 
 
+def keep_declared_types(sa_dialect: Any) -> None:
+    """Reflect a declared type SQLAlchemy does not know (``shape WIDGET``) or an absent one as written.
+
+    SQLAlchemy maps such a name to its affinity (NUMERIC) or to NullType, which then names the
+    wrong type in the plan, or cannot be compiled at all (``CompileError: Can't generate DDL for
+    NullType()``). The declared type is the column's whole type on SQLite, so it is kept verbatim;
+    the shadow's CREATE TABLE comes from the table's own text anyway (schema.shadow_create_sql).
+    Patched on this engine's dialect instance only: shadowswap's own engine.
+    """
+    resolve = sa_dialect._resolve_type_affinity
+    known = sa_dialect.ischema_names
+
+    def resolve_declared(type_: str) -> sa.types.TypeEngine[Any]:
+        head = re.match(r"([\w ]+)", type_)
+        if head and head.group(1).strip() in known:
+            return resolve(type_)
+        return ColumnTypeSQL(type_)
+
+    sa_dialect._resolve_type_affinity = resolve_declared
+
+
 class SQLiteTypes(SQLiteBase):
-    def validate_type_sql(self, type_sql: str) -> str:
-        """SQLite accepts any type name, so a typo (``varchr(20)``) would silently get NUMERIC
-        affinity. Names that reach that fallback must be numeric or date words SQLite users mean."""
-        if affinity(type_sql) == "NUMERIC":
-            head = type_sql.split("(")[0].strip().upper()
-            if head not in _NUMERIC_AFFINITY_NAMES:
-                raise UsageError(
-                    f"invalid type {type_sql!r}: SQLite would store it with NUMERIC affinity, "
-                    "which is rarely what a typo meant",
-                    hint="use a type SQLite recognises: integer, text, varchar(n), real, blob, numeric, "
-                    "decimal(p,s), boolean, date, datetime",
-                )
-        return super().validate_type_sql(type_sql)
+    def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
+        super().__init__(sa_dialect)
+        keep_declared_types(sa_dialect)
 
     def cast_expression(self, column: str, type_sql: str) -> str:
         """The value SQLite would store in a column of the new type, or an error if it would not fit.

@@ -258,35 +258,28 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _executor_options(settings: Settings, dialect: Any) -> Any:
-    from shadowswap.executor import Options
-    from shadowswap.hooks import Hooks, parse_hooks
-    from shadowswap.throttle import ThrottleSettings, parse_max_load
+    from shadowswap.options import Options
 
-    if settings.copy_workers is not None and settings.copy_workers > dialect.max_copy_workers:
-        raise UsageError(
-            f"copy_workers {settings.copy_workers}: {dialect.name} copies at most {dialect.max_copy_workers} at once"
-        )
-    throttle = ThrottleSettings(
-        max_rows_per_second=settings.max_rows_per_second,
-        max_lag=settings.max_lag,
-        replicas=list(settings.replicas),
-        max_load=parse_max_load(settings.max_load) if settings.max_load is not None else None,
-        pause_file=settings.pause_file,
-    )
-    return Options(
-        chunk_size=min(max(settings.chunk_size, settings.min_chunk), settings.max_chunk),
-        chunk_time=settings.chunk_time if settings.chunk_time is not None else dialect.default_chunk_time,
+    return Options.for_dialect(
+        dialect,
+        chunk_size=settings.chunk_size,
+        chunk_time=settings.chunk_time,
         min_chunk=settings.min_chunk,
         max_chunk=settings.max_chunk,
         copy_workers=settings.copy_workers,
+        max_rows_per_second=settings.max_rows_per_second,
+        max_lag=settings.max_lag,
+        replicas=settings.replicas,
+        max_load=settings.max_load,
+        pause_file=settings.pause_file,
+        hooks=settings.hooks,
+        hook_timeout=settings.hook_timeout,
         lock_timeout_ms=settings.lock_timeout,
         lock_retries=settings.cutover_retries,
         verify=settings.verify,
         allow_destructive=settings.allow_destructive,
-        throttle=throttle,
         postpone_cutover=settings.postpone_cutover,
         postpone_file=settings.postpone_cutover_file,
-        hooks=Hooks(parse_hooks(settings.hooks), timeout=settings.hook_timeout),
         backup_dir=settings.backup,
     )
 

@@ -37,6 +37,7 @@ from shadowswap.db import connect
 from shadowswap.errors import MigrationLocked, ShadowswapError
 from shadowswap.fleet.plans import Entry, Manifest, error_text
 from shadowswap.fleet.targets import Target
+from shadowswap.options import SilentReporter
 from shadowswap.plan import Plan
 
 log = structlog.get_logger("shadowswap.fleet")
@@ -75,25 +76,23 @@ class Settings:
     allow_destructive: bool = False
 
     def options(self, dialect: Any, stage: str) -> Any:
-        from shadowswap.executor import Options
-        from shadowswap.throttle import ThrottleSettings, parse_max_load
+        from shadowswap.options import Options
 
-        throttle = ThrottleSettings(
-            max_rows_per_second=self.max_rows_per_second,
-            max_lag=self.max_lag,
-            max_load=parse_max_load(self.max_load) if self.max_load else None,
-        )
-        return Options(
-            chunk_size=min(max(self.chunk_size, self.min_chunk), self.max_chunk),
-            chunk_time=self.chunk_time if self.chunk_time is not None else dialect.default_chunk_time,
+        return Options.for_dialect(
+            dialect,
+            chunk_size=self.chunk_size,
+            chunk_time=self.chunk_time,
             min_chunk=self.min_chunk,
             max_chunk=self.max_chunk,
+            # one setting for a mixed fleet: each engine copies with as many workers as it can
             copy_workers=min(self.copy_workers, dialect.max_copy_workers) if self.copy_workers else None,
+            max_rows_per_second=self.max_rows_per_second,
+            max_lag=self.max_lag,
+            max_load=self.max_load,
             lock_timeout_ms=self.lock_timeout_ms,
             lock_retries=self.lock_retries,
             verify=self.verify,
             allow_destructive=self.allow_destructive,
-            throttle=throttle,
             postpone_cutover=stage == VERIFY,
             stop_after=state.VERIFIED if stage == VERIFY else None,
         )
@@ -156,7 +155,7 @@ class Result:
         return cls(**data)
 
 
-class _PhaseClock:
+class _PhaseClock(SilentReporter):
     """An executor reporter that only notes when each phase was reached."""
 
     def __init__(self) -> None:
@@ -164,18 +163,6 @@ class _PhaseClock:
 
     def phase(self, name: str, **facts: Any) -> None:
         self.times[name] = time.time()
-
-    def copy_started(self, total_estimate: int, already: int) -> None:
-        pass
-
-    def copied(self, rows: int) -> None:
-        pass
-
-    def copy_finished(self) -> None:
-        pass
-
-    def waiting(self, reason: str | None) -> None:
-        pass
 
 
 def worker_name() -> str:

@@ -14,7 +14,7 @@ from shadowswap.lint.rules import RULES, Env, Rule, rules_for
 
 __all__ = ["RULES", "Finding", "FixRequest", "LintResult", "Rule", "lint", "mappable", "offline_engine"]
 
-#: seconds per row of a blocking rewrite, measured here (README Performance: a blocking ALTER of the
+#: seconds per row of a blocking rewrite, measured here (docs/performance.md: a blocking ALTER of the
 #: 1M-row products table took 2.16 s on PostgreSQL 15 and 4.15 s on MariaDB 10.11); SQLite assumed
 #: like PostgreSQL. An estimate of the order of magnitude, not a promise.
 SECONDS_PER_ROW = {"postgresql": 2.2e-6, "mysql": 4.2e-6, "sqlite": 2.2e-6}

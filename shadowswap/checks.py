@@ -1,0 +1,912 @@
+"""Every plan-time refusal, one small function each, registered with its stage, engines, reason and hint.
+
+A refusal stops ``plan`` before anything changes (exit code 2) because the result would be wrong or
+not online. Each check is a function of a :class:`Context` that returns ``None`` (no objection), a
+message (refused, with the check's registered hint), or a :class:`Refusal` (refused, with a hint
+built for the case: the columns that exist, the index to drop). :func:`run` runs a stage's checks
+in registration order and raises the first refusal as a :class:`~shadowswap.errors.UsageError`.
+Registration order matters: a check may assume that the checks registered before it in its stage
+passed (a rename's target is checked for a clash only once its source is known to exist).
+
+The stages, in the order the planner runs them:
+
+``changes``
+    the changes on their own (at the start of resolving, once the table is found);
+``table``
+    the changes against the reflected table: names that exist or clash, what a drop leaves behind;
+``database``
+    what only the database can answer about the resolved changes: a type or default it accepts,
+    an index name free in the whole database;
+``shadow``
+    whether the table can be migrated by a shadow copy at all (changes that run in place skip it);
+``copy``
+    the copy's SELECT, once the shadow is designed, prepared by the database.
+
+Engine-only checks live in their dialect package (``dialects/<engine>/checks.py``) and register
+here too, so :func:`all` is the one list of every refusal: ``shadowswap checks`` prints it, and
+docs/planning.md names each check (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from shadowswap.changes import (
+    AddColumn,
+    AddIndex,
+    AlterColumn,
+    Change,
+    DropColumn,
+    DropIndex,
+    RenameColumn,
+)
+from shadowswap.db import first_line
+from shadowswap.errors import UsageError
+from shadowswap.sqltext import mentions
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from shadowswap.dialects import Dialect
+    from shadowswap.plan import ColumnPlan
+    from shadowswap.planner import Reflection, Resolved
+
+STAGES = ("changes", "table", "database", "shadow", "copy")
+
+#: the dialect packages whose ``checks`` module registers engine-only checks
+_ENGINE_MODULES = (
+    "shadowswap.dialects.mysql.checks",
+    "shadowswap.dialects.sqlite.checks",
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal whose hint is built for the case (``None``: the message stands without one)."""
+
+    message: str
+    hint: str | None = None
+
+
+Outcome = Refusal | str | None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One refusal: its name (cited by docs and ``shadowswap checks``), when it runs, and for whom."""
+
+    name: str
+    stage: str
+    #: one line: what is refused and why (docs/planning.md lists it)
+    reason: str
+    #: what the user can do instead
+    hint: str
+    #: engine names the check applies to; ``None``: every engine
+    engines: frozenset[str] | None
+    function: Callable[[Context], Outcome]
+
+    def applies_to(self, engine: str) -> bool:
+        return self.engines is None or engine in self.engines
+
+
+_REGISTRY: list[Check] = []
+
+
+def check(
+    name: str, stage: str, reason: str, hint: str, engines: Sequence[str] | None = None
+) -> Callable[[Callable[[Context], Outcome]], Callable[[Context], Outcome]]:
+    """Register the decorated function as the check ``name`` (names are unique: docs cite them)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+
+    def register(function: Callable[[Context], Outcome]) -> Callable[[Context], Outcome]:
+        if any(c.name == name for c in _REGISTRY):
+            raise ValueError(f"check {name!r} is registered twice")
+        _REGISTRY.append(
+            Check(name, stage, reason, hint, frozenset(engines) if engines is not None else None, function)
+        )
+        return function
+
+    return register
+
+
+def all() -> list[Check]:
+    """Every registered check, the engines' included, in the order they run.
+
+    The engines' modules are imported here, after this module's own checks are registered, so in
+    each stage the common checks run before an engine's own."""
+    for module in _ENGINE_MODULES:
+        importlib.import_module(module)
+    return list(_REGISTRY)
+
+
+def run(stage: str, ctx: Context) -> None:
+    """Run the stage's checks that apply to ``ctx.engine``; raise the first refusal."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    for registered in all():
+        if registered.stage != stage or not registered.applies_to(ctx.engine):
+            continue
+        outcome = registered.function(ctx)
+        if outcome is None:
+            continue
+        if isinstance(outcome, Refusal):
+            raise UsageError(outcome.message, hint=outcome.hint)
+        raise UsageError(outcome, hint=registered.hint)
+
+
+@dataclass
+class Context:
+    """What the checks see. Fields a stage does not have yet stay ``None``."""
+
+    ref: Reflection | None = None
+    changes: Sequence[Change] = ()
+    usings: Mapping[str, str] = field(default_factory=dict)
+    #: indexes the Inspector does not report (SQLite's expression indexes): name → definition
+    hidden_indexes: Mapping[str, str] = field(default_factory=dict)
+    #: the dialect's name; engine-only checks run only for their engines
+    engine: str = ""
+    conn: Connection | None = None
+    dialect: Dialect | None = None
+    resolved: Resolved | None = None
+    #: the copy's columns (stage ``copy``)
+    columns: Sequence[ColumnPlan] = ()
+
+    # -- the stage's inputs, asserted present -------------------------------------------------
+
+    @property
+    def reflection(self) -> Reflection:
+        assert self.ref is not None, "this check needs the reflected table"
+        return self.ref
+
+    @property
+    def db(self) -> Connection:
+        assert self.conn is not None, "this check needs a connection"
+        return self.conn
+
+    @property
+    def engine_dialect(self) -> Dialect:
+        assert self.dialect is not None, "this check needs the dialect"
+        return self.dialect
+
+    @property
+    def plan(self) -> Resolved:
+        assert self.resolved is not None, "this check needs the resolved changes"
+        return self.resolved
+
+    # -- what the changes say, read the way the planner resolves them ---------------------------
+
+    @property
+    def table(self) -> str:
+        return self.reflection.table
+
+    @cached_property
+    def original(self) -> list[str]:
+        return [c["name"] for c in self.reflection.columns]
+
+    @cached_property
+    def pk(self) -> list[str]:
+        """The row key: the primary key, or a unique key over NOT NULL columns (``Reflection.row_key``)."""
+        return self.reflection.row_key()[0]
+
+    @cached_property
+    def renames(self) -> dict[str, str]:
+        """Old name → new name, the first rename of each column."""
+        out: dict[str, str] = {}
+        for ch in self.changes:
+            if isinstance(ch, RenameColumn):
+                out.setdefault(ch.old, ch.new)
+        return out
+
+    @cached_property
+    def drops(self) -> list[str]:
+        return list(dict.fromkeys(ch.column for ch in self.changes if isinstance(ch, DropColumn)))
+
+    @cached_property
+    def adds(self) -> dict[str, AddColumn]:
+        out: dict[str, AddColumn] = {}
+        for ch in self.changes:
+            if isinstance(ch, AddColumn):
+                out.setdefault(ch.column, ch)
+        return out
+
+    def source_of(self, name: str) -> str | None:
+        """The original column a change names by its current or its new name."""
+        if name in self.original:
+            return name
+        return next((old for old, new in self.renames.items() if new == name), None)
+
+    def target_names(self) -> list[str]:
+        """The new table's columns in order (once the column checks passed)."""
+        kept = [self.renames.get(c, c) for c in self.original if c not in self.drops]
+        return kept + list(self.adds)
+
+    def alter_and_using_names(self) -> list[tuple[str, str]]:
+        """(column named, what it would be) for each --alter and each --using of an existing column."""
+        named = [(ch.column, "altered") for ch in self.changes if isinstance(ch, AlterColumn)]
+        named += [(n, "given a --using expression") for n in self.usings if n not in self.adds]
+        return named
+
+
+def columns_hint(ref: Reflection) -> str:
+    return "columns: " + ", ".join(c["name"] for c in ref.columns)
+
+
+def _unknown(ctx: Context, name: str) -> Refusal:
+    return Refusal(f"column {name!r} does not exist in table {ctx.table!r}", hint=columns_hint(ctx.reflection))
+
+
+def _exists(ctx: Context, name: str) -> str:
+    return f"column {name!r} already exists in table {ctx.table!r}"
+
+
+# -- stage "changes" ---------------------------------------------------------------------------
+
+
+@check(
+    "no-change",
+    "changes",
+    "no change given",
+    'e.g. --alter "price:varchar(20)" or --add "note:text"',
+)
+def no_change(ctx: Context) -> Outcome:
+    return "no change given" if not ctx.changes and not ctx.usings else None
+
+
+# -- stage "table": columns --------------------------------------------------------------------
+
+
+@check(
+    "rename-unknown-column",
+    "table",
+    "a renamed column does not exist",
+    "name a column the table has (the error lists them)",
+)
+def rename_unknown_column(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, RenameColumn) and ch.old not in ctx.original:
+            return _unknown(ctx, ch.old)
+    return None
+
+
+@check("rename-twice", "table", "a column is renamed twice", "give one --rename per column")
+def rename_twice(ctx: Context) -> Outcome:
+    seen: set[str] = set()
+    for ch in ctx.changes:
+        if isinstance(ch, RenameColumn):
+            if ch.old in seen:
+                return Refusal(f"column {ch.old!r} is renamed twice")
+            seen.add(ch.old)
+    return None
+
+
+@check("rename-to-existing", "table", "a column is renamed to a name the table already has", "choose another name")
+def rename_to_existing(ctx: Context) -> Outcome:
+    taken = set(ctx.original)
+    for ch in ctx.changes:
+        if isinstance(ch, RenameColumn):
+            if ch.new in taken:
+                return _exists(ctx, ch.new)
+            taken.add(ch.new)
+    return None
+
+
+@check("drop-unknown-column", "table", "a dropped column does not exist", "the hint lists the table's columns")
+def drop_unknown_column(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, DropColumn) and ch.column not in ctx.original:
+            return _unknown(ctx, ch.column)
+    return None
+
+
+@check(
+    "drop-primary-key-column",
+    "table",
+    "a primary-key column is dropped",
+    "shadowswap keeps the primary key; change the key in a separate migration",
+)
+def drop_primary_key_column(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, DropColumn) and ch.column in ctx.pk:
+            return f"column {ch.column!r} is part of the primary key of {ctx.table!r} and cannot be dropped"
+    return None
+
+
+@check("drop-twice", "table", "a column is dropped twice", "give one --drop per column")
+def drop_twice(ctx: Context) -> Outcome:
+    seen: set[str] = set()
+    for ch in ctx.changes:
+        if isinstance(ch, DropColumn):
+            if ch.column in seen:
+                return Refusal(f"column {ch.column!r} is dropped twice")
+            seen.add(ch.column)
+    return None
+
+
+@check("add-existing-column", "table", "an added column's name is taken", "choose another name")
+def add_existing_column(ctx: Context) -> Outcome:
+    taken = set(ctx.original)
+    for ch in ctx.changes:
+        if isinstance(ch, AddColumn):
+            if ch.column in taken:
+                return _exists(ctx, ch.column)
+            taken.add(ch.column)
+    return None
+
+
+@check(
+    "add-not-null-without-default",
+    "table",
+    "a new NOT NULL column has neither a default nor a --using expression for the existing rows",
+    "add `default EXPR`, or give --using COLUMN=EXPR to compute it from each row",
+)
+def add_not_null_without_default(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AddColumn) and not ch.nullable and ch.default is None and ch.column not in ctx.usings:
+            return Refusal(
+                f"new column {ch.column!r} is NOT NULL without a default: the existing rows need a value",
+                hint=f"add `default EXPR`, or give --using {ch.column}=EXPR to compute it from each row",
+            )
+    return None
+
+
+@check("add-named-as-rename", "table", "a column is added under a name a rename also gives", "choose another name")
+def add_named_as_rename(ctx: Context) -> Outcome:
+    for name in ctx.adds:
+        if name in ctx.renames.values():
+            return _exists(ctx, name)
+    return None
+
+
+@check("drop-and-rename", "table", "a column is both dropped and renamed", "either drop the column or rename it")
+def drop_and_rename(ctx: Context) -> Outcome:
+    both = set(ctx.drops) & set(ctx.renames)
+    return Refusal(f"column {sorted(both)[0]!r} is both dropped and renamed") if both else None
+
+
+@check("drop-every-column", "table", "the changes drop every column", "keep at least one column")
+def drop_every_column(ctx: Context) -> Outcome:
+    return Refusal(f"the changes drop every column of {ctx.table!r}") if len(ctx.drops) == len(ctx.original) else None
+
+
+@check(
+    "alter-added-column",
+    "table",
+    "--alter names a column this plan adds",
+    "give the added column's whole definition in --add",
+)
+def alter_added_column(ctx: Context) -> Outcome:
+    for name, _what in ctx.alter_and_using_names():
+        if ctx.source_of(name) is None and name in ctx.adds:
+            return Refusal(f"column {name!r} is added by this plan; give its whole definition in --add")
+    return None
+
+
+@check(
+    "alter-unknown-column",
+    "table",
+    "--alter or --using names a column that does not exist",
+    "name a column the table has (the error lists them)",
+)
+def alter_unknown_column(ctx: Context) -> Outcome:
+    for name, _what in ctx.alter_and_using_names():
+        if ctx.source_of(name) is None:
+            return _unknown(ctx, name)
+    return None
+
+
+@check(
+    "alter-dropped-column",
+    "table",
+    "--alter or --using names a column this plan drops",
+    "drop the column or change it, not both",
+)
+def alter_dropped_column(ctx: Context) -> Outcome:
+    for name, what in ctx.alter_and_using_names():
+        if ctx.source_of(name) in ctx.drops:
+            return Refusal(f"column {name!r} is dropped by this plan, so it cannot also be {what}")
+    return None
+
+
+@check("alter-twice", "table", "a column is altered twice", "give one --alter with everything")
+def alter_twice(ctx: Context) -> Outcome:
+    seen: set[str | None] = set()
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn):
+            source = ctx.source_of(ch.column)
+            if source in seen:
+                return f"column {ch.column!r} is altered twice"
+            seen.add(source)
+    return None
+
+
+@check(
+    "primary-key-nullable",
+    "table",
+    "a primary-key column is made nullable",
+    "a primary key is NOT NULL; keep the column NOT NULL",
+)
+def primary_key_nullable(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn) and ch.nullable is True:
+            source = ctx.source_of(ch.column)
+            if source in ctx.pk:
+                return Refusal(f"column {source!r} is part of the primary key and cannot be made nullable")
+    return None
+
+
+# -- stage "table": indexes --------------------------------------------------------------------
+
+
+def _existing_indexes(ref: Reflection) -> dict[str, dict[str, Any]]:
+    return {str(ix["name"]): ix for ix in ref.indexes if ix.get("name")}
+
+
+def _existing_uniques(ref: Reflection) -> dict[str, dict[str, Any]]:
+    return {str(uq["name"]): uq for uq in ref.unique_constraints if uq.get("name")}
+
+
+@check(
+    "drop-primary-key",
+    "table",
+    "--drop-index names the primary key",
+    "shadowswap keeps the primary key; change the key in a separate migration",
+)
+def drop_primary_key(ctx: Context) -> Outcome:
+    pk_name = ctx.reflection.primary_key.get("name")
+    for ch in ctx.changes:
+        if isinstance(ch, DropIndex) and ch.name == pk_name:
+            return Refusal(f"{ch.name!r} is the primary key of {ctx.table!r}; shadowswap keeps it")
+    return None
+
+
+@check(
+    "drop-unknown-index",
+    "table",
+    "a dropped index or unique constraint does not exist",
+    "name an index or unique constraint the table has (the error lists them)",
+)
+def drop_unknown_index(ctx: Context) -> Outcome:
+    names = sorted([*_existing_indexes(ctx.reflection), *_existing_uniques(ctx.reflection)])
+    for ch in ctx.changes:
+        if isinstance(ch, DropIndex) and ch.name not in names:
+            return Refusal(
+                f"table {ctx.table!r} has no index or unique constraint named {ch.name!r}",
+                hint=("indexes: " + ", ".join(names)) if names else "the table has no secondary indexes",
+            )
+    return None
+
+
+@check("drop-index-twice", "table", "an index is dropped twice", "give one --drop-index per index")
+def drop_index_twice(ctx: Context) -> Outcome:
+    seen: set[str] = set()
+    for ch in ctx.changes:
+        if isinstance(ch, DropIndex):
+            if ch.name in seen:
+                return Refusal(f"index {ch.name!r} is dropped twice")
+            seen.add(ch.name)
+    return None
+
+
+@check("add-existing-index", "table", "an added index's name is taken on the table", "choose another name")
+def add_existing_index(ctx: Context) -> Outcome:
+    ref = ctx.reflection
+    taken = {*_existing_indexes(ref), *_existing_uniques(ref), *ctx.hidden_indexes, ref.primary_key.get("name")}
+    for ch in ctx.changes:
+        if isinstance(ch, AddIndex) and ch.name in taken:
+            return f"index {ch.name!r} already exists on {ctx.table!r}"
+    return None
+
+
+@check("add-index-twice", "table", "an index is added twice", "give each new index its own name")
+def add_index_twice(ctx: Context) -> Outcome:
+    seen: set[str] = set()
+    for ch in ctx.changes:
+        if isinstance(ch, AddIndex):
+            if ch.name in seen:
+                return Refusal(f"index {ch.name!r} is added twice")
+            seen.add(ch.name)
+    return None
+
+
+def _new_index_hint(ctx: Context) -> str:
+    return "an index names the columns of the new table: " + ", ".join(ctx.target_names())
+
+
+@check(
+    "add-index-on-dropped-column",
+    "table",
+    "a new index uses a column this plan drops",
+    "an index names the columns of the new table (the hint lists them)",
+)
+def add_index_on_dropped_column(ctx: Context) -> Outcome:
+    targets = set(ctx.target_names())
+    for ch in ctx.changes:
+        if isinstance(ch, AddIndex):
+            for column in ch.columns:
+                if column not in targets and column in ctx.drops:
+                    return Refusal(
+                        f"index {ch.name!r} uses column {column!r}, which is dropped", hint=_new_index_hint(ctx)
+                    )
+    return None
+
+
+@check(
+    "add-index-on-unknown-column",
+    "table",
+    "a new index uses a column the new table does not have",
+    "an index names the columns of the new table (the hint lists them)",
+)
+def add_index_on_unknown_column(ctx: Context) -> Outcome:
+    targets = set(ctx.target_names())
+    for ch in ctx.changes:
+        if isinstance(ch, AddIndex):
+            for column in ch.columns:
+                if column not in targets:
+                    return Refusal(f"index {ch.name!r}: column {column!r} does not exist", hint=_new_index_hint(ctx))
+    return None
+
+
+# What survives must not lean on a dropped column: the engine would drop it silently.
+
+
+@check(
+    "index-uses-dropped-column",
+    "table",
+    "a kept index or unique constraint uses a dropped column (the engine would drop it silently)",
+    "drop the index too: --drop-index NAME",
+)
+def index_uses_dropped_column(ctx: Context) -> Outcome:
+    dropped_indexes = {ch.name for ch in ctx.changes if isinstance(ch, DropIndex)}
+    drops = ctx.drops
+    kept = [*_existing_indexes(ctx.reflection).items(), *_existing_uniques(ctx.reflection).items()]
+    for name, ix in kept:
+        if name in dropped_indexes:
+            continue
+        used = set(ix.get("column_names") or []) | mentions(
+            " ".join(str(e) for e in ix.get("expressions") or []), drops
+        )
+        options = ix.get("dialect_options") or {}
+        where = options.get("postgresql_where") or options.get("sqlite_where")
+        used |= mentions(str(where) if where is not None else "", drops)
+        gone = sorted(used & set(drops))
+        if gone:
+            return Refusal(
+                f"index {name!r} uses column {gone[0]!r}, which is dropped",
+                hint=f"drop the index too: --drop-index {name}",
+            )
+    return None
+
+
+@check(
+    "unreflected-index-uses-dropped-column",
+    "table",
+    "an expression index the Inspector does not report (SQLite) uses a dropped column",
+    "drop the index first (DROP INDEX is instant)",
+)
+def unreflected_index_uses_dropped_column(ctx: Context) -> Outcome:
+    for name, definition in ctx.hidden_indexes.items():
+        gone = sorted(mentions(definition[definition.find("(") :], ctx.drops))
+        if gone:
+            return Refusal(
+                f"index {name!r} uses column {gone[0]!r}, which is dropped",
+                hint=f"drop the index first (DROP INDEX {name} is instant)",
+            )
+    return None
+
+
+@check(
+    "foreign-key-uses-dropped-column",
+    "table",
+    "a foreign key of the table uses a dropped column",
+    "drop the foreign key first (ALTER TABLE ... DROP CONSTRAINT is instant)",
+)
+def foreign_key_uses_dropped_column(ctx: Context) -> Outcome:
+    for fk in ctx.reflection.foreign_keys:
+        gone = sorted(set(fk["constrained_columns"]) & set(ctx.drops))
+        if gone:
+            return f"foreign key {fk.get('name')!r} uses column {gone[0]!r}, which is dropped"
+    return None
+
+
+@check(
+    "check-uses-dropped-column",
+    "table",
+    "a check constraint uses a dropped column",
+    "drop the constraint first (ALTER TABLE ... DROP CONSTRAINT is instant)",
+)
+def check_uses_dropped_column(ctx: Context) -> Outcome:
+    for constraint in ctx.reflection.check_constraints:
+        gone = sorted(mentions(str(constraint.get("sqltext") or ""), ctx.drops))
+        if gone:
+            return f"check constraint {constraint.get('name')!r} uses column {gone[0]!r}, which is dropped"
+    return None
+
+
+# -- stage "database" --------------------------------------------------------------------------
+
+
+def prepare(conn: Connection, dialect: Dialect, sql: str) -> str | None:
+    """The database's first line of complaint about ``sql``, run in a savepoint rolled back; None if none."""
+    try:
+        with conn.begin_nested():
+            dialect.run(conn, sql)
+    except DBAPIError as exc:
+        return first_line(exc)
+    return None
+
+
+def _type_sql(dialect: Dialect, type_: sa.types.TypeEngine[Any]) -> str:
+    return type_.compile(dialect=dialect.sa_dialect)
+
+
+@check(
+    "invalid-type",
+    "database",
+    "the database does not accept a new column type",
+    "give a type this database knows, e.g. varchar(20)",
+)
+def invalid_type(ctx: Context) -> Outcome:
+    dialect = ctx.engine_dialect
+    for target in ctx.plan.targets:
+        if target.type_sql is not None:
+            error = prepare(ctx.db, dialect, dialect.validate_type_sql(target.type_sql))
+            if error is not None:
+                return f"invalid type {target.type_sql!r} for column {target.name!r}: {error}"
+    return None
+
+
+@check(
+    "invalid-default",
+    "database",
+    "the database does not accept a new default for the column's type",
+    "give a value of the column's type, e.g. default '0'",
+)
+def invalid_default(ctx: Context) -> Outcome:
+    dialect = ctx.engine_dialect
+    for target in ctx.plan.targets:
+        if target.default_changed and target.default is not None:
+            type_sql = target.type_sql or _type_sql(dialect, (target.reflected or {})["type"])
+            error = prepare(ctx.db, dialect, dialect.validate_default_sql(target.default, type_sql))
+            if error is not None:
+                return f"invalid default {target.default!r} for column {target.name!r}: {error}"
+    return None
+
+
+@check(
+    "index-name-taken",
+    "database",
+    "a new index's name is taken elsewhere in the database (names are per schema there)",
+    "choose another name",
+)
+def index_name_taken(ctx: Context) -> Outcome:
+    for index in ctx.plan.new_indexes:
+        if ctx.engine_dialect.name_taken(ctx.db, ctx.table, index.name):
+            return f"the name {index.name!r} is already taken in this database"
+    return None
+
+
+# -- stage "shadow" ----------------------------------------------------------------------------
+
+
+@check(
+    "no-primary-key",
+    "shadow",
+    "the table has no primary key nor a unique key over NOT NULL columns, by which the shadow copy tracks rows",
+    "add one first over a unique, NOT NULL column (changes that run in place need none)",
+)
+def no_primary_key(ctx: Context) -> Outcome:
+    if ctx.pk:
+        return None
+    return Refusal(
+        f"table {ctx.table!r} has no primary key nor a unique key over NOT NULL columns; the shadow copy "
+        "tracks rows by one",
+        hint=f"add one first, e.g. ALTER TABLE {ctx.engine_dialect.q(ctx.table)} ADD PRIMARY KEY (id) over a "
+        "unique, NOT NULL column (changes that run in place need none)",
+    )
+
+
+@check(
+    "row-key-dropped",
+    "shadow",
+    "the unique constraint the shadow copy tracks rows by (the table has no primary key) is dropped",
+    "drop it in a separate migration, after this one",
+)
+def row_key_dropped(ctx: Context) -> Outcome:
+    pk, is_primary = ctx.reflection.row_key()
+    if is_primary or not pk:
+        return None
+    key_name = next(u.get("name") for u in ctx.reflection.unique_constraints if list(u["column_names"]) == pk)
+    if key_name in ctx.plan.dropped_indexes:
+        return Refusal(
+            f"unique constraint {key_name!r} is the key the shadow copy tracks rows of {ctx.table!r} by",
+            hint="drop it in a separate migration, after this one",
+        )
+    return None
+
+
+@check(
+    "referenced-by-foreign-keys",
+    "shadow",
+    "other tables' foreign keys reference the table; after the swap they would point at the old table",
+    "drop them before migrating",
+)
+def referenced_by_foreign_keys(ctx: Context) -> Outcome:
+    ref = ctx.reflection
+    if not ref.referenced_by or (ctx.dialect is not None and ctx.dialect.repoints_referencing_keys):
+        return None
+    return Refusal(
+        f"table {ref.table!r} is referenced by foreign keys from {', '.join(sorted(set(ref.referenced_by)))}",
+        hint="after the swap those keys would point at the old table; drop them before migrating",
+    )
+
+
+@check(
+    "generated-column-changed",
+    "shadow",
+    "a generated column is part of the key, renamed or converted by the change; the shadow declares it as written",
+    "drop the generation (or the column) first, or make the change in place",
+)
+def generated_column_changed(ctx: Context) -> Outcome:
+    # The shadow declares each generated column with its reflected expression, as written; the engine
+    # recomputes it, the copy never writes it. A change under it (the engines' own ALTER refuses most
+    # of them) is refused.
+    pk = ctx.pk
+    retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    for col in ctx.reflection.columns:
+        name = col["name"]
+        if col.get("computed") and (name in pk or name in ctx.plan.renames or name in retyped):
+            what = "is part of the key" if name in pk else "is renamed or converted by the change"
+            return f"generated column {name!r} {what}, which the shadow copy cannot carry over"
+    return None
+
+
+@check(
+    "generated-column-over-changed-column",
+    "shadow",
+    "a generated column is computed from a column the change drops, renames or converts",
+    "drop the generated column first (--drop NAME) and add it again after the migration",
+)
+def generated_column_over_changed_column(ctx: Context) -> Outcome:
+    retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    for col in ctx.reflection.columns:
+        computed = col.get("computed")
+        if not computed:
+            continue
+        changed = [*ctx.plan.drops, *ctx.plan.renames, *retyped]
+        if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:
+            # the shadow is the table's own text (SQLite): the expression is kept, a rename rewritten
+            # in it by the engine, a retype under it is the engine's own concern, as in its rebuild
+            changed = list(ctx.plan.drops)
+        touched = sorted(mentions(str(computed.get("sqltext") or ""), changed))
+        if touched:
+            return Refusal(
+                f"generated column {col['name']!r} is computed from column {touched[0]!r}, which the change drops, "
+                "renames or converts",
+                hint=f"drop the generated column first (--drop {col['name']}) and add it again after the migration",
+            )
+    return None
+
+
+@check(
+    "index-expression-over-renamed-column",
+    "shadow",
+    "an index expression or predicate names a renamed column; shadowswap does not rewrite expressions",
+    "drop the index (--drop-index NAME) and create it again after the migration",
+)
+def index_expression_over_renamed_column(ctx: Context) -> Outcome:
+    renamed = sorted(ctx.plan.renames)
+    for ix in ctx.reflection.indexes:
+        if ix["name"] in ctx.plan.dropped_indexes:
+            continue
+        options = ix.get("dialect_options") or {}
+        text = " ".join(
+            [str(e) for e in ix.get("expressions") or []]
+            + [str(options.get(k, "")) for k in ("postgresql_where", "sqlite_where")]
+        )
+        hit = sorted(mentions(text, renamed))
+        if hit:
+            return Refusal(
+                f"index {ix['name']!r} has an expression or predicate over column {hit[0]!r}, which is renamed; "
+                "shadowswap does not rewrite expressions",
+                hint=f"drop the index (--drop-index {ix['name']}) and create it again after the migration",
+            )
+    return None
+
+
+@check(
+    "unreflected-index-over-renamed-column",
+    "shadow",
+    "an expression index the Inspector does not report (SQLite) names a renamed column",
+    "drop the index (DROP INDEX is instant) and create it again after the migration",
+)
+def unreflected_index_over_renamed_column(ctx: Context) -> Outcome:
+    renamed = sorted(ctx.plan.renames)
+    for name, definition in ctx.plan.hidden_indexes.items():
+        hit = sorted(mentions(definition[definition.find("(") :], renamed))
+        if hit:
+            return Refusal(
+                f"index {name!r} has an expression over column {hit[0]!r}, which is renamed; "
+                "shadowswap does not rewrite expressions",
+                hint=f"drop the index (DROP INDEX {name} is instant) and create it again after the migration",
+            )
+    return None
+
+
+@check(
+    "check-over-renamed-column",
+    "shadow",
+    "a check constraint names a renamed column; shadowswap does not rewrite expressions",
+    "drop the constraint first and add it again after the migration",
+)
+def check_over_renamed_column(ctx: Context) -> Outcome:
+    # the engine's own RENAME COLUMN on the shadow rewrites them (SQLite)
+    if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:
+        return None
+    renamed = sorted(ctx.plan.renames)
+    for constraint in ctx.reflection.check_constraints:
+        hit = sorted(mentions(str(constraint.get("sqltext") or ""), renamed))
+        if hit:
+            return (
+                f"check constraint {constraint.get('name')!r} uses column {hit[0]!r}, which is renamed; "
+                "shadowswap does not rewrite expressions"
+            )
+    return None
+
+
+@check(
+    "leftover-table",
+    "shadow",
+    "the shadow or old table's name is taken, usually by a previous migration",
+    "a previous migration left it; `shadowswap status` tells, `shadowswap cleanup --drop-old` "
+    "or `shadowswap abort` removes it",
+)
+def leftover_table(ctx: Context) -> Outcome:
+    dialect = ctx.engine_dialect
+    inspector = sa.inspect(ctx.db)
+    for name in (dialect.shadow_name(ctx.table), dialect.old_name(ctx.table)):
+        if inspector.has_table(name):
+            return f"table {name!r} already exists"
+    return None
+
+
+@check(
+    "self-referencing-foreign-key",
+    "shadow",
+    "the table has a foreign key to itself; after the swap it would point at the old table",
+    "drop the self-referencing key before migrating and add it back after",
+)
+def self_referencing_foreign_key(ctx: Context) -> Outcome:
+    # the reference follows the name through the swap (SQLite)
+    if ctx.dialect is not None and ctx.dialect.carries_self_references:
+        return None
+    for fk in ctx.reflection.foreign_keys:
+        if fk.get("referred_table") == ctx.table:
+            return (
+                f"table {ctx.table!r} has a foreign key to itself ({fk.get('name')}); after the swap it would point "
+                "at the old table"
+            )
+    return None
+
+
+# -- stage "copy" ------------------------------------------------------------------------------
+
+
+@check(
+    "invalid-copy-expression",
+    "copy",
+    "the database cannot prepare the copy's SELECT (a --using expression is invalid)",
+    "check the --using expressions; they are SQL evaluated against the original row",
+)
+def invalid_copy_expression(ctx: Context) -> Outcome:
+    dialect = ctx.engine_dialect
+    sql = f"SELECT {dialect.select_list(list(ctx.columns))} FROM {dialect.q(ctx.table)} AS src WHERE 1 = 0"
+    error = prepare(ctx.db, dialect, sql)
+    return f"a copy expression is invalid: {error}" if error is not None else None
