@@ -18,6 +18,7 @@ completed and failed while the copy ran, with their latency percentiles.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import threading
@@ -150,7 +151,8 @@ def run(admin_url: str, rows: int, rate: float, via: str, chunk_time: float) -> 
         engine, dialect = connect(url)
         plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
         if via == "direct":
-            plan.extra.update(copy_via="direct", helper_table=None)
+            direct = dataclasses.replace(plan.capture.route, via="direct", helper_table=None)
+            plan.capture = dataclasses.replace(plan.capture, route=direct)
             plan.trigger_ddl = dialect.trigger_ddl(plan)
             plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
             plan.swap_sql, plan.post_swap_sql = dialect.swap_sql(plan, {})
@@ -171,7 +173,7 @@ def run(admin_url: str, rows: int, rate: float, via: str, chunk_time: float) -> 
         copy_s = window.finished - window.started
         pct = statistics.quantiles(ok, n=100) if len(ok) > 1 else [0.0] * 99
         print(
-            f"{via:6} mode={plan.extra['autoinc_lock_mode']} rows={rows} copy={copy_s:.1f}s "
+            f"{via:6} mode={plan.capture.route.autoinc_lock_mode} rows={rows} copy={copy_s:.1f}s "
             f"offered={len(during)} ({len(during) / copy_s:.0f}/s) ok={len(ok)} errors={len(errors)} "
             f"latency ms p50={pct[49]:.1f} p99={pct[98]:.1f} max={max(ok, default=0):.1f} "
             f"swap_lock={(summary.cutover_lock_ms or 0) if summary else 0:.1f}ms"

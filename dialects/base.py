@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from shadowswap.backup import Backup
-    from shadowswap.plan import ColumnPlan, IndexPlan, Plan
+    from shadowswap.plan import Capture, CaptureMode, ColumnPlan, CopyRoute, IndexPlan, MovedAtSwap, Plan
     from shadowswap.strategy import ChangeFacts
 
 
@@ -27,29 +29,41 @@ if TYPE_CHECKING:
 LOG_SEQUENCE = "_ss_seq"
 
 
-class Dialect:
+@dataclass(frozen=True)
+class Schedule:
+    """When the executor builds the shadow's indexes and verifies, for one capture mode."""
+
+    #: the planned secondary indexes are built on the empty shadow, before the copy
+    indexes_before_copy: bool = False
+    #: the verification starts beside the copy (and compares chunks the copy has finished)
+    verify_beside_copy: bool = False
+    #: the verification may run while the shadow's indexes are built
+    verify_while_indexing: bool = False
+    #: index builds run this many at a time
+    index_build_workers: int = 1
+    #: a unique build that meets a duplicate is retried after another replay this many times
+    unique_build_retries: int = 0
+
+
+@dataclass(frozen=True)
+class ShadowLayout:
+    """What the planner puts in the shadow's CREATE TABLE and the change log's, for one capture mode."""
+
+    #: foreign keys are created with the shadow instead of added after the copy
+    foreign_keys_in_create_table: bool = False
+    #: the shadow gets its (named) primary key after the copy, built in one sorted pass
+    primary_key_after_copy: bool = False
+    #: the change log gets an index on its key columns
+    index_log_keys: bool = False
+
+
+class Dialect(ABC):
+    """One engine; the methods every engine must provide are abstract, the rest portable defaults."""
+
     name = "base"
     max_identifier_bytes = 63
-    #: whether verification may run while the shadow's indexes are built: only where the builds
-    #: take no lock that a reader makes the triggers' writes queue behind (PostgreSQL's CONCURRENTLY)
-    verify_while_indexing = False
     #: the triggers only log changed keys and a replay applies them (shadowswap/changelog.py)
     supports_change_log = False
-    #: index builds on a change-logged shadow run this many at a time
-    index_build_workers = 1
-    #: with a change log, the shadow gets its primary key after the copy (a heap engine; InnoDB's
-    #: rows live in the key, so there the key comes with the table)
-    primary_key_after_copy = False
-    #: the log gets an index on its key columns (the verification asks it once per row)
-    indexes_change_log_keys = False
-    #: a replay reads the log and the original at one instant; where it cannot, a replay can meet a
-    #: row that is stale only until a later entry is applied, and unique builds and replays that
-    #: meet a duplicate are retried after another replay
-    replay_is_consistent = True
-    #: SQLite builds indexes before the copy because a build holds the only write lock (invariant 6)
-    build_indexes_before_copy = False
-    #: whether user triggers on the table can live beside shadowswap's own
-    can_stack_triggers = True
     #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
@@ -58,8 +72,6 @@ class Dialect:
     #: queue on one lock (SQLite) or are not yet proven safe
     default_copy_workers = 1
     max_copy_workers = 1
-    #: foreign keys in the shadow's CREATE TABLE instead of added after the copy
-    foreign_keys_in_create_table = False
     #: a foreign key of the table to itself names the new table after the swap (else plan refuses it)
     carries_self_references = False
     #: the shadow's DDL renames columns inside CHECK constraints too (else plan refuses such renames)
@@ -77,6 +89,25 @@ class Dialect:
         #: set by ``db.connect(read_only=True)`` before ``prepare_engine``: plan, status and verify
         #: must leave the database file as it was (no journal-mode switch)
         self.read_only = False
+
+    # -- capture: what the shadow looks like and when things run ---------------------------
+
+    def schedule(self, capture: Capture) -> Schedule:
+        """The portable schedule: indexes built after the copy, one at a time; verification after the
+        copy, beside the index builds only with a change log, whose shadow nothing but the replays
+        write, so no build waits on them."""
+        return Schedule(verify_while_indexing=capture.change_log)
+
+    def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
+        """The portable layout: the shadow created with its keys, foreign keys added after the copy."""
+        return ShadowLayout()
+
+    def copy_route(self, conn: Connection, reflection: Any, mode: CaptureMode) -> CopyRoute:
+        """How chunks reach the shadow (what an engine cannot migrate safely is refused before, by
+        the checks registry: shadowswap/checks.py). The portable route inserts into the shadow directly."""
+        from shadowswap.plan import CopyRoute
+
+        return CopyRoute()
 
     # -- names -------------------------------------------------------------------------------
 
@@ -131,9 +162,11 @@ class Dialect:
     def begin_read_only(self, conn: Connection) -> None:
         """Make the transaction ``conn`` is about to begin read-only (called before its first
         statement): plan-time checks run user fragments in it, and must not be able to write."""
+        raise NotImplementedError  # every engine says how: a transaction mode or a connection flag
 
     def end_read_only(self, conn: Connection) -> None:
         """Undo what ``begin_read_only`` left on the pooled connection after its transaction ended."""
+        return None  # a transaction mode ends with its transaction: nothing is left to undo
 
     def run_one(self, conn: Connection, sql: str) -> Any:
         """Execute exactly one statement, on a driver path that refuses a ``;``-separated second one:
@@ -155,6 +188,7 @@ class Dialect:
 
     def prepare_engine(self, engine: Engine) -> None:
         """Install per-connection session settings (strict modes, pragmas)."""
+        return None  # a hook: an engine whose session defaults suit needs nothing here
 
     @contextmanager
     def migration_lock(self, engine: Engine, table: str) -> Iterator[bool]:
@@ -252,10 +286,6 @@ class Dialect:
             changes = f"CAST(CAST({stored} AS {column.old_type}) AS {text}) <> CAST({src} AS {text})"
         return fails, changes
 
-    def plan_extra(self, conn: Connection, reflection: Any) -> dict[str, Any]:
-        """Engine facts decided at plan time that execution needs (kept in ``Plan.extra``, JSON)."""
-        return {}
-
     # -- expressions -------------------------------------------------------------------------
 
     def cast_expression(self, column: str, type_sql: str) -> str:
@@ -332,6 +362,7 @@ class Dialect:
         pk = plan.primary_key
         return f"SELECT {self.order_by(pk)} FROM {self.q(plan.table)} ORDER BY {self.order_by(pk)} LIMIT 1"
 
+    @abstractmethod
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
         raise NotImplementedError
 
@@ -352,10 +383,6 @@ class Dialect:
     def change_log_allowed(self, conn: Connection, reflection: Any) -> bool:
         """Whether this table and server can migrate with a change log (else direct dual-write)."""
         return True
-
-    def change_log_extra(self, extra: dict[str, Any]) -> dict[str, Any]:
-        """``plan_extra`` adjusted for a change log."""
-        return extra
 
     def log_sequence_column(self) -> sa.Column[Any]:
         return sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True)
@@ -393,11 +420,11 @@ class Dialect:
 
     def unlogged_predicate(self, plan: Plan, source: bool) -> str:
         """`` AND …``: the verification's rows whose key has no change waiting in the log."""
-        if not plan.extra.get("change_log"):
+        if not plan.capture.change_log:
             return ""
         names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
         matches = " AND ".join(f"l.{self.q(k)} = src.{self.q(n)}" for k, n in zip(plan.primary_key, names, strict=True))
-        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.extra['change_log'])} AS l WHERE {matches})"
+        return f" AND NOT EXISTS (SELECT 1 FROM {self.q(plan.capture.logged_table)} AS l WHERE {matches})"
 
     def clear_copied_sql(self, plan: Plan, has_lo: bool) -> str:
         """Shadow rows above the checkpoint ``:lo…`` (all rows without it): a resumed copy redoes them."""
@@ -407,6 +434,7 @@ class Dialect:
 
     def begin_chunk(self, conn: Connection) -> None:
         """Called at the start of each chunk's transaction (SQLite takes its write lock here)."""
+        return None  # a hook: an engine whose copy statement takes its own locks needs nothing here
 
     def finish_copy(self, conn: Connection, plan: Plan, result: Any) -> int:
         """Called right after a chunk's copy statement, in its transaction; returns the rows it inserted."""
@@ -444,6 +472,14 @@ class Dialect:
         """Table-level options of the original that reflected columns do not carry (``sa.Table`` kwargs)."""
         return {}
 
+    def moved_at_swap(self, conn: Connection, plan: Plan, reflection: Any) -> MovedAtSwap:
+        """What the swap moves from the table onto the new one under its lock, read at plan time (the
+        application's triggers, foreign keys from and to the table), or a refusal. The portable
+        answer is nothing: an engine whose swap leaves such things behind refuses them or overrides this."""
+        from shadowswap.plan import MovedAtSwap
+
+        return MovedAtSwap()
+
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         """Read-only facts the swap statements need (sequences, user triggers, views)."""
         return {}
@@ -452,7 +488,7 @@ class Dialect:
         return []
 
     def shadow_create_sql(self, conn: Connection, ref: Any, resolved: Any, shadow_table: sa.Table) -> list[str]:
-        """The shadow's CREATE TABLE (engines with ``foreign_keys_in_create_table``); ``ref`` is the
+        """The shadow's CREATE TABLE (a ``ShadowLayout`` with ``foreign_keys_in_create_table``); ``ref`` is the
         planner's reflection and ``resolved`` its resolved changes, for engines that derive the
         statement from the original's own text rather than from reflection."""
         return self.create_table_sql(shadow_table)
@@ -479,6 +515,7 @@ class Dialect:
     def analyze_sql(self, table: str) -> str | None:
         return None
 
+    @abstractmethod
     def trigger_ddl(self, plan: Plan) -> list[str]:
         raise NotImplementedError
 
@@ -493,10 +530,12 @@ class Dialect:
     def drop_table_sql(self, table: str) -> str:
         return f"DROP TABLE IF EXISTS {self.q(table)}"
 
+    @abstractmethod
     def swap_sql(self, plan: Plan, reflected: dict[str, Any]) -> tuple[list[str], list[str]]:
         """Statements of the atomic swap, and statements that may follow it outside the lock."""
         raise NotImplementedError
 
+    @abstractmethod
     def run_swap(
         self, engine: Engine, plan: Plan, lock_timeout_ms: int, in_swap: Callable[[Connection], None]
     ) -> float:
@@ -509,9 +548,11 @@ class Dialect:
 
     # -- verification (invariant 9) ----------------------------------------------------------
 
+    @abstractmethod
     def begin_snapshot(self, conn: Connection) -> None:
         """Start a transaction in which the original and the shadow are read at one instant."""
 
+    @abstractmethod
     def checksum_sql(self, plan: Plan, source: bool, has_lo: bool) -> str:
         raise NotImplementedError
 
@@ -559,6 +600,7 @@ class Dialect:
 
     # -- backups -----------------------------------------------------------------------------
 
+    @abstractmethod
     def backup_table(self, engine: Engine, plan: Plan, directory: Path, stem: str) -> Backup:
         """Back up the original table with the engine's own tool, into ``directory``."""
         raise NotImplementedError

@@ -41,7 +41,7 @@ log = structlog.get_logger("shadowswap.changelog")
 
 
 def in_use(plan: Plan) -> bool:
-    return bool(plan.extra.get("change_log"))
+    return plan.capture.change_log
 
 
 def replay(engine: Engine, dialect: Dialect, plan: Plan) -> int:

@@ -419,7 +419,7 @@ class Executor:
             if not sa.inspect(conn).has_table(self.plan.shadow_table):
                 for stmt in self.plan.shadow_ddl:
                     self.dialect.run(conn, stmt)
-        if self.dialect.build_indexes_before_copy:
+        if self.dialect.schedule(self.plan.capture).indexes_before_copy:
             for index in self.plan.indexes:
                 self.dialect.build_index(self.engine, self.plan, index)
 
@@ -492,9 +492,7 @@ class Executor:
     def _verify_beside_copy(self) -> bool:
         return (
             self.options.verify
-            and changelog.in_use(self.plan)
-            and not self.dialect.primary_key_after_copy
-            and not self.dialect.build_indexes_before_copy
+            and self.dialect.schedule(self.plan.capture).verify_beside_copy
             # a run told to stop by the copied phase would leave it running with nobody to read it
             and self.options.stop_after not in phases.ORDER[1 : phases.ORDER.index(state.INDEXES_BUILT)]
         )
@@ -502,8 +500,7 @@ class Executor:
     def _build_indexes(self, m: state.Migration) -> None:
         assert self._verification is not None
         verification = self._verification
-        # with a change log nothing but the replays writes the shadow, and no build waits on them
-        verify_now = self.options.verify and (self.dialect.verify_while_indexing or changelog.in_use(self.plan))
+        verify_now = self.options.verify and self.dialect.schedule(self.plan.capture).verify_while_indexing
         beside = verify_now and self.options.stop_after != state.INDEXES_BUILT and not verification.started
         builder = IndexBuilder(
             self.engine,

@@ -21,7 +21,7 @@ from shadowswap.copier import Copier
 from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import CopyFailed
-from shadowswap.plan import IndexPlan, Plan
+from shadowswap.plan import ConstraintAfterCopy, IndexPlan, Plan
 from shadowswap.throttle import Throttler
 from shadowswap.verify import VerifyResult, verify
 
@@ -136,19 +136,20 @@ class IndexBuilder:
         self.engine = engine
         self.dialect = dialect
         self.plan = plan
+        self.schedule = dialect.schedule(plan.capture)
         #: runs one ADD FOREIGN KEY under the lock timeout and its retries (invariant 5)
         self.add_foreign_key = add_foreign_key
 
     @property
     def builds_here(self) -> bool:
         """Whether the shadow's planned indexes are built after the copy (some dialects build them before)."""
-        return not self.dialect.build_indexes_before_copy and bool(self.plan.indexes)
+        return not self.schedule.indexes_before_copy and bool(self.plan.indexes)
 
     def run(self, start_verify: Callable[[], None] | None = None) -> None:
         """Build everything the shadow still lacks; ``start_verify`` is called once its key exists,
         before the (other) builds, when there are builds to run beside."""
         if changelog.in_use(self.plan):
-            primary = self.plan.extra.get("primary_key_after_copy")
+            primary = self.plan.capture.primary_key_after_copy
             if primary is not None:
                 self._build_unique_index(primary)
                 self._attach_constraints([primary])
@@ -170,24 +171,24 @@ class IndexBuilder:
         """The shadow's indexes, and with a change log its unique constraints' indexes too.
 
         With a change log nothing else writes the shadow and the builds are plain ones, which take
-        locks that do not conflict with each other: they run ``index_build_workers`` at a time.
+        locks that do not conflict with each other: they run ``Schedule.index_build_workers`` at a time.
         The unique constraints are built right after a full replay (changelog.py says why then)
         and attached once all builds are done.
         """
-        uniques = self.plan.extra.get("unique_after_copy", []) if changelog.in_use(self.plan) else []
+        uniques = list(self.plan.capture.unique_after_copy) if changelog.in_use(self.plan) else []
         together = None
         if changelog.in_use(self.plan) and build_here:
-            statements = [u["sql"][0] for u in uniques] + [ix.create_sql for ix in self.plan.indexes]
+            statements = [u.sql[0] for u in uniques] + [ix.create_sql for ix in self.plan.indexes]
             together = self.dialect.indexes_together_sql(self.plan, statements)
         jobs: list[Callable[[], None]]
         if together is not None:
-            names = [u["name"] for u in uniques] + [ix.shadow_name for ix in self.plan.indexes]
+            names = [u.name for u in uniques] + [ix.shadow_name for ix in self.plan.indexes]
             jobs = [functools.partial(self._build_together, names, together)]
         else:
             jobs = [functools.partial(self._build_unique_index, u) for u in uniques]
             if build_here:
                 jobs += [functools.partial(self._build_index, ix) for ix in self.plan.indexes]
-        workers = self.dialect.index_build_workers if changelog.in_use(self.plan) else 1
+        workers = self.schedule.index_build_workers
         if workers > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadowswap-index") as pool:
                 futures = [pool.submit(job) for job in jobs]
@@ -202,14 +203,14 @@ class IndexBuilder:
                 job()
         self._attach_constraints(uniques)
 
-    def _attach_constraints(self, constraints: list[dict[str, Any]]) -> None:
+    def _attach_constraints(self, constraints: list[ConstraintAfterCopy]) -> None:
         for constraint in constraints:
             with self.engine.begin() as conn:
                 inspector = sa.inspect(conn)
                 attached = {u["name"] for u in inspector.get_unique_constraints(self.plan.shadow_table)}
                 attached.add(inspector.get_pk_constraint(self.plan.shadow_table).get("name"))
-                if constraint["name"] not in attached and len(constraint["sql"]) > 1:
-                    self.dialect.run(conn, constraint["sql"][1])
+                if constraint.name not in attached and len(constraint.sql) > 1:
+                    self.dialect.run(conn, constraint.sql[1])
 
     def _build_together(self, names: list[str], clauses: list[str]) -> None:
         """All of the shadow's indexes in one statement (one scan of the table)."""
@@ -227,14 +228,14 @@ class IndexBuilder:
         log.info("building index", index=index.final_name)
         self.dialect.build_index(self.engine, self.plan, index)
 
-    def _build_unique_index(self, unique: dict[str, Any]) -> None:
-        self._retry_after_replay(functools.partial(self._build_unique_index_once, unique), unique["name"])
+    def _build_unique_index(self, unique: ConstraintAfterCopy) -> None:
+        self._retry_after_replay(functools.partial(self._build_unique_index_once, unique), unique.name)
 
     def _retry_after_replay(self, build: Callable[[], None], what: str) -> None:
         """Where a replay cannot read the log and the original at one instant, the shadow can hold a
         row that is stale until a later entry is applied, and a unique build can meet it as a
         duplicate: the build is retried after another replay; a real collision stays."""
-        retries = 0 if self.dialect.replay_is_consistent else 5
+        retries = self.schedule.unique_build_retries
         for attempt in range(retries + 1):
             try:
                 build()
@@ -254,12 +255,12 @@ class IndexBuilder:
             ) from exc
         raise exc
 
-    def _build_unique_index_once(self, unique: dict[str, Any]) -> None:
+    def _build_unique_index_once(self, unique: ConstraintAfterCopy) -> None:
         with self.engine.begin() as conn:
-            if self.dialect.name_taken(conn, self.plan.shadow_table, unique["name"]):
+            if self.dialect.name_taken(conn, self.plan.shadow_table, unique.name):
                 return  # built by a run that stopped later (each build is one transaction)
-            log.info("building unique constraint", constraint=unique["name"])
+            log.info("building unique constraint", constraint=unique.name)
             try:
-                self.dialect.run(conn, unique["sql"][0])
+                self.dialect.run(conn, unique.sql[0])
             except DBAPIError as exc:
-                self._raise_collision(exc, f"unique constraint {unique['name']!r}")
+                self._raise_collision(exc, f"unique constraint {unique.name!r}")

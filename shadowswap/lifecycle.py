@@ -108,8 +108,8 @@ def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, optio
     with_lock_retries(dialect, "drop triggers", drop_triggers, options.lock_retries)
     with engine.begin() as conn:
         dialect.run(conn, dialect.drop_table_sql(plan.shadow_table))
-        if plan.extra.get("change_log"):
-            dialect.run(conn, dialect.drop_table_sql(plan.extra["change_log"]))
+        if plan.capture.change_log:
+            dialect.run(conn, dialect.drop_table_sql(plan.capture.logged_table))
 
 
 def undo(

@@ -11,13 +11,20 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shadowswap.errors import UsageError
 from shadowswap.validation import check_plan, check_plan_data, read_plan_text
 
 #: 2: per-change strategy and reasons, in-place SQL, server-default columns, cast check (README: plan --json)
-PLAN_VERSION = 2
+#: 3: the capture mode a typed ``capture`` object, what the swap moves a typed ``moved_at_swap``
+#: object (both were untyped ``extra`` keys)
+PLAN_VERSION = 3
+
+#: how writes made during the copy reach the shadow (shadowswap/changelog.py, invariant 1)
+CaptureMode = Literal["change_log", "dual_write"]
+CHANGE_LOG: CaptureMode = "change_log"
+DUAL_WRITE: CaptureMode = "dual_write"
 
 
 @dataclass
@@ -105,6 +112,148 @@ class CastCheck:
         return sum(c.rows_changed for c in self.columns)
 
 
+@dataclass(frozen=True)
+class ConstraintAfterCopy:
+    """A unique constraint (or the primary key) the shadow gets only after the copy and a replay.
+
+    ``sql[0]`` builds its index; ``sql[1]``, where the engine has one, attaches the index as the
+    constraint (``Dialect.unique_constraint_sql``)."""
+
+    name: str
+    sql: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CopyRoute:
+    """How chunks reach the shadow, with the facts that chose it.
+
+    Only MySQL/MariaDB has more than one route: under ``innodb_autoinc_lock_mode=1`` an
+    ``INSERT … SELECT`` into a table with an AUTO_INCREMENT column holds its table-level AUTO-INC
+    lock for the whole statement, which the dual-write triggers would queue behind, so chunks go
+    through a helper table and its trigger instead. Other engines keep the default."""
+
+    via: Literal["direct", "helper"] = "direct"
+    helper_table: str | None = None
+    #: the AUTO_INCREMENT column, and the server's ``innodb_autoinc_lock_mode`` when planned
+    autoinc_column: str | None = None
+    autoinc_lock_mode: int | None = None
+
+    @property
+    def helper(self) -> str:
+        """The helper table; only asked where the route goes through it."""
+        if self.helper_table is None:
+            raise ValueError("this copy route has no helper table")
+        return self.helper_table
+
+
+@dataclass(frozen=True)
+class Capture:
+    """How the writes made while the copy runs reach the shadow, decided once, by the planner.
+
+    ``change_log``: the triggers only log changed keys in ``log_table`` and replays apply them
+    (shadowswap/changelog.py); the shadow's unique constraints, and on some engines its primary
+    key, are built after the copy. ``dual_write``: the triggers write the shadow themselves."""
+
+    mode: CaptureMode = DUAL_WRITE
+    log_table: str | None = None
+    route: CopyRoute = field(default_factory=CopyRoute)
+    primary_key_after_copy: ConstraintAfterCopy | None = None
+    unique_after_copy: tuple[ConstraintAfterCopy, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in (CHANGE_LOG, DUAL_WRITE):
+            raise ValueError(f"unknown capture mode {self.mode!r}")
+        if (self.mode == CHANGE_LOG) != (self.log_table is not None):
+            raise ValueError(f"capture mode {self.mode!r} with log table {self.log_table!r}")
+
+    @property
+    def change_log(self) -> bool:
+        return self.mode == CHANGE_LOG
+
+    @property
+    def logged_table(self) -> str:
+        """The change log's table; only asked where the mode is ``change_log``."""
+        if self.log_table is None:
+            raise ValueError("this migration has no change log")
+        return self.log_table
+
+    def without_log(self) -> Capture:
+        """This capture once the log is gone (it goes with the swap): nothing left to consult."""
+        return dataclasses.replace(self, mode=DUAL_WRITE, log_table=None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Capture:
+        primary = data.get("primary_key_after_copy")
+        return cls(
+            mode=data["mode"],
+            log_table=data.get("log_table"),
+            route=CopyRoute(**data.get("route", {})),
+            primary_key_after_copy=_constraint(primary) if primary is not None else None,
+            unique_after_copy=tuple(_constraint(u) for u in data.get("unique_after_copy", [])),
+        )
+
+
+def _constraint(data: dict[str, Any]) -> ConstraintAfterCopy:
+    return ConstraintAfterCopy(name=data["name"], sql=tuple(data["sql"]))
+
+
+@dataclass(frozen=True)
+class CarriedTrigger:
+    """One of the application's triggers on the table, recreated on the new table at the swap.
+
+    ``head`` is its stored CREATE TRIGGER up to the table's name and ``tail`` the rest, so the same
+    text names another table; it runs under ``sql_mode``, the mode it was created with."""
+
+    name: str
+    sql_mode: str
+    head: str
+    tail: str
+
+
+@dataclass(frozen=True)
+class KeyFromTable:
+    """A foreign key of the table, added to the new table at the swap: ``sql`` is its ADD clause."""
+
+    name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class KeyToTable:
+    """A foreign key of another table (``table``) referencing the table, re-pointed at the new table at
+    the swap: ``head`` and ``tail`` are its ADD clause around the referenced table's name."""
+
+    table: str
+    name: str
+    head: str
+    tail: str
+
+
+@dataclass(frozen=True)
+class MovedAtSwap:
+    """What the swap moves from the table onto the new one under its lock, read by the planner.
+
+    Only MySQL/MariaDB moves anything (dialects/mysql/app_triggers.py, foreign_keys.py): its
+    RENAME TABLE leaves the application's triggers on the old table and takes other tables' keys
+    along with it. The swap compares these with the live catalog and stops on a difference."""
+
+    triggers: tuple[CarriedTrigger, ...] = ()
+    keys_from: tuple[KeyFromTable, ...] = ()
+    keys_to: tuple[KeyToTable, ...] = ()
+
+    @property
+    def moves_keys(self) -> bool:
+        return bool(self.keys_from or self.keys_to)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MovedAtSwap:
+        return cls(
+            triggers=tuple(CarriedTrigger(**t) for t in data.get("triggers", [])),
+            keys_from=tuple(KeyFromTable(**k) for k in data.get("keys_from", [])),
+            keys_to=tuple(KeyToTable(**k) for k in data.get("keys_to", [])),
+        )
+
+
 @dataclass
 class Plan:
     dialect: str
@@ -139,7 +288,8 @@ class Plan:
     cast_check: CastCheck | None = None
     schema: str | None = None
     version: int = PLAN_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    capture: Capture = field(default_factory=Capture)
+    moved_at_swap: MovedAtSwap = field(default_factory=MovedAtSwap)
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:
@@ -172,8 +322,10 @@ class Plan:
                 check["columns"] = [ColumnCheck(**c) for c in check["columns"]]
                 check["duplicates"] = [DuplicateCheck(**d) for d in check.get("duplicates", [])]
                 data["cast_check"] = CastCheck(**check)
+            data["capture"] = Capture.from_dict(data["capture"])
+            data["moved_at_swap"] = MovedAtSwap.from_dict(data.get("moved_at_swap", {}))
             plan = cls(**data)
-        except (TypeError, KeyError) as exc:
+        except (TypeError, KeyError, ValueError) as exc:
             raise UsageError(f"the plan file is malformed ({exc})") from None
         check_plan(plan)
         return plan

@@ -28,7 +28,17 @@ from shadowswap.changes import (
 from shadowswap.dialects import Dialect
 from shadowswap.dialects.base import LOG_SEQUENCE
 from shadowswap.errors import UsageError
-from shadowswap.plan import ChangePlan, ColumnPlan, IndexPlan, Plan
+from shadowswap.plan import (
+    CHANGE_LOG,
+    DUAL_WRITE,
+    Capture,
+    CaptureMode,
+    ChangePlan,
+    ColumnPlan,
+    ConstraintAfterCopy,
+    IndexPlan,
+    Plan,
+)
 from shadowswap.sqlguard import one_expression
 from shadowswap.state import STATE_TABLE
 from shadowswap.strategy import ChangeFacts, ColumnTypeSQL, Decision
@@ -601,14 +611,6 @@ def _shadow_plan(
     checks.run("shadow", checks.Context(ref=ref, engine=dialect.name, conn=conn, dialect=dialect, resolved=resolved))
     shadow = dialect.shadow_name(table)
 
-    foreign = [t for t in dialect.existing_triggers(conn, table) if not t.startswith(f"_{table}_ss_")]
-    if foreign and not dialect.can_stack_triggers:
-        raise UsageError(
-            f"table {table!r} already has triggers ({', '.join(foreign)}) that this database "
-            "cannot stack with shadowswap's own",
-            hint="drop them for the migration, or use a change that runs in place",
-        )
-
     metadata = sa.MetaData()
     columns: list[sa.Column[Any]] = []
     for t in resolved.targets:
@@ -623,16 +625,15 @@ def _shadow_plan(
     rename = resolved.target_name
     pk_target = [rename[c] for c in pk]
     pk_name = ref.primary_key.get("name")
-    change_log = (bool(pk_name) or not dialect.names_constraints) and _change_log_fits(
-        dialect, conn, ref, common["columns"], pk
-    )
+    mode = _capture_mode(dialect, conn, ref, common["columns"], pk)
+    change_log = mode == CHANGE_LOG
+    layout = dialect.shadow_layout(mode)
     unique_after_copy: list[tuple[str, list[str]]] = []
     primary_after_copy: tuple[str, list[str]] | None = None
     constraint_renames: list[tuple[str, str, str]] = []
     constraints: list[sa.schema.Constraint] = []
-    if pk_name and dialect.names_constraints and change_log and dialect.primary_key_after_copy:
-        # Each key is copied once, so the copy fills a bare heap and the key is built after
-        # it, sorted, in one pass: cheaper than keeping a b-tree up to date row by row.
+    if pk_name and dialect.names_constraints and layout.primary_key_after_copy:
+        # built by the index builds, after the copy (ShadowLayout says why where it applies)
         shadow_pk = dialect.shadow_index_name(table, pk_name)
         constraint_renames.append((dialect.old_index_name(table, pk_name), shadow_pk, pk_name))
         primary_after_copy = (shadow_pk, pk_target)
@@ -664,10 +665,10 @@ def _shadow_plan(
     shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **dialect.shadow_table_options(conn, table))
     # compiled before the foreign keys join the table: those are added after the copy
     # (not compiled twice: SQLAlchemy memoizes a table's constraints at its first compile)
-    shadow_ddl = [] if dialect.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)
-    extra = dialect.plan_extra(conn, ref)
-    if change_log:
-        log_table = dialect.change_log_name(table)
+    shadow_ddl = [] if layout.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)
+    capture = _capture(dialect, conn, ref, mode, shadow_table, primary_after_copy, unique_after_copy)
+    if capture.log_table is not None:
+        log_table = capture.log_table
         log = sa.Table(
             log_table,
             metadata,
@@ -675,22 +676,10 @@ def _shadow_plan(
             *[sa.Column(k, shadow_table.c[rename[k]].type, nullable=False) for k in pk],
         )
         shadow_ddl += dialect.create_table_sql(log)
-        if dialect.indexes_change_log_keys:
+        if layout.index_log_keys:
             key_index = sa.Index(dialect.fit_name(f"{log_table}_key"), *[log.c[k] for k in pk])
             key_index._set_parent(log)
             shadow_ddl.append(dialect.compile_ddl(sa.schema.CreateIndex(key_index)))
-        extra = dialect.change_log_extra(extra)
-        extra["change_log"] = log_table
-
-        def constraint_after_copy(name: str, columns: list[str], primary: bool = False) -> dict[str, Any]:
-            index = sa.Index(name, *[shadow_table.c[c] for c in columns], unique=True)
-            index._set_parent(shadow_table)
-            index_sql = dialect.create_index_sql(index, online=False)
-            return {"name": name, "sql": dialect.unique_constraint_sql(shadow, index_sql, name, primary=primary)}
-
-        if primary_after_copy is not None:
-            extra["primary_key_after_copy"] = constraint_after_copy(*primary_after_copy, primary=True)
-        extra["unique_after_copy"] = [constraint_after_copy(name, columns) for name, columns in unique_after_copy]
 
     foreign_key_ddl: list[str] = []
     for fk in ref.foreign_keys:
@@ -713,7 +702,7 @@ def _shadow_plan(
         )
         shadow_table.append_constraint(constraint)
         foreign_key_ddl.extend(dialect.add_foreign_key_sql(constraint))
-    if dialect.foreign_keys_in_create_table:
+    if layout.foreign_keys_in_create_table:
         shadow_ddl = dialect.shadow_create_sql(conn, ref, resolved, shadow_table)
         foreign_key_ddl = []
 
@@ -750,16 +739,59 @@ def _shadow_plan(
         drop_trigger_ddl=[],
         swap_sql=[],
         post_swap_sql=[],
-        extra=extra,
+        capture=capture,
     )
     plan.trigger_ddl = dialect.trigger_ddl(plan)
     plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
+    plan.moved_at_swap = dialect.moved_at_swap(conn, plan, ref)
     swap_facts = dialect.swap_facts(conn, plan, ref)
     swap_facts["constraint_renames"] = constraint_renames
     plan.swap_sql, plan.post_swap_sql = dialect.swap_sql(plan, swap_facts)
     checks.run("copy", checks.Context(ref=ref, engine=dialect.name, conn=conn, dialect=dialect, columns=plan.columns))
     plan.notes = dialect.plan_notes(plan)
     return plan
+
+
+def _capture_mode(
+    dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]
+) -> CaptureMode:
+    """Change log where it fits (shadowswap/changelog.py says why it is cheaper), else direct dual-write.
+
+    Where constraint names are schema-wide, the change log builds the shadow's constraints after the
+    copy under names of their own, so an unnamed primary key keeps dual-write."""
+    named = bool(ref.primary_key.get("name")) or not dialect.names_constraints
+    return CHANGE_LOG if named and _change_log_fits(dialect, conn, ref, columns, pk) else DUAL_WRITE
+
+
+def _capture(
+    dialect: Dialect,
+    conn: Connection,
+    ref: Any,
+    mode: CaptureMode,
+    shadow_table: sa.Table,
+    primary_after_copy: tuple[str, list[str]] | None,
+    unique_after_copy: list[tuple[str, list[str]]],
+) -> Capture:
+    """The plan's ``Capture``, the one place it is built: the mode, the log's name, the copy route,
+    and the constraints left for after the copy."""
+    route = dialect.copy_route(conn, ref, mode)
+    if mode != CHANGE_LOG:
+        return Capture(mode=mode, route=route)
+
+    def after_copy(name: str, columns: list[str], primary: bool = False) -> ConstraintAfterCopy:
+        index = sa.Index(name, *[shadow_table.c[c] for c in columns], unique=True)
+        index._set_parent(shadow_table)  # bind to the shadow without adding it to CreateTable
+        index_sql = dialect.create_index_sql(index, online=False)
+        sql = dialect.unique_constraint_sql(shadow_table.name, index_sql, name, primary=primary)
+        return ConstraintAfterCopy(name=name, sql=tuple(sql))
+
+    return Capture(
+        mode=mode,
+        log_table=dialect.change_log_name(ref.table),
+        route=route,
+        primary_key_after_copy=after_copy(*primary_after_copy, primary=True) if primary_after_copy else None,
+        unique_after_copy=tuple(after_copy(name, columns) for name, columns in unique_after_copy),
+    )
 
 
 def _change_log_fits(dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]) -> bool:

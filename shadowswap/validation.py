@@ -84,10 +84,18 @@ def _check_value(value: Any, tp: Any, where: str) -> None:
     if dataclasses.is_dataclass(tp):
         _check_object(value, tp, where)  # type: ignore[arg-type]
         return
-    if origin is list:
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if not any(type(value) is type(a) and value == a for a in allowed):
+            _wrong(where, "one of " + ", ".join(map(repr, allowed)), value)
+        return
+    # a tuple field (``tuple[X, ...]``, the frozen dataclasses' sequences) is a JSON list too
+    if origin in (list, tuple):
         if not isinstance(value, list):
             _wrong(where, "a list", value)
-        (item,) = typing.get_args(tp)
+        (item, *rest) = typing.get_args(tp)
+        if origin is tuple and rest != [Ellipsis]:
+            raise TypeError(f"{where}: only tuple[X, ...] fields can be checked, not {tp}")
         for i, element in enumerate(value):
             _check_value(element, item, f"{where}[{i}]")
         return

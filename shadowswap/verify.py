@@ -129,8 +129,8 @@ def shadow_view(plan: Plan) -> Plan:
 
 def after_swap_view(plan: Plan) -> Plan:
     """The kept old table as the original, the live (new) table as the shadow: the same comparison."""
-    extra = {k: v for k, v in plan.extra.items() if k != "change_log"}  # the log went with the swap
-    return dataclasses.replace(plan, table=plan.old_table, shadow_table=plan.table, extra=extra)
+    capture = plan.capture.without_log()  # the log went with the swap
+    return dataclasses.replace(plan, table=plan.old_table, shadow_table=plan.table, capture=capture)
 
 
 def _top_key(engine: Engine, dialect: Dialect, plan: Plan) -> list[Any] | None:

@@ -29,7 +29,7 @@ def test_mysql_app_triggers_fire_once_per_write_through_the_swap(mysql_url: str)
                 f" INSERT INTO audit (product_id, what) VALUES ({record}.id, '{event[0]}')"
             )
     plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
-    assert [t["name"] for t in plan.extra["app_triggers"]] == ["trg_delete", "trg_insert", "trg_update"]
+    assert [t.name for t in plan.moved_at_swap.triggers] == ["trg_delete", "trg_insert", "trg_update"]
     with Writers(mysql_url, initial, threads=4, seed=7) as writers:
         time.sleep(0.3)
         Executor(engine, dialect, plan, Options(chunk_size=2000, chunk_time=0.05)).run()
@@ -76,8 +76,8 @@ def test_mysql_foreign_keys_from_and_to_the_table_hold_through_the_swap(mysql_ur
         conn.execute(sa.text("INSERT INTO reviews (product_id) VALUES (:p)"), [{"p": p} for p in reviewed])
     skus = {initial[p]["sku"] for p in reviewed}
     plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
-    assert [f["name"] for f in plan.extra["fk_from"]] == ["fk_product_category"]
-    assert [(f["table"], f["name"]) for f in plan.extra["fk_to"]] == [("reviews", "fk_review_product")]
+    assert [f.name for f in plan.moved_at_swap.keys_from] == ["fk_product_category"]
+    assert [(f.table, f.name) for f in plan.moved_at_swap.keys_to] == [("reviews", "fk_review_product")]
     with Writers(mysql_url, initial, threads=4, seed=3) as writers:
         time.sleep(0.3)
         Executor(engine, dialect, plan, Options(chunk_size=2000, chunk_time=0.05)).run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -73,7 +74,7 @@ def test_sessions_and_triggers_are_strict(mysql_url: str) -> None:
         assert "STRICT_ALL_TABLES" in conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar_one()
     names_table(engine, 500)
     plan = plan_for(engine, dialect, "people", "name:varchar(40)", direct=True)
-    assert not plan.extra.get("change_log")
+    assert not plan.capture.change_log
     Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED, allow_destructive=True)).run()
     modes = triggers(engine, "people")
     assert sorted(modes) == sorted(plan.trigger_names)
@@ -99,7 +100,7 @@ def test_change_log_a_lax_write_the_new_type_cannot_hold_stops_the_migration(mys
     engine, dialect = connect(mysql_url)
     names_table(engine, 500)
     plan = build_plan(engine, dialect, "people", [parse_alter("name:varchar(42)")])
-    assert plan.extra.get("change_log")
+    assert plan.capture.change_log
     Executor(engine, dialect, plan, Options(stop_after=state.COPIED, allow_destructive=True)).run()
     assert all("STRICT_ALL_TABLES" in mode for mode in triggers(engine, "people").values())
     lax = sa.create_engine(mysql_url)
@@ -162,7 +163,7 @@ def test_swap_held_off_by_a_lock_retries_then_gives_up_with_the_original_untouch
         with engine.begin() as conn:
             assert state.all_migrations(conn)[0].phase == state.VERIFIED
             conn.execute(sa.text("UPDATE products SET price = '7.77' WHERE id = 5"))
-            logged = conn.execute(sa.text(f"SELECT COUNT(*) FROM {dialect.q(plan.extra['change_log'])} WHERE id = 5"))
+            logged = conn.execute(sa.text(f"SELECT COUNT(*) FROM {dialect.q(plan.capture.logged_table)} WHERE id = 5"))
             assert logged.scalar_one() >= 1
         initial[5]["price"] = "7.77"
     finally:
@@ -180,7 +181,7 @@ def test_triggers_move_with_the_rename_and_are_dropped_after_it(mysql_url: str, 
     engine, dialect = connect(mysql_url)
     initial = create_products(engine, 1000)
     plan = plan_for(engine, dialect, "products", "price:varchar(20)", direct=mode == "direct")
-    assert bool(plan.extra.get("change_log")) is (mode == "change_log")
+    assert plan.capture.change_log is (mode == "change_log")
     renames = [s for s in plan.swap_sql if s.startswith("RENAME TABLE")]
     assert len(renames) == 1 and len(plan.swap_sql) == (3 if mode == "change_log" else 1)
     assert all(f"DROP TRIGGER IF EXISTS {dialect.q(n)}" in plan.post_swap_sql for n in plan.trigger_names)
@@ -224,9 +225,9 @@ def test_writes_keep_flowing_while_an_auto_increment_table_is_copied(mysql_url: 
     initial = create_products(engine, ROWS, seed=4)
     plan = plan_for(engine, dialect, "products", "price:varchar(20)", direct=mode == "direct")
     if mode == "change_log":
-        assert plan.extra["change_log"] and plan.extra["copy_via"] == "direct"
-    elif plan.extra["autoinc_lock_mode"] == 1:
-        assert plan.extra["copy_via"] == "helper"
+        assert plan.capture.mode == "change_log" and plan.capture.route.via == "direct"
+    elif plan.capture.route.autoinc_lock_mode == 1:
+        assert plan.capture.mode == "dual_write" and plan.capture.route.via == "helper"
     window = CopyWindow()
     with Writers(mysql_url, initial, threads=4, seed=4) as writers:
         time.sleep(0.2)
@@ -268,11 +269,12 @@ def test_an_application_insert_does_not_wait_for_the_chunk_in_progress(mysql_url
     slow_first_chunk = "IF(src.id > 200 OR SLEEP(0.01) = 0, src.name, src.name)"
     using = {"name": slow_first_chunk}
     plan = plan_for(engine, dialect, "products", "price:varchar(20)", using, direct=via != "change_log")
-    assert bool(plan.extra.get("change_log")) is (via == "change_log")
-    if plan.extra["autoinc_lock_mode"] != 1:
+    assert plan.capture.change_log is (via == "change_log")
+    if plan.capture.route.autoinc_lock_mode != 1:
         pytest.skip("the table-level AUTO-INC lock only exists under innodb_autoinc_lock_mode=1 here")
     if via == "direct":
-        plan.extra.update(copy_via="direct", helper_table=None)
+        direct = dataclasses.replace(plan.capture.route, via="direct", helper_table=None)
+        plan.capture = dataclasses.replace(plan.capture, route=direct)
         plan.trigger_ddl = dialect.trigger_ddl(plan)
         plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
         plan.swap_sql, plan.post_swap_sql = dialect.swap_sql(plan, {})
@@ -334,8 +336,8 @@ def test_rows_copied_counts_only_rows_the_copy_inserted(mysql_url: str, table: s
         change = "qty:bigint"
         touch = "UPDATE order_lines SET qty = qty + 1 WHERE order_id % 27 = 0"
     plan = plan_for(engine, dialect, table, change, direct=True)
-    helper = table == "products" and plan.extra["autoinc_lock_mode"] == 1
-    assert plan.extra["copy_via"] == ("helper" if helper else "direct")
+    helper = table == "products" and plan.capture.route.autoinc_lock_mode == 1
+    assert plan.capture.route.via == ("helper" if helper else "direct")
     Executor(engine, dialect, plan, Options(stop_after=state.TRIGGERS_INSTALLED)).run()
     with engine.begin() as conn:
         touched = dialect.run(conn, touch).rowcount  # the triggers put these rows in the shadow
@@ -651,7 +653,7 @@ def test_change_log_replay_meets_a_stale_unique_value_and_takes_the_whole_log(my
         )
         conn.exec_driver_sql("INSERT INTO items SELECT seq, seq, CONCAT('c', seq) FROM seq_1_to_20000")
     plan = build_plan(engine, dialect, "items", [parse_alter("v:bigint")])
-    assert plan.extra.get("change_log") and [u["name"] for u in plan.extra["unique_after_copy"]] == ["uq_code"]
+    assert plan.capture.change_log and [u.name for u in plan.capture.unique_after_copy] == ["uq_code"]
     Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE items SET v = -1 WHERE id = 20000")  # logged first
@@ -679,7 +681,7 @@ def test_change_log_swap_lets_no_queued_write_reach_the_old_table(mysql_url: str
     engine, dialect = connect(mysql_url)
     initial = create_products(engine, 3000)
     plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
-    assert plan.extra.get("change_log") and plan.shadow_table > plan.table
+    assert plan.capture.change_log and plan.shadow_table > plan.table
     Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
     carry = dialect._carry_auto_increment
 
@@ -694,7 +696,7 @@ def test_change_log_swap_lets_no_queued_write_reach_the_old_table(mysql_url: str
         time.sleep(0.3)
     assert summary.cutover_lock_ms is not None and summary.cutover_lock_ms >= 300
     assert writers.total.errors == []
-    assert plan.extra["change_log"] not in tables(engine)  # kept only when writes got past the swap
+    assert plan.capture.logged_table not in tables(engine)  # kept only when writes got past the swap
     compare(engine, writers.model).assert_exact()
 
 

@@ -427,13 +427,13 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc == json.loads((tmp_path / "p.json").read_text())
-    assert doc["version"] == 2
+    assert doc["version"] == 3
     documented = {
         "version", "dialect", "schema", "table", "shadow_table", "old_table", "primary_key", "source_columns",
         "columns", "default_columns", "fingerprint", "estimated_rows", "changes", "change_plans", "strategy",
         "foreign_key_ddl",
         "strategy_reason", "verdict", "instant_sql", "shadow_ddl", "indexes", "trigger_names", "trigger_ddl",
-        "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "extra",
+        "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture", "moved_at_swap",
     }  # fmt: skip
     assert set(doc) == documented
     assert set(doc["change_plans"][0]) == {"kind", "description", "strategy", "reason", "destructive", "column"}
@@ -447,6 +447,15 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     }  # fmt: skip
     assert doc["strategy"] == "shadow" and doc["verdict"] == "safe"
     assert [c["kind"] for c in doc["change_plans"]] == ["alter", "add"]
+    capture = doc["capture"]
+    assert set(capture) == {"mode", "log_table", "route", "primary_key_after_copy", "unique_after_copy"}
+    assert set(capture["route"]) == {"via", "helper_table", "autoinc_column", "autoinc_lock_mode"}
+    assert (capture["log_table"] is not None) is (capture["mode"] == "change_log")
+    assert doc["moved_at_swap"] == {"triggers": [], "keys_from": [], "keys_to": []}
+    # the typed capture reads back to the same document, and a version 2 file is refused
+    assert json.loads(Plan.from_json(json.dumps(doc)).to_json()) == doc
+    with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 3"):
+        Plan.from_json(json.dumps({**doc, "version": 2}))
 
 
 # -- identifiers that need quoting, end to end --------------------------------------------------

@@ -419,8 +419,8 @@ def test_difference_behind_the_tools_back_stops_before_the_swap(
     assert m.phase == state.INDEXES_BUILT and "differs" in (m.error or "")
     assert not price_is_text(engine) and len(triggers(engine, dialect)) == 3
     with engine.connect() as conn:
-        if plan.extra.get("change_log"):  # logged, applied by the next replay
-            log_table = dialect.q(plan.extra["change_log"])
+        if plan.capture.change_log:  # logged, applied by the next replay
+            log_table = dialect.q(plan.capture.logged_table)
             assert conn.execute(sa.text(f"SELECT count(*) FROM {log_table} WHERE id = 17")).scalar_one() >= 1
         else:
             assert conn.execute(sa.text(f"SELECT stock_quantity FROM {shadow} WHERE id = 17")).scalar_one() == 7
@@ -811,7 +811,7 @@ def test_sigkill_mid_concurrent_index_build_postgresql(pg_url: str, tmp_path: Pa
     initial = create_products(engine, SMALL)
     # the key through an expression (a no-op one) keeps direct dual-write
     plan = build_plan(engine, dialect, "products", parse_options(alter=["price:varchar(20)"], using=["id=id + 0"]))
-    assert not plan.extra.get("change_log")
+    assert not plan.capture.change_log
     plan.write(tmp_path / "plan.json")
     with Writers(pg_url, initial, threads=2, seed=12) as writers:
         Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
@@ -880,7 +880,7 @@ def test_sigkill_mid_index_build_with_change_log_postgresql(pg_url: str, tmp_pat
     engine, dialect = connect(pg_url)
     initial = create_products(engine, SMALL)
     plan = plan_price(engine, dialect)
-    assert plan.extra.get("change_log")
+    assert plan.capture.change_log
     plan.write(tmp_path / "plan.json")
     with Writers(pg_url, initial, threads=2, seed=13) as writers:
         Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
@@ -913,5 +913,5 @@ def test_sigkill_mid_index_build_with_change_log_postgresql(pg_url: str, tmp_pat
         assert {u["name"] for u in sa.inspect(engine).get_unique_constraints("products")} >= {"products_sku_key"}
     else:
         assert latest(engine).phase == state.ABORTED
-        assert plan.shadow_table not in tables(engine) and plan.extra["change_log"] not in tables(engine)
+        assert plan.shadow_table not in tables(engine) and plan.capture.logged_table not in tables(engine)
     assert triggers(engine, dialect) == []

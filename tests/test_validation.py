@@ -53,6 +53,13 @@ def _set(key: str, value: Any) -> Edit:
     return edit
 
 
+def _nested(outer: str, key: str, value: Any) -> Edit:
+    def edit(data: dict[str, Any]) -> None:
+        data[outer][key] = value
+
+    return edit
+
+
 def _column(key: str, value: Any) -> Edit:
     def edit(data: dict[str, Any]) -> None:
         data["columns"][0][key] = value
@@ -74,6 +81,15 @@ HAND_EDITS: list[tuple[str, Edit, str]] = [
     ("bad strategy", _set("strategy", "yolo"), "strategy 'yolo'"),
     ("empty shadow name", _set("shadow_table", " "), "shadow_table is empty"),
     ("triggers not a list", _set("trigger_ddl", "DROP TABLE products"), "trigger_ddl must be a list"),
+    # the typed capture and swap moves: a Literal field takes only its values, a tuple field a list
+    ("unknown capture mode", _nested("capture", "mode", "yolo"), "capture.mode must be one of 'change_log'"),
+    ("unknown copy route", _nested("capture", "route", {"via": "pipe"}), "capture.route.via must be one of"),
+    ("moved triggers an object", _nested("moved_at_swap", "triggers", {}), "moved_at_swap.triggers must be a list"),
+    (
+        "moved key without its SQL",
+        _nested("moved_at_swap", "keys_from", [{"name": "fk"}]),
+        "moved_at_swap.keys_from[0].sql is missing",
+    ),
 ]
 
 
@@ -97,9 +113,9 @@ def test_hand_edited_plan_is_refused_before_any_change(db_url: str, tmp_path: Pa
 
 def test_version_string_is_not_called_the_same_version(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps({"version": "2"}))
+    plan_file.write_text(json.dumps({"version": "3"}))
     line = one_line_error(cli("execute", str(plan_file), "--db", f"sqlite:///{tmp_path / 'x.db'}"))
-    assert "reads version 2" not in line and '"version": 2' in line
+    assert "reads version 3" not in line and '"version": 3' in line
 
 
 # -- item 7: options refused before the first change, one line each ---------------------------------

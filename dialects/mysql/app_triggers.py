@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.errors import StalePlan, UsageError
+from shadowswap.plan import CarriedTrigger
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -47,7 +48,7 @@ _HEAD = re.compile(
 class MySQLAppTriggers(MySQLBase):
     """The application's triggers: read at plan time, moved to the shadow under the swap's lock."""
 
-    def app_triggers(self, conn: Connection, table: str) -> list[dict[str, str]]:
+    def app_triggers(self, conn: Connection, table: str) -> list[CarriedTrigger]:
         """Each user trigger of ``table`` in action order: its name, sql_mode and its CREATE statement
         cut around the table's name (FOLLOWS/PRECEDES dropped: recreated one by one in action order,
         each new one goes last, which is that order again)."""
@@ -72,14 +73,14 @@ class MySQLAppTriggers(MySQLBase):
                     hint="drop it before migrating and create it again after the swap",
                 )
             head, tail = match.group(1), match.group(3) + statement[match.end() :]
-            out.append({"name": str(name), "sql_mode": str(row[1]), "head": head, "tail": tail})
+            out.append(CarriedTrigger(name=str(name), sql_mode=str(row[1]), head=head, tail=tail))
         return out
 
-    def _create_app_trigger(self, conn: Connection, trigger: dict[str, str], table: str) -> None:
+    def _create_app_trigger(self, conn: Connection, trigger: CarriedTrigger, table: str) -> None:
         mode = conn.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar()
-        conn.execute(sa.text("SET SESSION sql_mode = :m"), {"m": trigger["sql_mode"]})
+        conn.execute(sa.text("SET SESSION sql_mode = :m"), {"m": trigger.sql_mode})
         try:
-            self.run(conn, trigger["head"] + self.q(table) + trigger["tail"])
+            self.run(conn, trigger.head + self.q(table) + trigger.tail)
         finally:
             conn.execute(sa.text("SET SESSION sql_mode = :m"), {"m": mode})
 
@@ -90,23 +91,23 @@ class MySQLAppTriggers(MySQLBase):
             # a trigger created or dropped since the plan would be left behind or brought back
             theirs = {t for t in self.existing_triggers(conn, plan.table) if not t.startswith(f"_{plan.table}_ss_")}
             theirs |= set(self.existing_triggers(conn, plan.shadow_table))
-            planned = {t["name"] for t in plan.extra.get("app_triggers") or []}
+            planned = {t.name for t in plan.moved_at_swap.triggers}
             if theirs != planned:
                 raise StalePlan(
                     f"the triggers on {plan.table!r} changed since the plan ({', '.join(sorted(theirs)) or 'none'} "
                     f"now, {', '.join(sorted(planned)) or 'none'} planned)",
                     hint="`shadowswap abort`, then plan again",
                 )
-        for trigger in plan.extra.get("app_triggers") or []:
-            self.run(conn, f"DROP TRIGGER IF EXISTS {self.q(trigger['name'])}")
+        for trigger in plan.moved_at_swap.triggers:
+            self.run(conn, f"DROP TRIGGER IF EXISTS {self.q(trigger.name)}")
             self._create_app_trigger(conn, trigger, to)
 
 
 def refuse_on_plain_swap(plan: Plan) -> None:
-    triggers = plan.extra.get("app_triggers") or []
-    if triggers and not plan.extra.get("change_log"):
+    triggers = plan.moved_at_swap.triggers
+    if triggers and not plan.capture.change_log:
         raise UsageError(
-            f"table {plan.table!r} has triggers ({', '.join(t['name'] for t in triggers)}) and this plan swaps "
+            f"table {plan.table!r} has triggers ({', '.join(t.name for t in triggers)}) and this plan swaps "
             "without a change log (its primary key changes, or statement-based binlog), so no lock to move them under",
             hint="drop them before migrating and create them again after the swap",
         )

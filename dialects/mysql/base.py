@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from shadowswap.dialects.base import Dialect
 
 if TYPE_CHECKING:
-    from shadowswap.plan import ColumnPlan, Plan
+    from shadowswap.plan import CarriedTrigger, ColumnPlan, KeyFromTable, KeyToTable, Plan
 
 ER_DUP_KEYNAME = 1061
 ER_DUP_ENTRY = 1062
@@ -44,7 +44,6 @@ class MySQLBase(Dialect):
     max_identifier_bytes = 64
     # index and constraint names are per table here: the shadow carries the original names
     names_constraints = False
-    can_stack_triggers = True
     # keys of other tables referencing the table are re-pointed under the swap's lock (foreign_keys.py)
     repoints_referencing_keys = True
     sqlglot_dialect = "mysql"
@@ -67,7 +66,7 @@ class MySQLBase(Dialect):
         """The copy's helper table (``copy.py``); planning checks it does not exist yet."""
         raise NotImplementedError
 
-    def app_triggers(self, conn: Connection, table: str) -> list[dict[str, str]]:
+    def app_triggers(self, conn: Connection, table: str) -> list[CarriedTrigger]:
         """The application's triggers on ``table`` (``app_triggers.py``), read at plan time."""
         raise NotImplementedError
 
@@ -75,7 +74,9 @@ class MySQLBase(Dialect):
         """Move the plan's application triggers onto ``to`` (``app_triggers.py``), under the swap's lock."""
         raise NotImplementedError
 
-    def foreign_key_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
+    def foreign_key_facts(
+        self, conn: Connection, plan: Plan, reflection: Any
+    ) -> tuple[list[KeyFromTable], list[KeyToTable]]:
         """The foreign keys to move at the swap (``foreign_keys.py``), read at plan time."""
         raise NotImplementedError
 

@@ -1,7 +1,7 @@
 """The change-log route on MySQL/MariaDB: when it is allowed, and replaying the log into the shadow.
 
 InnoDB's DML reads the newest rows, not a snapshot, so a replay is not consistent by itself
-(``replay_is_consistent = False``): it takes its entries with a locking read, and
+(its ``schedule`` retries unique builds): it takes its entries with a locking read, and
 ``_replay_batch`` says why that is exact. The swap (``swap.py``) runs the last replay under its
 lock. The log table itself is built by ``shadowswap/changelog.py``.
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap.dialects.base import LOG_SEQUENCE
+from shadowswap.dialects.base import LOG_SEQUENCE, Schedule, ShadowLayout
 from shadowswap.dialects.mysql.base import (
     _BINLOG_SQL,
     ER_DUP_ENTRY,
@@ -24,15 +24,13 @@ from shadowswap.dialects.mysql.base import (
 )
 
 if TYPE_CHECKING:
-    from shadowswap.plan import Plan
+    from shadowswap.plan import Capture, CaptureMode, Plan
 
 
 class MySQLChangeLog(MySQLBase):
     """Whether a table may use the change log, the log's sequence column, and the replay."""
 
     supports_change_log = True
-    indexes_change_log_keys = True
-    replay_is_consistent = False
     #: log entries one replay transaction takes
     replay_batch = 5000
 
@@ -52,18 +50,31 @@ class MySQLChangeLog(MySQLBase):
         spellings = [(shadow, table), (shadow.lower(), table.lower())]
         return all(f"{later}\0".encode() > f"{first}\0".encode() for later, first in spellings)
 
-    def change_log_extra(self, extra: dict[str, Any]) -> dict[str, Any]:
-        # the triggers write the log, so a chunk's AUTO-INC lock on the shadow queues nobody
-        return {**extra, "copy_via": "direct", "helper_table": None}
+    def schedule(self, capture: Capture) -> Schedule:
+        """With a change log the verification starts beside the copy: nothing but the copy writes the
+        shadow until the first replay, and a chunk the copy has committed can be compared at once.
+        A replay here cannot read the log and the original at one instant, so the shadow can hold a
+        row that is stale until a later entry is applied: a unique build that meets it as a
+        duplicate is retried after another replay."""
+        return Schedule(
+            verify_beside_copy=capture.change_log,
+            verify_while_indexing=capture.change_log,
+            unique_build_retries=5,
+        )
+
+    def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
+        """The log gets an index on its key columns: the verification asks it once per row, and
+        InnoDB's rows live in the primary key, so the shadow's key comes with the table."""
+        return ShadowLayout(index_log_keys=True)
 
     def log_sequence_column(self) -> sa.Column[Any]:
         return sa.Column(LOG_SEQUENCE, sa.BigInteger, primary_key=True, autoincrement=True)
 
     def _log_aliases(self, plan: Plan) -> tuple[str, str, str, str]:
-        return self.q(plan.extra["change_log"]), self.q(plan.shadow_table), self.q(plan.table), self.q(LOG_SEQUENCE)
+        return self.q(plan.capture.logged_table), self.q(plan.shadow_table), self.q(plan.table), self.q(LOG_SEQUENCE)
 
     def replay(self, engine: Engine, plan: Plan) -> int:
-        """One batch of log entries; a duplicate is retried with the whole log (replay_is_consistent)."""
+        """One batch of log entries; a duplicate is retried with the whole log (see ``schedule``)."""
         limit: int | None = self.replay_batch
         attempts = 20
         for attempt in range(attempts):

@@ -54,12 +54,12 @@ class MySQLChecksum(MySQLBase):
         where = self.range_predicate(keys, has_lo, "src.")
         folded = f"BIT_XOR(CAST(CONV(LEFT({row}, 16), 16, 10) AS UNSIGNED))"
         every = f"SELECT COUNT(*) AS n, {folded} AS h FROM {table} AS src WHERE {where}"
-        if not plan.extra.get("change_log"):
+        if not plan.capture.change_log:
             return every
         # Rows whose key is in the log are left out. A NOT EXISTS probe of the log for every row
         # costs a quarter more; instead the few logged rows are folded again, and XOR takes them out.
         key_names = plan.primary_key if source else [c.name for c in plan.shadow_primary_key]
         src_key = ", ".join(f"src.{self.q(k)}" for k in key_names)
         log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
-        logged = f"{every} AND ({src_key}) IN (SELECT {log_key} FROM {self.q(plan.extra['change_log'])} AS l)"
+        logged = f"{every} AND ({src_key}) IN (SELECT {log_key} FROM {self.q(plan.capture.logged_table)} AS l)"
         return f"SELECT a.n - b.n, a.h ^ b.h FROM ({every}) AS a, ({logged}) AS b"

@@ -56,18 +56,18 @@ class MySQLCopy(MySQLBase):
         # the chunk waits until the chunk commits, so none can leave a ghost row behind (invariant 3).
         where = self.range_predicate(plan.primary_key, has_lo, "src.")
         table = self.q(plan.table)
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             # Nothing else writes the shadow during the copy, and every change since this
             # statement's read view is in the log: a consistent read (READ COMMITTED), no locks.
             return (
                 f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
                 f"SELECT {self.select_list(plan.columns)} FROM {table} AS src WHERE {where}"
             )
-        if plan.extra.get("copy_via") == "helper":
+        if plan.capture.route.via == "helper":
             cols = ", ".join(self.q(c) for c in plan.source_columns)
             src_cols = ", ".join(f"src.{self.q(c)}" for c in plan.source_columns)
             return (
-                f"INSERT INTO {self.q(plan.extra['helper_table'])} ({cols}) SELECT {src_cols} FROM {table} AS src "
+                f"INSERT INTO {self.q(plan.capture.route.helper)} ({cols}) SELECT {src_cols} FROM {table} AS src "
                 f"WHERE {where} LOCK IN SHARE MODE"
             )
         return (
@@ -83,7 +83,7 @@ class MySQLCopy(MySQLBase):
         # With CLIENT_FOUND_ROWS (SQLAlchemy's default) a key the triggers already wrote counts as
         # one affected row, like an insert; the guard counted those, so subtract them.
         read = max(result.rowcount, 0)
-        if plan.extra.get("copy_via") == "helper":
-            self.run(conn, f"DELETE FROM {self.q(plan.extra['helper_table'])}")
+        if plan.capture.route.via == "helper":
+            self.run(conn, f"DELETE FROM {self.q(plan.capture.route.helper)}")
         skipped = int(conn.exec_driver_sql("SELECT @ss_skipped").scalar() or 0)
         return read - skipped

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.dialects.mysql.catalog import show_create
 from shadowswap.errors import StalePlan, UsageError
+from shadowswap.plan import KeyFromTable, KeyToTable
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -83,11 +84,13 @@ def _constraints(ddl: str) -> list[dict[str, Any]]:
 class MySQLForeignKeys(MySQLBase):
     """Foreign keys from and to the table: read at plan time, moved under the swap's lock."""
 
-    def foreign_key_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        """The keys to move at the swap (plan.extra's ``fk_from``/``fk_to``), or a one-line refusal."""
+    def foreign_key_facts(
+        self, conn: Connection, plan: Plan, reflection: Any
+    ) -> tuple[list[KeyFromTable], list[KeyToTable]]:
+        """The keys to move at the swap (``MovedAtSwap.keys_from``/``keys_to``), or a one-line refusal."""
         table = plan.table
         kept = {c.source_column: c.name for c in plan.columns if c.source_column is not None}
-        fk_from = []
+        fk_from: list[KeyFromTable] = []
         for fk in _constraints(show_create(conn, table, self.q)):
             if fk["referred"] == table and not fk["qualified"]:
                 continue  # self-reference: the planner refuses it
@@ -105,8 +108,8 @@ class MySQLForeignKeys(MySQLBase):
                 )
             clause = f"ADD CONSTRAINT {self.q(fk['name'])} FOREIGN KEY {fk['cols_sql']} REFERENCES "
             referred = fk["referred_sql"]  # as the server wrote it: qualified when in another database
-            fk_from.append({"name": fk["name"], "sql": f"{clause}{referred} {fk['ref_cols_sql']} {fk['rules']}"})
-        fk_to = []
+            fk_from.append(KeyFromTable(name=fk["name"], sql=f"{clause}{referred} {fk['ref_cols_sql']} {fk['rules']}"))
+        fk_to: list[KeyToTable] = []
         for child in sorted(set(reflection.referenced_by)):
             for fk in _constraints(show_create(conn, child, self.q)):
                 if fk["referred"] != table or fk["qualified"]:
@@ -119,25 +122,25 @@ class MySQLForeignKeys(MySQLBase):
                         hint="drop the key before migrating and add it back after",
                     )
                 fk_to.append(
-                    {
-                        "table": child,
-                        "name": fk["name"],
-                        "head": f"ADD CONSTRAINT {self.q(fk['name'])} FOREIGN KEY {fk['cols_sql']} REFERENCES ",
-                        "tail": f" {fk['ref_cols_sql']} {fk['rules']}",
-                    }
+                    KeyToTable(
+                        table=child,
+                        name=fk["name"],
+                        head=f"ADD CONSTRAINT {self.q(fk['name'])} FOREIGN KEY {fk['cols_sql']} REFERENCES ",
+                        tail=f" {fk['ref_cols_sql']} {fk['rules']}",
+                    )
                 )
-        if (fk_from or fk_to) and not plan.extra.get("change_log"):
-            names = [f["name"] for f in fk_from] + [f"{f['table']}.{f['name']}" for f in fk_to]
+        if (fk_from or fk_to) and not plan.capture.change_log:
+            names = [f.name for f in fk_from] + [f"{f.table}.{f.name}" for f in fk_to]
             raise UsageError(
                 f"table {table!r} has foreign keys from or to it ({', '.join(names)}) and this plan swaps without "
                 "a change log (its primary key changes, or statement-based binlog), so no lock to move them under",
                 hint="drop them before migrating and add them back after",
             )
-        return {"fk_from": fk_from, "fk_to": fk_to} if fk_from or fk_to else {}
+        return fk_from, fk_to
 
     def swap_lock_tables(self, plan: Plan) -> list[str]:
         """Tables whose keys move at the swap: locked WRITE with it (ALTER under LOCK TABLES needs it)."""
-        return sorted({f["table"] for f in plan.extra.get("fk_to") or []})
+        return sorted({f.table for f in plan.moved_at_swap.keys_to})
 
     def _check_unchanged(self, conn: Connection, plan: Plan) -> None:
         """A key added or dropped since the plan would be left on the old table or brought back."""
@@ -150,7 +153,8 @@ class MySQLForeignKeys(MySQLBase):
             {"t": plan.table, "s": plan.shadow_table},
         ).fetchall()
         now = {r[0] for r in rows if not (r[1] in (plan.table, plan.shadow_table) and r[2] == plan.table)}
-        planned = {f["name"] for f in [*(plan.extra.get("fk_from") or []), *(plan.extra.get("fk_to") or [])]}
+        moved = plan.moved_at_swap
+        planned = {f.name for f in moved.keys_from} | {f.name for f in moved.keys_to}
         if now != planned:
             raise StalePlan(
                 f"the foreign keys from or to {plan.table!r} changed since the plan "
@@ -182,25 +186,25 @@ class MySQLForeignKeys(MySQLBase):
         swap redoes what a dead run left half done."""
         if to == plan.shadow_table:
             self._check_unchanged(conn, plan)
-        fk_from, fk_to = plan.extra.get("fk_from") or [], plan.extra.get("fk_to") or []
+        fk_from, fk_to = plan.moved_at_swap.keys_from, plan.moved_at_swap.keys_to
         if not fk_from and not fk_to:
             return
         other = plan.table if to == plan.shadow_table else plan.shadow_table
         self.run(conn, "SET SESSION foreign_key_checks = 0")
         try:
             for fk in fk_from:
-                on = self._key_on(conn, fk["name"])
+                on = self._key_on(conn, fk.name)
                 if on == other:
-                    self.run(conn, f"ALTER TABLE {self.q(other)} DROP FOREIGN KEY {self.q(fk['name'])}")
+                    self.run(conn, f"ALTER TABLE {self.q(other)} DROP FOREIGN KEY {self.q(fk.name)}")
                 if on != to:
-                    self.run(conn, f"ALTER TABLE {self.q(to)} {fk['sql']}, ALGORITHM=INPLACE")
-            for fk in fk_to:
-                referred = self._referred_by(conn, fk["name"])
+                    self.run(conn, f"ALTER TABLE {self.q(to)} {fk.sql}, ALGORITHM=INPLACE")
+            for child in fk_to:
+                referred = self._referred_by(conn, child.name)
                 if referred == to:
                     continue
                 if referred is not None:
-                    self.run(conn, f"ALTER TABLE {self.q(fk['table'])} DROP FOREIGN KEY {self.q(fk['name'])}")
-                sql = f"ALTER TABLE {self.q(fk['table'])} {fk['head']}{self.q(to)}{fk['tail']}, ALGORITHM=INPLACE"
+                    self.run(conn, f"ALTER TABLE {self.q(child.table)} DROP FOREIGN KEY {self.q(child.name)}")
+                sql = f"ALTER TABLE {self.q(child.table)} {child.head}{self.q(to)}{child.tail}, ALGORITHM=INPLACE"
                 self.run(conn, sql)
         finally:
             self.run(conn, "SET SESSION foreign_key_checks = 1")

@@ -57,7 +57,7 @@ class MySQLIndexes(MySQLBase):
             return re.sub(r"`((?:[^`]|``)*)`", lambda m: self.q(target[m.group(1).replace("``", "`")]), columns)
 
         planned = {index.final_name: index for index in plan.indexes if not index.new}
-        after_copy = {u["name"]: u for u in plan.extra.get("unique_after_copy") or []}
+        after_copy = {u.name: u for u in plan.capture.unique_after_copy}
         create = f"CREATE TABLE {self.preparer.quote(plan.shadow_table)} ("  # quoted as SQLAlchemy quoted it
         at = next(i for i, sql in enumerate(plan.shadow_ddl) if sql.startswith(create))
         inline: list[str] = []
@@ -83,12 +83,14 @@ class MySQLIndexes(MySQLBase):
                 index = planned[name]
                 plan.indexes[plan.indexes.index(index)] = replace(index, create_sql=index_sql)
             elif kind == "UNIQUE" and name in after_copy:
-                after_copy[name]["sql"] = [index_sql]
+                after_copy[name] = replace(after_copy[name], sql=(index_sql,))
             elif kind == "UNIQUE":
                 # a unique constraint in the shadow's CREATE TABLE, as SQLAlchemy wrote it
                 line = re.compile(rf"^(\s*)CONSTRAINT {re.escape(self.preparer.quote(name))} UNIQUE \(.*?\)(,?)$", re.M)
                 text = f"UNIQUE KEY {self.q(name)} {shadow_columns}{options}"
                 plan.shadow_ddl[at] = line.sub(lambda m: m.group(1) + text + m.group(2), plan.shadow_ddl[at])  # noqa: B023 (used at once)
+        if after_copy:
+            plan.capture = replace(plan.capture, unique_after_copy=tuple(after_copy.values()))
         if inline:
             head, _, tail = plan.shadow_ddl[at].rpartition("\n)")
             plan.shadow_ddl[at] = head + "".join(f",\n\t{c}" for c in inline) + "\n)" + tail

@@ -37,9 +37,8 @@ class MySQLSwap(MySQLBase):
         return self.fit_name(f"{table}_ss_new")
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
-        # the last look at the whole plan before it is written: the foreign keys that move at the
-        # swap, or the plan's refusal (foreign_keys.py); each key from its own text (indexes.py)
-        plan.extra.update(self.foreign_key_facts(conn, plan, reflection))
+        # the last look at the whole plan before it is written (after ``moved_at_swap``, which
+        # read the triggers and foreign keys that move at the swap): each key from its own text (indexes.py)
         self._carry_key_text(conn, plan)
         return {}
 
@@ -49,11 +48,11 @@ class MySQLSwap(MySQLBase):
         refuse_on_plain_swap(plan)
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         post = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
-        if plan.extra.get("helper_table"):
-            post.append(self.drop_table_sql(plan.extra["helper_table"]))
+        if plan.capture.route.helper_table:
+            post.append(self.drop_table_sql(plan.capture.route.helper))
         rename = f"RENAME TABLE {t} TO {o}, {s} TO {t}"
-        if plan.extra.get("change_log"):
-            post.append(self.drop_table_sql(plan.extra["change_log"]))
+        if plan.capture.change_log:
+            post.append(self.drop_table_sql(plan.capture.logged_table))
             return [self._swap_lock_sql(plan), rename, "UNLOCK TABLES"], post
         return [rename], post
 
@@ -74,7 +73,7 @@ class MySQLSwap(MySQLBase):
             renamed = inspector.has_table(plan.old_table) and not inspector.has_table(plan.shadow_table)
             held = 0.0
             keep_log = False
-            if not renamed and plan.extra.get("change_log"):
+            if not renamed and plan.capture.change_log:
                 held, keep_log = self._swap_with_change_log(engine, conn, plan, lock_timeout_ms)
             elif not renamed:  # else an earlier attempt renamed, then failed after
                 for stmt in self.lock_timeout_sql(lock_timeout_ms):
@@ -87,7 +86,7 @@ class MySQLSwap(MySQLBase):
             in_swap(conn)
             conn.commit()
             for stmt in plan.post_swap_sql:
-                if keep_log and stmt == self.drop_table_sql(plan.extra["change_log"]):
+                if keep_log and stmt == self.drop_table_sql(plan.capture.logged_table):
                     continue
                 self.run(conn, stmt)
             conn.commit()
@@ -168,22 +167,22 @@ class MySQLSwap(MySQLBase):
             if outcome.get("error") is not None:
                 # the RENAME failed after the unlock: the table is still the live one, so its
                 # triggers go back on it (writes between the unlock and this missed them; logged)
-                if plan.extra.get("app_triggers"):
+                if plan.moved_at_swap.triggers:
                     log.error("the swap's RENAME failed; moving the application's triggers back", table=plan.table)
                     self.move_app_triggers(conn, plan, plan.table)
                     conn.commit()
-                if plan.extra.get("fk_from") or plan.extra.get("fk_to"):
+                if plan.moved_at_swap.moves_keys:
                     log.error("the swap's RENAME failed; moving the foreign keys back", table=plan.table)
                     self.move_foreign_keys(conn, plan, plan.table)
                     conn.commit()
                 raise outcome["error"]  # type: ignore[misc]
-        leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.extra['change_log'])}")).scalar()
+        leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.capture.logged_table)}")).scalar()
         conn.commit()
         if leftover:
             log.error(
                 "writes reached the old table after the swap's last replay; their keys are kept in the log",
                 writes=leftover,
-                log_table=plan.extra["change_log"],
+                log_table=plan.capture.logged_table,
                 old_table=plan.old_table,
             )
         return held, bool(leftover)
@@ -203,7 +202,7 @@ class MySQLSwap(MySQLBase):
     def _carry_auto_increment(self, conn: Connection, plan: Plan) -> None:
         """The shadow's counter follows the ids it was given; the original's can be further on
         (rows deleted at the top before the triggers existed). New ids must not reuse those."""
-        if not plan.extra.get("autoinc_column"):
+        if not plan.capture.route.autoinc_column:
             return
         if not self.is_mariadb:
             self.run(conn, "SET SESSION information_schema_stats_expiry = 0")  # MySQL 8 caches these

@@ -70,7 +70,7 @@ class MySQLTriggers(MySQLBase):
         is in the table, and the copy, which starts after all three, takes it)."""
         table, shadow = self.q(plan.table), self.q(plan.shadow_table)
         names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             return self._log_objects(plan, names)
         keys = plan.shadow_primary_key
         delete_where = " AND ".join(f"{shadow}.{self.q(c.name)} = {self._trigger_value(plan, c, 'OLD')}" for c in keys)
@@ -80,7 +80,7 @@ class MySQLTriggers(MySQLBase):
         update = f"BEGIN\n  IF NOT ({key_changed}) THEN\n    {delete};\n  END IF;\n  {upsert};\nEND"
         bodies = [("del", "DELETE", delete), ("upd", "UPDATE", update), ("ins", "INSERT", upsert)]
         objects = []
-        helper = plan.extra.get("helper_table")
+        helper = plan.capture.route.helper_table
         if helper:
             q_helper = self.q(helper)
             cols = ", ".join(f"src.{self.q(c)}" for c in plan.source_columns)
@@ -123,7 +123,7 @@ class MySQLTriggers(MySQLBase):
 
     def _log_objects(self, plan: Plan, names: dict[str, str]) -> list[_Object]:
         """The change-log triggers: one small insert of the key (both keys on a key change)."""
-        log_table = self.q(plan.extra["change_log"])
+        log_table = self.q(plan.capture.logged_table)
         columns = ", ".join(self.q(k) for k in plan.primary_key)
 
         def logged(record: str) -> str:
@@ -166,6 +166,6 @@ class MySQLTriggers(MySQLBase):
 
     def drop_trigger_ddl(self, plan: Plan) -> list[str]:
         stmts = [f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names]
-        if plan.extra.get("helper_table"):
-            stmts.append(self.drop_table_sql(plan.extra["helper_table"]))  # its trigger goes with it
+        if plan.capture.route.helper_table:
+            stmts.append(self.drop_table_sql(plan.capture.route.helper))  # its trigger goes with it
         return stmts

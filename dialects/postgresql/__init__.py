@@ -78,10 +78,10 @@ class PostgresDialect(
         return [*self._route_notes(plan), _CARRIED]
 
     def _route_notes(self, plan: Plan) -> list[str]:
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             return [
                 "triggers are created under a short lock_timeout with retries, never queueing behind long transactions",
-                f"the triggers log changed keys in {plan.extra['change_log']}; replays apply them to the shadow",
+                f"the triggers log changed keys in {plan.capture.logged_table}; replays apply them to the shadow",
                 "the copy fills a bare shadow; its key, unique constraints and indexes are built after it",
                 "the swap holds ACCESS EXCLUSIVE on the table for a few milliseconds (the last replay), "
                 "under lock_timeout",

@@ -21,7 +21,7 @@ class PostgresChangeLog(PostgresBase):
         # Delete, then insert: with the shadow's unique indexes built, a key whose value moved to
         # another logged key must be gone before that one arrives. The insert reads the rows as
         # they are now; an entry that commits later is replayed again later (replay is idempotent).
-        log_table, shadow = self.q(plan.extra["change_log"]), self.q(plan.shadow_table)
+        log_table, shadow = self.q(plan.capture.logged_table), self.q(plan.shadow_table)
         pairs = zip(plan.shadow_primary_key, plan.primary_key, strict=True)
         matches = " AND ".join(f"dst.{self.q(c.name)} = l.{self.q(k)}" for c, k in pairs)
         src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)

@@ -21,7 +21,7 @@ class PostgresCopy(PostgresBase):
     max_copy_workers = 16
 
     def copy_chunk_sql(self, plan: Plan, has_lo: bool) -> str:
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             # Nothing else writes the shadow during the copy, and every change since the copy's
             # snapshot is in the log: a plain INSERT … SELECT, no row locks, no conflict checks.
             return self._chunk_insert(plan, has_lo, "", lock=False)
@@ -45,7 +45,7 @@ class PostgresCopy(PostgresBase):
         )
 
     def copy_chunk_fast_sql(self, plan: Plan, has_lo: bool) -> str | None:
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             return None
         # ON CONFLICT inserts every row speculatively (about 40 % of the chunk's cost at 1M rows);
         # a probe of the shadow's key skips the rows the triggers wrote before this statement's

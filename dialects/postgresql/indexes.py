@@ -13,19 +13,27 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.base import Schedule, ShadowLayout
 from shadowswap.dialects.postgresql.base import PostgresBase
+from shadowswap.plan import CHANGE_LOG
 
 if TYPE_CHECKING:
-    from shadowswap.plan import IndexPlan, Plan
+    from shadowswap.plan import Capture, CaptureMode, IndexPlan, Plan
 
 
 class PostgresIndexes(PostgresBase):
-    # CREATE INDEX CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which neither the verification's
-    # reads nor the triggers' writes conflict with; it only waits for their snapshots to end.
-    verify_while_indexing = True
-    # plain builds take SHARE locks, which do not conflict with each other
-    index_build_workers = 2
-    primary_key_after_copy = True
+    def schedule(self, capture: Capture) -> Schedule:
+        """Verification may always run beside the index builds: CREATE INDEX CONCURRENTLY (dual-write)
+        takes SHARE UPDATE EXCLUSIVE, which neither the verification's reads nor the triggers' writes
+        conflict with, and with a change log the builds are plain ones on a shadow only replays write.
+        Those plain builds take SHARE locks, which do not conflict with each other: two run at once."""
+        return Schedule(verify_while_indexing=True, index_build_workers=2 if capture.change_log else 1)
+
+    def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
+        """With a change log each key is copied once, so the copy fills a bare heap and the primary key
+        is built after it, sorted, in one pass: cheaper than keeping a b-tree up to date row by row.
+        (Dual-write triggers upsert by the key, so there the shadow needs it from the start.)"""
+        return ShadowLayout(primary_key_after_copy=mode == CHANGE_LOG)
 
     def name_taken(self, conn: Connection, table: str, name: str) -> bool:
         # index names share the schema's namespace with tables, sequences and views

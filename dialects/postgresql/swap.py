@@ -74,7 +74,7 @@ class PostgresSwap(PostgresDependents):
         t, s, o = self.q(plan.table), self.q(plan.shadow_table), self.q(plan.old_table)
         # With a change log, the lock leaves its last entries (the writes since the last replay)
         # final: they are applied inside the swap, and the log goes with the triggers.
-        log_table = plan.extra.get("change_log")
+        log_table = plan.capture.log_table
         views, keys = reflected.get("views", []), reflected.get("referencing_keys", [])
         # The tables whose keys are re-pointed are locked up front with ours (DROP CONSTRAINT needs
         # ACCESS EXCLUSIVE on them): one lock_timeout covers all, none is taken mid-transaction.

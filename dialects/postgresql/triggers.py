@@ -30,7 +30,7 @@ class PostgresTriggers(PostgresBase):
     def trigger_ddl(self, plan: Plan) -> list[str]:
         pk_src = plan.primary_key
         key_changed = " OR ".join(f"OLD.{self.q(k)} IS DISTINCT FROM NEW.{self.q(k)}" for k in pk_src)
-        if plan.extra.get("change_log"):
+        if plan.capture.change_log:
             return self._triggers(plan, self._log_body(plan, key_changed))
         shadow = self.q(plan.shadow_table)
         pk_shadow = plan.shadow_primary_key
@@ -68,7 +68,7 @@ END
 
     def _log_body(self, plan: Plan, key_changed: str) -> str:
         """The change-log triggers: one small insert of the key, whatever the change."""
-        log_table = self.q(plan.extra["change_log"])
+        log_table = self.q(plan.capture.logged_table)
         columns = ", ".join(self.q(k) for k in plan.primary_key)
 
         def logged(record: str) -> str:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap.dialects.base import Schedule, ShadowLayout
 from shadowswap.dialects.sqlite.base import SQLiteBase
 from shadowswap.dialects.sqlite.tabletext import ColumnEdit, parse, rewrite_table
 from shadowswap.errors import UsageError
@@ -19,7 +20,7 @@ from shadowswap.plan import IndexPlan
 from shadowswap.sqltext import mentions
 
 if TYPE_CHECKING:
-    from shadowswap.plan import Plan
+    from shadowswap.plan import Capture, CaptureMode, Plan
 
 # The planner's reflection skips expression indexes with this warning; on SQLite the shadow's indexes
 # come from the stored CREATE INDEX statements instead (shadow_indexes), so none is skipped.
@@ -89,14 +90,21 @@ def _default_sql(default: str) -> str:
 
 
 class SQLiteSchema(SQLiteBase):
-    #: an index build holds the only write lock: build them on the empty shadow (invariant 6)
-    build_indexes_before_copy = True
     #: constraint names are labels inside CREATE TABLE, not schema objects: the shadow keeps them
     names_constraints = False
-    #: SQLite cannot add a constraint to an existing table: foreign keys are created with the shadow
-    foreign_keys_in_create_table = True
     #: the shadow's renames are SQLite's own RENAME COLUMN, which rewrites CHECK and GENERATED text
     renames_columns_in_constraints = True
+
+    def schedule(self, capture: Capture) -> Schedule:
+        """An index build holds the database's only write lock, which would stop the application's
+        writes for the whole build: the indexes are built on the empty shadow, before the copy,
+        where they cost nothing to anyone (invariant 6)."""
+        return Schedule(indexes_before_copy=True)
+
+    def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
+        """SQLite cannot add a constraint to an existing table: foreign keys come with the shadow,
+        whose CREATE TABLE is the original's own text (``shadow_create_sql``)."""
+        return ShadowLayout(foreign_keys_in_create_table=True)
 
     def _table_sql(self, conn: Connection, table: str) -> str:
         sql = conn.execute(
