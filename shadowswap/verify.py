@@ -19,15 +19,18 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from shadowswap.copier import key_params, next_bound
 from shadowswap.dialects import Dialect
 from shadowswap.errors import VerificationFailed
 from shadowswap.plan import Plan
+
+_T = TypeVar("_T")
 
 log = structlog.get_logger("shadowswap.verify")
 
@@ -66,7 +69,27 @@ class VerifyResult:
         return sum(len(d.keys) or 1 for d in self.differences)
 
 
+def _snapshot_read(dialect: Dialect, read: Callable[[], _T]) -> _T:
+    """One chunk's read at one instant, read again when the engine says the snapshot cannot be used
+    (MariaDB: an online index build on the shadow changed its definition after the snapshot began)."""
+    for attempt in range(10):
+        try:
+            return read()
+        except DBAPIError as exc:
+            if not dialect.is_retryable(exc) or attempt == 9:
+                raise
+            log.info("verification chunk read again", reason=str(exc.orig).splitlines()[0], attempt=attempt + 1)
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
 def _compare(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any]) -> tuple[Any, Any]:
+    return _snapshot_read(dialect, lambda: _compare_once(engine, dialect, plan, lo, hi))
+
+
+def _compare_once(
+    engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any]
+) -> tuple[Any, Any]:
     params = {**key_params("lo", lo), **key_params("hi", hi)}
     has_lo = lo is not None
     with engine.connect() as conn:
@@ -79,6 +102,10 @@ def _compare(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None,
 
 def _rows(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any]) -> Difference:
     """Both sides of one key range, row by row, at one instant."""
+    return _snapshot_read(dialect, lambda: _rows_once(engine, dialect, plan, lo, hi))
+
+
+def _rows_once(engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any]) -> Difference:
     params = {**key_params("lo", lo), **key_params("hi", hi)}
     has_lo = lo is not None
     width = len(plan.primary_key)

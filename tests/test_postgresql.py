@@ -229,8 +229,9 @@ def test_parallel_copy_checkpoint_never_passes_an_uncommitted_chunk(pg_url: str)
 
 
 def test_a_failing_index_build_stops_the_verification_beside_it(pg_url: str) -> None:
-    """The verification runs while the indexes are built; when a build fails, it stops too, and the
-    migration stays where it was (original untouched, dual-write on) with the build's error."""
+    """The verification runs while the indexes are built; when a build fails, it stops too. A unique
+    key the data cannot satisfy is a data failure (issue 13): everything the migration created is
+    removed and the original is untouched, with the duplicates named."""
     engine, dialect = connect(pg_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE items (id integer PRIMARY KEY, v integer NOT NULL, code text)")
@@ -241,7 +242,9 @@ def test_a_failing_index_build_stops_the_verification_beside_it(pg_url: str) -> 
         Executor(engine, dialect, plan, Options(chunk_size=5000)).run()
     assert threading.active_count() == started  # the verification thread is gone
     with engine.connect() as conn:
-        assert state.latest(conn, "items").phase == state.COPIED
+        assert state.latest(conn, "items").phase == state.FAILED
+        assert dialect.existing_triggers(conn, "items") == []
+        assert plan.shadow_table not in sa.inspect(conn).get_table_names()
         assert conn.exec_driver_sql("SELECT count(*) FROM items").scalar_one() == 60_000
         columns = {c["name"]: c for c in sa.inspect(conn).get_columns("items")}
     assert isinstance(columns["v"]["type"], sa.Integer) and not isinstance(columns["v"]["type"], sa.BigInteger)

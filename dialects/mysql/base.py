@@ -24,6 +24,8 @@ ER_DUP_KEYNAME = 1061
 ER_DUP_ENTRY = 1062
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
+#: a consistent snapshot older than an ALTER of a table it then reads (an online index build on the shadow)
+ER_TABLE_DEF_CHANGED = 1412
 ER_LOCK_NOWAIT = 3572
 # the ALTER's ALGORITHM= or LOCK= clause cannot be honoured: the server refuses instead of copying
 ER_ALTER_OPERATION_NOT_SUPPORTED = 1845

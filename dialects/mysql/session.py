@@ -23,6 +23,7 @@ from shadowswap.dialects.mysql.base import (
     ER_LOCK_DEADLOCK,
     ER_LOCK_NOWAIT,
     ER_LOCK_WAIT_TIMEOUT,
+    ER_TABLE_DEF_CHANGED,
     MySQLBase,
     _errno,
     _statement_binlog,
@@ -127,8 +128,9 @@ class MySQLSession(MySQLBase):
 
     def is_retryable(self, exc: BaseException) -> bool:
         # a chunk that waited out innodb_lock_wait_timeout on an application's row lock is rolled
-        # back whole, like a deadlock victim, and simply runs again
-        return _errno(exc) in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT)
+        # back whole, like a deadlock victim, and simply runs again; a verification chunk whose snapshot
+        # predates an index build on the shadow (InnoDB: "Table definition has changed") reads again
+        return _errno(exc) in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, ER_TABLE_DEF_CHANGED)
 
     def is_data_error(self, exc: BaseException) -> bool:
         return _errno(exc) in DATA_ERRORS
