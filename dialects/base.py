@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from shadowswap.backup import Backup
+    from shadowswap.changes import TableOption
     from shadowswap.plan import Capture, CaptureMode, ColumnPlan, CopyRoute, IndexPlan, MovedAtSwap, Plan
     from shadowswap.strategy import ChangeFacts
 
@@ -471,6 +472,40 @@ class Dialect(ABC):
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
         """Table-level options of the original that reflected columns do not carry (``sa.Table`` kwargs)."""
         return {}
+
+    # -- table-level changes: options, rebuild, space, copy order ------------------------------
+
+    def table_option_refusal(self, option: TableOption) -> str | None:
+        """Why this engine cannot set ``option`` on the new table by copy-and-swap (None: it can)."""
+        return f"{self.name} has no table option {option.name} shadowswap can set"
+
+    def change_table_options(
+        self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
+    ) -> dict[str, Any]:
+        """``shadow_table_options`` with the plan's table option changes applied (``sa.Table`` kwargs)."""
+        return options
+
+    def keep_column_defaults(
+        self, conn: Connection, table: str, shadow: sa.Table, changes: Sequence[TableOption]
+    ) -> None:
+        """Pin on the shadow's columns whatever they took from a table default the plan changes."""
+        return None
+
+    def table_option_sql(self, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
+        """Statements the swap runs on the new table after carrying the old one's surroundings."""
+        return []
+
+    def table_bytes(self, conn: Connection, table: str) -> int | None:
+        """The table's space on disk, indexes included, as the engine reports it (None: unknown)."""
+        return None
+
+    def order_by_refusal(self) -> str | None:
+        """Why ``--order-by`` means nothing here (None: the copy can write rows in an index's order)."""
+        return f"{self.name} stores a table's rows in its key order; no index can order them otherwise"
+
+    def order_by_keys(self, conn: Connection, table: str, index: str) -> list[str] | None:
+        """The key expressions of ``index`` on ``table``, for the copy's ORDER BY (None: no such index)."""
+        return None
 
     def moved_at_swap(self, conn: Connection, plan: Plan, reflection: Any) -> MovedAtSwap:
         """What the swap moves from the table onto the new one under its lock, read at plan time (the

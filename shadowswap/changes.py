@@ -119,7 +119,95 @@ class DropIndex:
         return f"drop index {self.name}"
 
 
-Change = AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex
+@dataclass(frozen=True)
+class Rebuild:
+    """Copy the table as it is, no column changed: the online form of ``OPTIMIZE TABLE`` /
+    ``ALTER TABLE t ENGINE=InnoDB`` / ``VACUUM FULL`` / pg_repack (space back, pages refilled)."""
+
+    kind = "rebuild"
+
+    def describe(self) -> str:
+        return "rebuild"
+
+
+@dataclass(frozen=True)
+class TableOption:
+    """Set (``value``) or reset (``value`` None) one table-level option on the new table.
+
+    ``name`` is canonical per engine: MySQL's in upper case as ``SHOW CREATE TABLE`` spells it
+    (``ENGINE``, ``ROW_FORMAT``, ``KEY_BLOCK_SIZE``, ``AUTO_INCREMENT``, ``COMMENT``,
+    ``DEFAULT CHARSET``, ``COLLATE``); PostgreSQL's storage parameters in lower case
+    (``fillfactor``, ``autovacuum_enabled``, ``toast.…``) and ``TABLESPACE``, ``LOGGED``
+    (value ``true``/``false``). Which names an engine accepts is checked when planning
+    (check ``table-option-unsupported``); values are kept as text and reach SQL only as a literal
+    or after a shape check (``shape_table_option``)."""
+
+    name: str
+    value: str | None
+    kind = "table_option"
+
+    def describe(self) -> str:
+        if self.value is None:
+            return f"reset {self.name}"
+        return f"set {self.name} = {self.value}"
+
+
+Change = AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex | Rebuild | TableOption
+
+#: MySQL table options shadowswap carries and changes, as ``SHOW CREATE TABLE`` names them
+MYSQL_TABLE_OPTIONS = (
+    "ENGINE",
+    "ROW_FORMAT",
+    "KEY_BLOCK_SIZE",
+    "AUTO_INCREMENT",
+    "COMMENT",
+    "DEFAULT CHARSET",
+    "COLLATE",
+)
+_OPTION_WORD = re.compile(r"^[A-Za-z0-9_]+$")
+_OPTION_NUMBER = re.compile(r"^[0-9]+$")
+_PG_PARAMETER = re.compile(r"^(toast\.)?[a-z_][a-z0-9_]*$")
+_PG_VALUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def shape_table_option(name: str, value: str | None, where: str) -> TableOption:
+    """One table option, its name made canonical and its value checked for shape (a word, a number,
+    or COMMENT's free text, which only ever reaches SQL as a quoted literal)."""
+    upper = " ".join(name.upper().replace("=", " ").split())
+    upper = {
+        "CHARSET": "DEFAULT CHARSET",
+        "CHARACTER SET": "DEFAULT CHARSET",
+        "DEFAULT CHARACTER SET": "DEFAULT CHARSET",
+        "DEFAULT COLLATE": "COLLATE",
+    }.get(upper, upper)
+    if upper in MYSQL_TABLE_OPTIONS:
+        if value is None:
+            raise UsageError(f"{where}: {upper} needs a value")
+        if upper == "COMMENT":
+            if "\x00" in value:
+                raise UsageError(f"{where}: a comment cannot contain a NUL character")
+        elif upper in ("KEY_BLOCK_SIZE", "AUTO_INCREMENT"):
+            if not _OPTION_NUMBER.match(value):
+                raise UsageError(f"{where}: {upper} takes a whole number, not {value!r}")
+        elif not _OPTION_WORD.match(value):
+            raise UsageError(f"{where}: {upper} takes a name, not {value!r}")
+        return TableOption(upper, value)
+    if upper == "TABLESPACE":
+        if not value:
+            raise UsageError(f"{where}: TABLESPACE needs a tablespace name")
+        if "\x00" in value:
+            raise UsageError(f"{where}: a name cannot contain a NUL character")
+        return TableOption(upper, value)
+    if upper == "LOGGED":
+        if value is None or value.lower() not in ("true", "false"):
+            raise UsageError(f"{where}: LOGGED takes true or false")
+        return TableOption(upper, value.lower())
+    lower = name.strip().lower()
+    if not _PG_PARAMETER.match(lower):
+        raise UsageError(f"{where}: {name!r} is not a table option name")
+    if value is not None and not _PG_VALUE.match(value):
+        raise UsageError(f"{where}: the value of {lower} must be a number or a word, not {value!r}")
+    return TableOption(lower, value)
 
 
 @dataclass
@@ -324,6 +412,18 @@ def parse_drop_index(spec: str) -> DropIndex:
     return DropIndex(_unquote_name(spec, "--drop-index", spec))
 
 
+def parse_table_option(spec: str) -> TableOption:
+    """``--table-option NAME=VALUE`` sets a table option, ``--table-option NAME`` resets it
+    (PostgreSQL's RESET; MySQL options always take a value)."""
+    name, sep, value = spec.partition("=")
+    if not name.strip():
+        raise UsageError(f"--table-option {spec!r} names no option", hint="e.g. --table-option ROW_FORMAT=COMPRESSED")
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return shape_table_option(name, text if sep else None, f"--table-option {spec!r}")
+
+
 def parse_using(spec: str) -> tuple[str, str]:
     try:
         column, expr = split_name(spec, "=", "--using", "COLUMN=EXPRESSION")
@@ -346,8 +446,13 @@ def parse_options(
     add_unique: list[str] | None = None,
     drop_index: list[str] | None = None,
     using: list[str] | None = None,
+    *,
+    rebuild: bool = False,
+    table_option: list[str] | None = None,
 ) -> ChangeSet:
     changes: list[Change] = []
+    changes += [Rebuild()] if rebuild else []
+    changes += [parse_table_option(s) for s in table_option or []]
     changes += [parse_alter(s) for s in alter or []]
     changes += [parse_add(s) for s in add or []]
     changes += [parse_drop(s) for s in drop or []]
@@ -374,6 +479,10 @@ _CLAUSES = {
 }
 
 
+#: ``TABLE t RESET (a, toast.b)``: what sqlglot leaves of a PostgreSQL RESET as a Command
+_RESET = re.compile(r"^\s*TABLE\s+(\S+)\s+RESET\s*\(([A-Za-z0-9_.,\s]+)\)\s*$", re.IGNORECASE)
+
+
 class _DDL:
     """Turns parsed ALTER TABLE / CREATE INDEX / DROP INDEX statements into change objects.
 
@@ -396,7 +505,8 @@ class _DDL:
         return UsageError(
             f"--ddl: cannot express {text!r}" + (f" ({why})" if why else ""),
             hint="shadowswap understands ADD/DROP/RENAME/ALTER COLUMN, ADD/DROP INDEX, ADD UNIQUE, "
-            "CREATE [UNIQUE] INDEX and DROP INDEX; use the --alter/--add/... options for the rest",
+            "CREATE [UNIQUE] INDEX, DROP INDEX and table options (MySQL ENGINE, ROW_FORMAT, ...; PostgreSQL "
+            "SET/RESET (...), SET TABLESPACE); use the --alter/--add/... options for the rest",
         )
 
     def name(self, node: Any) -> str:
@@ -462,10 +572,14 @@ class _DDL:
             # Unquoted names fold the way the engine folds them (lower case on PostgreSQL).
             statement = normalize_identifiers(parsed, dialect=self.dialect)
             if isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
-                self.strict(statement, "this", "kind", "actions", "only")
+                self.strict(statement, "this", "kind", "actions", "only", "options")
                 self.set_table(statement.this)
                 for action in statement.args.get("actions") or []:
                     self.action(action)
+                for option in statement.args.get("options") or []:
+                    self.table_option(option)
+            elif isinstance(statement, exp.Command) and _RESET.match(str(statement.args.get("expression") or "")):
+                self.reset_options(statement)
             elif isinstance(statement, exp.Create) and str(statement.args.get("kind", "")).upper() == "INDEX":
                 self.create_index(statement)
             elif isinstance(statement, exp.Drop) and str(statement.args.get("kind", "")).upper() == "INDEX":
@@ -524,11 +638,87 @@ class _DDL:
         elif isinstance(action, exp.ModifyColumn):
             self.strict(action, "this", "rename_from")
             self.modify_column(action)
+        elif isinstance(action, exp.ForceProperty):
+            # MySQL's FORCE: rebuild the table as it is (the same as ENGINE=<its engine>)
+            self.order.append(Rebuild())
+        elif isinstance(action, exp.AlterSet):
+            self.alter_set(action)
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
                 self.order.append(self.add_constraint(constraint))
         else:
             raise self.refuse(action)
+
+    def option(self, node: Any, name: str, value: str | None) -> None:
+        try:
+            self.order.append(shape_table_option(name, value, "--ddl"))
+        except UsageError as exc:
+            raise self.refuse(node, str(exc).removeprefix("--ddl: ")) from None
+
+    def table_option(self, node: Any) -> None:
+        """One MySQL table option of ``ALTER TABLE t ENGINE=…, ROW_FORMAT=…, …``."""
+        from sqlglot import exp
+
+        value = node.this.name if node.this is not None else None
+        if isinstance(node, exp.EngineProperty):
+            if str(value).lower() == "innodb":
+                # Every table shadowswap migrates on MySQL is InnoDB (check mysql-not-innodb), so this
+                # is the plain rebuild, as the server itself reads it.
+                self.order.append(Rebuild())
+            else:
+                self.option(node, "ENGINE", value)
+        elif isinstance(node, exp.RowFormatProperty):
+            self.option(node, "ROW_FORMAT", value)
+        elif isinstance(node, exp.AutoIncrementProperty):
+            self.option(node, "AUTO_INCREMENT", value)
+        elif isinstance(node, exp.SchemaCommentProperty):
+            self.option(node, "COMMENT", value)
+        elif isinstance(node, exp.CharacterSetProperty):
+            # ALTER TABLE t [DEFAULT] CHARACTER SET x changes the table's default only; the columns
+            # keep theirs (converting them is CONVERT TO CHARACTER SET, a column change)
+            self.option(node, "DEFAULT CHARSET", value)
+        elif isinstance(node, exp.CollateProperty):
+            self.option(node, "COLLATE", value)
+        elif isinstance(node, exp.Property) and str(node.name).upper() == "KEY_BLOCK_SIZE":
+            self.option(node, "KEY_BLOCK_SIZE", node.args["value"].name)
+        elif isinstance(node, exp.AlgorithmProperty | exp.LockProperty):
+            raise self.refuse(node, f"{_CLAUSES['options']} is not supported")
+        else:
+            raise self.refuse(node, "this table option is not supported")
+
+    def alter_set(self, action: Any) -> None:
+        """PostgreSQL's ``SET (param = value, …)``, ``SET TABLESPACE``, ``SET [UN]LOGGED``."""
+        from sqlglot import exp
+
+        self.strict(action, "expressions", "tablespace", "option")
+        option = action.args.get("option")
+        if option is not None:
+            word = str(option.name).upper()
+            if word not in ("LOGGED", "UNLOGGED"):
+                raise self.refuse(action, f"SET {word} is not supported")
+            self.option(action, "LOGGED", "true" if word == "LOGGED" else "false")
+        if action.args.get("tablespace") is not None:
+            self.option(action, "TABLESPACE", self.name(action.args["tablespace"]))
+        for item in action.expressions:
+            if not isinstance(item, exp.EQ) or not isinstance(item.this, exp.Column):
+                raise self.refuse(action, "expected parameter = value")
+            param = item.this
+            name = param.name if not param.table else f"{param.table}.{param.name}"
+            value = item.expression
+            text = value.name if isinstance(value, exp.Literal | exp.Column | exp.Identifier) else self.sql(value)
+            self.option(action, name, text.lower() if isinstance(value, exp.Boolean) else text)
+
+    def reset_options(self, statement: Any) -> None:
+        """``ALTER TABLE t RESET (param, …)``, which sqlglot leaves unparsed."""
+        match = _RESET.match(str(statement.args.get("expression") or ""))
+        assert match is not None
+        import sqlglot
+        from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+        table = sqlglot.parse_one(match.group(1), read=self.dialect, into=sqlglot.exp.Table)
+        self.set_table(normalize_identifiers(table, dialect=self.dialect))
+        for name in match.group(2).split(","):
+            self.option(statement, name.strip().lower(), None)
 
     def alter_column(self, action: Any) -> None:
         column = self.name(action.this)

@@ -158,6 +158,10 @@ class Context:
     resolved: Resolved | None = None
     #: the copy's columns (stage ``copy``)
     columns: Sequence[ColumnPlan] = ()
+    #: ``--order-by``: the index the copy writes the rows in the order of
+    order_by: str | None = None
+    #: the capture mode chosen for the copy (stage ``copy``)
+    capture_mode: str | None = None
 
     # -- the stage's inputs, asserted present -------------------------------------------------
 
@@ -696,6 +700,67 @@ def index_name_taken(ctx: Context) -> Outcome:
     return None
 
 
+@check(
+    "table-option-unsupported",
+    "database",
+    "a table option the engine does not have, or cannot set on a table filled by copy-and-swap",
+    "MySQL: ENGINE=InnoDB, ROW_FORMAT, KEY_BLOCK_SIZE, AUTO_INCREMENT, COMMENT, DEFAULT CHARSET, COLLATE; "
+    "PostgreSQL: storage parameters, TABLESPACE, [UN]LOGGED; SQLite: none",
+)
+def table_option_unsupported(ctx: Context) -> Outcome:
+    for option in ctx.plan.table_options:
+        why = ctx.engine_dialect.table_option_refusal(option)
+        if why is not None:
+            return f"table option {option.describe()!r}: {why}"
+    return None
+
+
+@check(
+    "table-option-twice",
+    "database",
+    "one table option set or reset twice in one plan",
+    "give each table option once",
+)
+def table_option_twice(ctx: Context) -> Outcome:
+    seen: set[str] = set()
+    for option in ctx.plan.table_options:
+        if option.name in seen:
+            return f"table option {option.name} is changed twice"
+        seen.add(option.name)
+    return None
+
+
+@check(
+    "order-by-engine",
+    "database",
+    "--order-by on an engine whose tables keep their rows in key order (InnoDB's clustered index, SQLite's b-tree)",
+    "drop --order-by: the rows are already stored in primary key order",
+)
+def order_by_engine(ctx: Context) -> Outcome:
+    if ctx.order_by is None:
+        return None
+    why = ctx.engine_dialect.order_by_refusal()
+    return f"--order-by {ctx.order_by}: {why}" if why else None
+
+
+@check(
+    "order-by-unknown-index",
+    "database",
+    "--order-by names no b-tree index of the table",
+    "give the name of one of the table's b-tree indexes",
+)
+def order_by_unknown_index(ctx: Context) -> Outcome:
+    if ctx.order_by is None:
+        return None
+    keys = ctx.engine_dialect.order_by_keys(ctx.db, ctx.table, ctx.order_by)
+    if keys is None:
+        names = ", ".join(str(i.get("name")) for i in ctx.reflection.indexes) or "none"
+        return Refusal(f"--order-by: table {ctx.table!r} has no index {ctx.order_by!r}", hint=f"its indexes: {names}")
+    if not keys:
+        return f"--order-by: index {ctx.order_by!r} is not a b-tree index; it has no order to copy the rows in"
+    return None
+
+
 # -- stage "shadow" ----------------------------------------------------------------------------
 
 
@@ -953,3 +1018,19 @@ def primary_key_changes_order(ctx: Context) -> Outcome:
                 "shadowswap cannot retype a key that way online"
             )
     return None
+
+
+@check(
+    "order-by-dual-write",
+    "copy",
+    "--order-by on a plan that changes the primary key (direct dual-write): the ordered copy is one "
+    "statement, and under dual-write it would share-lock every row of the table for its duration",
+    "make the key change and the ordered rebuild two migrations",
+)
+def order_by_dual_write(ctx: Context) -> Outcome:
+    if ctx.order_by is None or ctx.capture_mode != "dual_write":
+        return None
+    return (
+        f"--order-by {ctx.order_by}: this plan copies with direct dual-write (it changes the primary key), where "
+        "one ordered copy statement would share-lock every row of the table until it ends"
+    )

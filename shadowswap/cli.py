@@ -103,6 +103,19 @@ def plan(
     ddl: Annotated[
         str | None, typer.Option("--ddl", help="ALTER TABLE ... / CREATE INDEX ... / DROP INDEX ... statements")
     ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Copy the table as it is (space back, pages refilled), online.")
+    ] = False,
+    table_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table-option",
+            help="NAME=VALUE sets a table option (ROW_FORMAT=COMPRESSED, fillfactor=70); NAME resets it",
+        ),
+    ] = None,
+    order_by: Annotated[
+        str | None, typer.Option("--order-by", help="INDEX: copy the rows in that index's order (PostgreSQL)")
+    ] = None,
     strategy: Annotated[
         str, typer.Option("--strategy", help="auto (cheapest safe), shadow (always copy) or instant")
     ] = "auto",
@@ -117,7 +130,9 @@ def plan(
     from shadowswap.changes import parse_ddl, parse_options
     from shadowswap.planner import build_plan
 
-    changes = parse_options(alter, add, drop, rename, add_index, add_unique, drop_index, using)
+    changes = parse_options(
+        alter, add, drop, rename, add_index, add_unique, drop_index, using, rebuild=rebuild, table_option=table_option
+    )
     if strategy not in ("auto", "shadow", "instant"):
         raise UsageError(f"unknown strategy {strategy!r}", hint="--strategy auto, shadow or instant")
     if ddl is None and table is None:
@@ -132,7 +147,9 @@ def plan(
             table = table or from_ddl.table
             changes.extend(from_ddl)
         assert table is not None
-        the_plan = build_plan(engine, dialect, table, changes, strategy_name=strategy, check_casts=check_casts)
+        the_plan = build_plan(
+            engine, dialect, table, changes, strategy_name=strategy, check_casts=check_casts, order_by=order_by
+        )
     finally:
         engine.dispose()
     the_plan.write(output)
@@ -398,9 +415,25 @@ def execute(
             f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
             highlight=False,
         )
+    if summary.bytes_before is not None or summary.bytes_after is not None:
+        out.print(
+            f"space on disk: {_bytes(summary.bytes_before)} before, {_bytes(summary.bytes_after)} after",
+            highlight=False,
+        )
     if summary.backup_path:
         restore = f" (restore: {summary.backup_restore})" if summary.backup_restore else ""
         out.print(f"backup of the original: [bold]{summary.backup_path}[/bold]{restore}", highlight=False)
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    value, unit = float(size), "bytes"
+    for bigger in ("kB", "MB", "GB", "TB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({size:,} bytes)"
 
 
 # -- status / abort / cleanup ----------------------------------------------------------------

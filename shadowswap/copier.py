@@ -123,7 +123,10 @@ class Copier:
         self.before_chunk = before_chunk
         self.after_chunk = after_chunk
         self.max_retries = max_retries
-        self.workers = max(1, workers)
+        # --order-by: one chunk, the whole key range in index order (a chunk per key range would be
+        # ordered only within itself); as CLUSTER and pg_repack, the heap is written in one pass
+        self.one_chunk = bool(plan.order_by)
+        self.workers = 1 if self.one_chunk else max(1, workers)
         self.bounds = (
             dialect.statement(dialect.chunk_bound_sql(plan, has_lo=False)),
             dialect.statement(dialect.chunk_bound_sql(plan, has_lo=True)),
@@ -275,7 +278,8 @@ class Copier:
         key and commits it as the checkpoint together with its rows (invariant 4)."""
         with self.engine.begin() as conn:
             self.dialect.begin_chunk(conn)
-            hi = list(max_key) if fixed_hi else next_bound(conn, self.bounds, lo, max_key, self.sizer.size)
+            whole = fixed_hi or self.one_chunk
+            hi = list(max_key) if whole else next_bound(conn, self.bounds, lo, max_key, self.sizer.size)
             params = {**key_params("lo", lo), **key_params("hi", hi)}
             statement: TextClause | None
             if careful:

@@ -120,9 +120,13 @@ class Executor:
                 self._note_waiting(None)
                 assert self.throttler is not None
                 self.throttler.close()
+        space: tuple[int | None, int | None] = (None, None)
         if migration.phase == state.CUT_OVER:
+            space = self._space()
             self._hook(hooks.ON_SUCCESS, migration)
         return Summary(
+            bytes_before=space[0],
+            bytes_after=space[1],
             migration_id=migration.id,
             table=self.plan.table,
             old_table=self.plan.old_table,
@@ -133,6 +137,20 @@ class Executor:
             backup_path=migration.backup_path,
             backup_restore=self._hold.backup_restore if self._hold is not None else None,
         )
+
+    def _space(self) -> tuple[int | None, int | None]:
+        """The table's space on disk before (the kept old table) and after (the new one), as the
+        engine reports it: what a rebuild gave back. A report only: a failure to read it is logged."""
+        try:
+            with self.engine.connect() as conn:
+                before = self.dialect.table_bytes(conn, self.plan.old_table)
+                after = self.dialect.table_bytes(conn, self.plan.table)
+                conn.rollback()
+        except DBAPIError as exc:
+            log.warning("could not read the table's space", error=first_line(exc))
+            return None, None
+        log.info("space", table=self.plan.table, bytes_before=before, bytes_after=after)
+        return before, after
 
     def _claim(self) -> state.Migration:
         """Open the throttle, claim the migration (new or resumed) and set up the rooms that run it."""

@@ -128,3 +128,7 @@ class Summary:
     strategy: str = "shadow"
     backup_path: str | None = None
     backup_restore: str | None = None
+    #: the table's space on disk before (the kept old table) and after the swap, as the engine
+    #: reports it (``Dialect.table_bytes``; None: unknown)
+    bytes_before: int | None = None
+    bytes_after: int | None = None

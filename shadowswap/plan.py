@@ -290,6 +290,12 @@ class Plan:
     version: int = PLAN_VERSION
     capture: Capture = field(default_factory=Capture)
     moved_at_swap: MovedAtSwap = field(default_factory=MovedAtSwap)
+    #: table options the swap sets on the new table after carrying the old one's (PostgreSQL: a
+    #: changed storage parameter would otherwise be set back by the carry-over, surroundings.py)
+    table_option_sql: list[str] = field(default_factory=list)
+    #: ``--order-by``: the index whose key order the copy writes the rows in, and its key expressions
+    order_by_index: str | None = None
+    order_by: list[str] = field(default_factory=list)
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:

@@ -23,7 +23,9 @@ from shadowswap.changes import (
     ChangeSet,
     DropColumn,
     DropIndex,
+    Rebuild,
     RenameColumn,
+    TableOption,
 )
 from shadowswap.dialects import Dialect
 from shadowswap.dialects.base import LOG_SEQUENCE
@@ -149,10 +151,14 @@ def build_plan(
     *,
     strategy_name: str = "auto",
     check_casts: bool = False,
+    order_by: str | None = None,
 ) -> Plan:
     if isinstance(changes, ChangeSet):
         usings = {**changes.usings, **(usings or {})}
         changes = changes.changes
+    if order_by is not None and not any(isinstance(ch, Rebuild) for ch in changes):
+        # an ordered copy is a rebuild (CLUSTER, pg_repack --order-by), whatever else the plan changes
+        changes = [*changes, Rebuild()]
     changes, usings = guard_fragments(list(changes), dict(usings or {}), dialect.sqlglot_dialect)
     with engine.connect() as conn:
         # Planning reads only; the user's fragments run in the checks below, so the whole transaction
@@ -160,7 +166,7 @@ def build_plan(
         dialect.begin_read_only(conn)
         try:
             ref = reflect(conn, table)
-            plan = _plan_from_reflection(conn, dialect, ref, list(changes), usings, strategy_name)
+            plan = _plan_from_reflection(conn, dialect, ref, list(changes), usings, strategy_name, order_by)
         finally:
             conn.rollback()
             dialect.end_read_only(conn)
@@ -237,6 +243,8 @@ class Resolved:
     target_name: dict[str, str]
     recomputed: list[str]
     hidden_indexes: dict[str, str] = field(default_factory=dict)
+    #: table-level options the new table sets (value) or resets (None), in the order given
+    table_options: list[TableOption] = field(default_factory=list)
 
 
 def resolve(
@@ -330,6 +338,7 @@ def resolve(
         target_name={t.source: t.name for t in targets if t.source is not None},
         recomputed=recomputed,
         hidden_indexes=hidden_indexes,
+        table_options=[ch for ch in changes if isinstance(ch, TableOption)],
     )
 
 
@@ -382,6 +391,8 @@ def _facts(dialect: Dialect, ref: Reflection, resolved: Resolved, changes: list[
             facts.append(ChangeFacts(kind="drop_index", description=ch.describe(), column=ch.name, unique=unique))
         elif isinstance(ch, AddIndex):
             facts.append(ChangeFacts(kind=ch.kind, description=ch.describe(), unique=ch.unique))
+        elif isinstance(ch, Rebuild | TableOption):
+            facts.append(ChangeFacts(kind=ch.kind, description=ch.describe(), column=getattr(ch, "name", None)))
     for name in resolved.recomputed:
         target = by_name[name]
         facts.append(
@@ -405,6 +416,16 @@ def _destructive(dialect: Dialect, fact: ChangeFacts) -> str | None:
     return None
 
 
+def _table_level_reason(fact: ChangeFacts) -> tuple[bool, str] | None:
+    """A rebuild or a table option is made by the copy: the new table is created with the option,
+    as the engine's own ALTER rewrites the table for it (None: not a table-level change)."""
+    if fact.kind == "rebuild":
+        return False, "a rebuild is the copy itself: every row rewritten into fresh pages, online"
+    if fact.kind == "table_option":
+        return False, "the new table is created with the option and filled by the copy"
+    return None
+
+
 def _plan_from_reflection(
     conn: Connection,
     dialect: Dialect,
@@ -412,18 +433,27 @@ def _plan_from_reflection(
     changes: list[Change],
     usings: dict[str, str],
     strategy_name: str = "auto",
+    order_by: str | None = None,
 ) -> Plan:
     table = ref.table
     resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table), engine=dialect.name)
     checks.run(
         "database",
-        checks.Context(ref=ref, changes=changes, engine=dialect.name, conn=conn, dialect=dialect, resolved=resolved),
+        checks.Context(
+            ref=ref,
+            changes=changes,
+            engine=dialect.name,
+            conn=conn,
+            dialect=dialect,
+            resolved=resolved,
+            order_by=order_by,
+        ),
     )
 
     facts = _facts(dialect, ref, resolved, changes)
     decisions = []
     for fact in facts:
-        instant, reason = dialect.instant_reason(fact)
+        instant, reason = _table_level_reason(fact) or dialect.instant_reason(fact)
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
     chosen, why = strategy.choose(decisions, strategy_name)
     change_plans = []
@@ -468,7 +498,14 @@ def _plan_from_reflection(
         plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
         plan.notes = dialect.instant_plan_notes()
         return plan
-    return _shadow_plan(conn, dialect, ref, resolved, common)
+    plan = _shadow_plan(conn, dialect, ref, resolved, common, order_by)
+    if order_by is not None:
+        plan.notes.append(
+            f"--order-by {order_by}: the copy is one INSERT … SELECT … ORDER BY {', '.join(plan.order_by)} "
+            "(as CLUSTER and pg_repack: not chunked, resumed from the start); rows written during the copy "
+            "land where the engine puts them"
+        )
+    return plan
 
 
 def qualify(expr: str, columns: Sequence[str], read: str | None) -> str:
@@ -604,7 +641,12 @@ def _instant_ops(dialect: Dialect, ref: Reflection, resolved: Resolved) -> strat
 
 
 def _shadow_plan(
-    conn: Connection, dialect: Dialect, ref: Reflection, resolved: Resolved, common: dict[str, Any]
+    conn: Connection,
+    dialect: Dialect,
+    ref: Reflection,
+    resolved: Resolved,
+    common: dict[str, Any],
+    order_by: str | None = None,
 ) -> Plan:
     table = ref.table
     pk, is_primary = ref.row_key()
@@ -662,7 +704,12 @@ def _shadow_plan(
             constraints.append(sa.UniqueConstraint(*uq_columns, name=uq_name))
     for check in ref.check_constraints:
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
-    shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **dialect.shadow_table_options(conn, table))
+    table_options = dialect.shadow_table_options(conn, table)
+    if resolved.table_options:
+        table_options = dialect.change_table_options(conn, table, table_options, resolved.table_options)
+    shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **table_options)
+    if resolved.table_options:
+        dialect.keep_column_defaults(conn, table, shadow_table, resolved.table_options)
     # compiled before the foreign keys join the table: those are added after the copy
     # (not compiled twice: SQLAlchemy memoizes a table's constraints at its first compile)
     shadow_ddl = [] if layout.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)
@@ -741,13 +788,28 @@ def _shadow_plan(
         post_swap_sql=[],
         capture=capture,
     )
+    plan.table_option_sql = dialect.table_option_sql(plan, resolved.table_options)
     plan.trigger_ddl = dialect.trigger_ddl(plan)
     plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
     plan.moved_at_swap = dialect.moved_at_swap(conn, plan, ref)
     swap_facts = dialect.swap_facts(conn, plan, ref)
     swap_facts["constraint_renames"] = constraint_renames
     plan.swap_sql, plan.post_swap_sql = dialect.swap_sql(plan, swap_facts)
-    checks.run("copy", checks.Context(ref=ref, engine=dialect.name, conn=conn, dialect=dialect, columns=plan.columns))
+    if order_by is not None:
+        plan.order_by_index = order_by
+        plan.order_by = dialect.order_by_keys(conn, table, order_by) or []
+    checks.run(
+        "copy",
+        checks.Context(
+            ref=ref,
+            engine=dialect.name,
+            conn=conn,
+            dialect=dialect,
+            columns=plan.columns,
+            order_by=order_by,
+            capture_mode=plan.capture.mode,
+        ),
+    )
     plan.notes = dialect.plan_notes(plan)
     return plan
 

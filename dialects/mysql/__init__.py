@@ -6,6 +6,7 @@ One room a concern; ``MySQLDialect`` below composes them (each is a ``MySQLBase`
 - ``session.py``: connection setup (strict sql_mode, READ COMMITTED), the migration lock, error kinds
 - ``checks.py``: the plan-time refusals of MySQL tables (registered with ``shadowswap.checks``)
 - ``preflight.py``: the copy route, the shadow's options, plan notes
+- ``tableoptions.py``: table options a plan changes (ENGINE, ROW_FORMAT, COMMENT, …), the table's space on disk
 - ``instant.py``: which changes run in place (INSTANT/NOCOPY/INPLACE) and the one folded ALTER
 - ``types.py``: type parsing, casts and the cast check, a column's value in a trigger, shadow columns
 - ``triggers.py``: the dual-write and change-log trigger families, their install and drop
@@ -62,6 +63,7 @@ from shadowswap.dialects.mysql.preflight import MySQLPreflight
 from shadowswap.dialects.mysql.probes import MySQLProbes
 from shadowswap.dialects.mysql.session import MySQLSession
 from shadowswap.dialects.mysql.swap import MySQLSwap
+from shadowswap.dialects.mysql.tableoptions import MySQLTableOptions
 from shadowswap.dialects.mysql.triggers import MySQLTriggers
 from shadowswap.dialects.mysql.types import MySQLTypes
 
@@ -69,6 +71,7 @@ from shadowswap.dialects.mysql.types import MySQLTypes
 class MySQLDialect(
     MySQLSession,
     MySQLPreflight,
+    MySQLTableOptions,
     MySQLInstant,
     MySQLTypes,
     MySQLTriggers,

@@ -11,6 +11,8 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``changelog.py``  replaying the change log into the shadow
 - ``indexes.py``    indexes CONCURRENTLY, constraints, foreign keys and ANALYZE on the shadow
 - ``swap.py``       the swap's preconditions (sequences, identities) and its one transaction
+- ``tableoptions.py`` table options a plan changes (storage parameters, tablespace, UNLOGGED), the
+                    table's space on disk, the index order of ``--order-by``
 - ``dependents.py`` views and other tables' foreign keys bound to the table, redefined in the swap
 - ``surroundings.py`` (functions, not a room; the swap room calls them) triggers, grants, comments,
                       RLS, storage, replica identity, publications carried over in the swap;
@@ -44,6 +46,7 @@ from shadowswap.dialects.postgresql.session import (
     PostgresSession,
 )
 from shadowswap.dialects.postgresql.swap import PostgresSwap
+from shadowswap.dialects.postgresql.tableoptions import PostgresTableOptions
 from shadowswap.dialects.postgresql.triggers import PostgresTriggers
 from shadowswap.dialects.postgresql.types import PostgresTypes
 
@@ -67,6 +70,7 @@ class PostgresDialect(
     PostgresChangeLog,
     PostgresIndexes,
     PostgresSwap,
+    PostgresTableOptions,
     PostgresDependents,
     PostgresChecksum,
     PostgresProbes,

@@ -24,7 +24,9 @@ class PostgresCopy(PostgresBase):
         if plan.capture.change_log:
             # Nothing else writes the shadow during the copy, and every change since the copy's
             # snapshot is in the log: a plain INSERT … SELECT, no row locks, no conflict checks.
-            return self._chunk_insert(plan, has_lo, "", lock=False)
+            order = f" ORDER BY {', '.join(plan.order_by)}" if plan.order_by else ""
+            # --order-by: the rows go into the fresh heap in the index's order (one chunk, Copier)
+            return self._chunk_insert(plan, has_lo, "", lock=False) + order
         # FOR SHARE (invariant 3): a DELETE or key change committing between this chunk's
         # snapshot and its insert would leave a ghost row. FOR KEY SHARE would stop only those,
         # but it lets an ordinary UPDATE's trigger insert the same key into the shadow at the

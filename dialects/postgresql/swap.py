@@ -134,6 +134,9 @@ class PostgresSwap(PostgresDependents):
                     self.run(conn, stmt)
                 # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)
                 surroundings.carry_over(self, conn, plan)
+                # the plan's changed storage parameters, over the old ones just carried (tableoptions.py)
+                for stmt in plan.table_option_sql:
+                    self.run(conn, stmt)
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:

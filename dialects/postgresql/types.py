@@ -54,7 +54,7 @@ class PostgresTypes(PostgresBase):
         return super().shadow_column(reflected, type_, nullable, default)
 
     def shadow_table_options(self, conn: Connection, table: str) -> dict[str, Any]:
-        """UNLOGGED and the storage parameters, on the shadow from its CREATE TABLE.
+        """UNLOGGED, the storage parameters and the tablespace, on the shadow from its CREATE TABLE.
 
         From the start rather than at the swap: the copy then fills pages to the original's
         fillfactor (room for HOT updates) and an unlogged original's copy writes no WAL, as a
@@ -63,8 +63,14 @@ class PostgresTypes(PostgresBase):
         """
         row = conn.execute(
             sa.text(
-                "SELECT c.relpersistence, c.reloptions, t.reloptions FROM pg_class c"
-                " LEFT JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = to_regclass(:t)"
+                "SELECT c.relpersistence, c.reloptions, t.reloptions,"
+                # the table's own tablespace (0: the database's default, where CREATE TABLE puts it
+                # unless default_tablespace says otherwise, which the shadow then must not follow)
+                " CASE WHEN c.reltablespace = 0 THEN (SELECT s.spcname FROM pg_database d JOIN pg_tablespace s"
+                "  ON s.oid = d.dattablespace WHERE d.datname = current_database()"
+                "  AND current_setting('default_tablespace') <> '')"
+                "  ELSE (SELECT spcname FROM pg_tablespace WHERE oid = c.reltablespace) END"
+                " FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid WHERE c.oid = to_regclass(:t)"
             ),
             {"t": self.q(table)},
         ).first()
@@ -81,4 +87,6 @@ class PostgresTypes(PostgresBase):
                 with_[f"{prefix}{name}"] = "'" + value.replace("'", "''") + "'"
         if with_:
             options["postgresql_with"] = with_
+        if row[3] is not None:
+            options["postgresql_tablespace"] = row[3]
         return options

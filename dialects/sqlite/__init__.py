@@ -20,6 +20,7 @@ One room a concern, each a mixin of ``SQLiteBase`` (base.py) composed below:
 - swap.py: the one-transaction swap and the live facts it is rebuilt from
 - checksum.py: the verification's snapshot and row-by-row comparison
 - backup.py: ``--backup`` as a copy of the whole database file
+- space.py: a table's space in the file (dbstat), for the space report of a rebuild
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from shadowswap.dialects.sqlite.session import (
     SQLITE_TOOBIG,
     SQLiteSession,
 )
+from shadowswap.dialects.sqlite.space import SQLiteSpace
 from shadowswap.dialects.sqlite.swap import SQLiteSwap
 from shadowswap.dialects.sqlite.triggers import SQLiteTriggers
 from shadowswap.dialects.sqlite.types import SQLiteTypes, affinity
@@ -55,6 +57,7 @@ class SQLiteDialect(
     SQLiteSwap,
     SQLiteChecksum,
     SQLiteBackup,
+    SQLiteSpace,
 ):
     """The SQLite dialect: one room a concern, each a mixin of ``SQLiteBase`` (see the modules)."""
 

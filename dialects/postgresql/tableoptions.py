@@ -1,0 +1,105 @@
+"""Table options on the new table (storage parameters, tablespace, UNLOGGED), the table's space on
+disk, and the index order ``--order-by`` copies the rows in.
+
+The shadow is created with the original's storage parameters, persistence and tablespace
+(``types.py``), and the swap sets the parameters again from the catalog as it stands then
+(``surroundings.py``). A plan that changes one creates the shadow with the new value, and the swap
+applies the change once more after that carry-over, which would otherwise put the old value back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from shadowswap.dialects.postgresql.base import PostgresBase
+
+if TYPE_CHECKING:
+    from shadowswap.changes import TableOption
+    from shadowswap.plan import Plan
+
+#: the storage parameters of a table (and ``toast.`` for its TOAST table), PostgreSQL 15's list
+_PARAMETER = re.compile(
+    r"^(fillfactor|toast_tuple_target|parallel_workers|user_catalog_table|autovacuum_\w+|"
+    r"vacuum_index_cleanup|vacuum_truncate|log_autovacuum_min_duration|"
+    r"toast\.(autovacuum_\w+|vacuum_index_cleanup|vacuum_truncate|log_autovacuum_min_duration))$"
+)
+
+
+class PostgresTableOptions(PostgresBase):
+    def table_option_refusal(self, option: TableOption) -> str | None:
+        if option.name in ("TABLESPACE", "LOGGED") or _PARAMETER.match(option.name):
+            return None
+        if option.name.isupper():
+            return f"{option.name} is a MySQL table option; PostgreSQL has none by that name"
+        return f"{option.name} is not a storage parameter of a PostgreSQL table"
+
+    def change_table_options(
+        self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
+    ) -> dict[str, Any]:
+        out = dict(options)
+        with_ = dict(out.get("postgresql_with") or {})
+        for change in changes:
+            if change.name == "TABLESPACE":
+                out["postgresql_tablespace"] = change.value  # quoted by SQLAlchemy's compiler
+            elif change.name == "LOGGED":
+                prefixes = [p for p in out.get("prefixes", []) if p != "UNLOGGED"]
+                out["prefixes"] = prefixes if change.value == "true" else [*prefixes, "UNLOGGED"]
+            elif change.value is None:
+                with_.pop(change.name, None)
+            else:
+                # the name matched _PARAMETER; the value goes in as a string literal
+                with_[change.name] = "'" + change.value.replace("'", "''") + "'"
+        if with_:
+            out["postgresql_with"] = with_
+        else:
+            out.pop("postgresql_with", None)
+        return out
+
+    def table_option_sql(self, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
+        t = self.q(plan.table)
+        out = []
+        for change in changes:
+            if change.name in ("TABLESPACE", "LOGGED"):
+                continue  # the shadow was created so; the swap's carry-over does not touch them
+            if change.value is None:
+                out.append(f"ALTER TABLE {t} RESET ({change.name})")
+            else:
+                out.append(f"ALTER TABLE {t} SET ({change.name} = '{change.value.replace(chr(39), chr(39) * 2)}')")
+        return out
+
+    def table_bytes(self, conn: Connection, table: str) -> int | None:
+        # heap, TOAST, free space and visibility maps, and every index: what VACUUM FULL gives back
+        size = conn.execute(sa.text("SELECT pg_total_relation_size(to_regclass(:t))"), {"t": self.q(table)}).scalar()
+        return int(size) if size is not None else None
+
+    def order_by_refusal(self) -> str | None:
+        return None
+
+    def order_by_keys(self, conn: Connection, table: str, index: str) -> list[str] | None:
+        row = conn.execute(
+            sa.text(
+                "SELECT x.indexrelid, x.indnkeyatts, am.amname, x.indoption::int2[] FROM pg_index x"
+                " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam"
+                " WHERE x.indrelid = to_regclass(:t) AND i.relname = :i"
+            ),
+            {"t": self.q(table), "i": index},
+        ).first()
+        if row is None:
+            return None
+        oid, keys, method, options = row
+        if method != "btree":
+            return []
+        out = []
+        for k in range(1, int(keys) + 1):
+            expr = conn.execute(sa.text("SELECT pg_get_indexdef(:o, :k, true)"), {"o": oid, "k": k}).scalar_one()
+            flags = int(options[k - 1]) if options else 0
+            # indoption bits: 1 DESC, 2 NULLS FIRST (btree's defaults: ASC NULLS LAST, DESC NULLS FIRST)
+            order = " DESC" if flags & 1 else ""
+            order += " NULLS FIRST" if flags & 2 else " NULLS LAST"
+            out.append(f"{expr}{order}")
+        return out
