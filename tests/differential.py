@@ -1687,6 +1687,107 @@ REFUSED: list[tuple[str, str, str]] = [
 ]
 
 
+# --------------------------------------------------------------------------- table level (issue 15)
+
+#: a rebuild after mass deletes: the blocking forms are SQLite's 12-step rebuild of the same text,
+#: PostgreSQL's VACUUM FULL, MySQL's ALTER TABLE … ENGINE=InnoDB; the counter of the deleted top
+#: ids must survive (MySQL: AUTO_INCREMENT in SHOW CREATE TABLE; PostgreSQL: the sequence)
+DELETED = {"*": ["DELETE FROM items WHERE id % 3 = 0 OR id > 190"]}
+TABLE_CASES: list[Case] = [
+    items_case(
+        "rebuild",
+        ALL,
+        DELETED,
+        flags=("--rebuild",),
+        alter={SQLITE: [ITEMS_SQLITE], PG: ["VACUUM FULL items"], MY: ["ALTER TABLE items ENGINE=InnoDB"]},
+        probes={"*": NEXT_ID},
+    ),
+    *[
+        items_case(
+            f"my_{name}",
+            (MY,),
+            {MY: ["DELETE FROM items WHERE id > 190", *setup]},
+            flags=("--ddl", f"ALTER TABLE items {clause}"),
+            alter={MY: [f"ALTER TABLE items {clause}"]},
+            probes={"*": NEXT_ID},
+        )
+        for name, setup, clause in [
+            ("force", [], "FORCE"),
+            ("row_format", [], "ROW_FORMAT=COMPRESSED, KEY_BLOCK_SIZE=8"),
+            ("auto_increment", [], "AUTO_INCREMENT=1000"),
+            # below the counter the deleted ids left, above the largest id: the server takes it
+            ("auto_increment_lower", ["ALTER TABLE items AUTO_INCREMENT=500"], "AUTO_INCREMENT=195"),
+            ("table_comment", ["ALTER TABLE items COMMENT='old'"], "COMMENT='it''s \\\\ new'"),
+            # the table's default changes; the columns keep theirs, as written out by the server
+            ("default_charset", ["ALTER TABLE items CONVERT TO CHARACTER SET latin1"], "DEFAULT CHARSET=utf8mb4"),
+            ("default_collate", [], "DEFAULT COLLATE=utf8mb4_bin"),
+            ("options_kept", ["ALTER TABLE items ROW_FORMAT=REDUNDANT COMMENT='kept'"], "ENGINE=InnoDB"),
+        ]
+    ],
+    items_case(
+        "pg_storage_parameters",
+        (PG,),
+        {PG: ["ALTER TABLE items SET (fillfactor = 90, autovacuum_enabled = false, toast.autovacuum_enabled = false)"]},
+        flags=(
+            "--ddl",
+            "ALTER TABLE items SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05);"
+            " ALTER TABLE items RESET (autovacuum_enabled)",
+        ),
+        alter={
+            PG: [
+                "ALTER TABLE items SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.05)",
+                "ALTER TABLE items RESET (autovacuum_enabled)",
+            ]
+        },
+    ),
+    items_case(
+        "pg_storage_parameters_option",
+        (PG,),
+        {PG: ["ALTER TABLE items SET (fillfactor = 90)"]},
+        flags=("--table-option", "fillfactor", "--table-option", "toast.autovacuum_enabled=false"),
+        alter={PG: ["ALTER TABLE items RESET (fillfactor)", "ALTER TABLE items SET (toast.autovacuum_enabled = false)"]},
+    ),
+    items_case(
+        "pg_unlogged",
+        (PG,),
+        {},
+        flags=("--ddl", "ALTER TABLE items SET UNLOGGED"),
+        alter={PG: ["ALTER TABLE items SET UNLOGGED"]},
+        probes={"*": NEXT_ID},
+    ),
+    items_case(
+        "pg_logged",
+        (PG,),
+        {PG: ["ALTER TABLE items SET UNLOGGED"]},
+        flags=("--ddl", "ALTER TABLE items SET LOGGED"),
+        alter={PG: ["ALTER TABLE items SET LOGGED"]},
+        probes={"*": NEXT_ID},
+    ),
+]
+CASES += TABLE_CASES
+REFUSED_CASES += [
+    items_case("my_engine_myisam", (MY,), {}, flags=("--ddl", "ALTER TABLE items ENGINE=MyISAM")),
+    items_case("sqlite_table_option", (SQLITE,), {}, flags=("--table-option", "ROW_FORMAT=COMPRESSED")),
+    items_case("pg_mysql_table_option", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET (row_format = 1)")),
+    items_case("my_order_by", (MY,), {MY: ["CREATE INDEX ix_qty ON items (qty)"]}, flags=("--order-by", "ix_qty")),
+    items_case("pg_order_by_unknown", (PG,), {}, flags=("--order-by", "ix_nope")),
+    items_case(
+        "pg_order_by_key_change",
+        (PG,),
+        {PG: ["CREATE INDEX ix_qty ON items (qty)"]},
+        flags=("--order-by", "ix_qty", "--alter", "id:bigint"),
+    ),
+]
+REFUSED += [
+    ("my_engine_myisam", MY, "table option 'set ENGINE = MyISAM': ENGINE=MyISAM: the copy, the change log and"),
+    ("sqlite_table_option", SQLITE, "table option 'set ROW_FORMAT = COMPRESSED': sqlite has no table option"),
+    ("pg_mysql_table_option", PG, "ROW_FORMAT is a MySQL table option; PostgreSQL has none by that name"),
+    ("my_order_by", MY, "--order-by ix_qty: mysql stores a table's rows in its key order"),
+    ("pg_order_by_unknown", PG, "--order-by: table 'items' has no index 'ix_nope'"),
+    ("pg_order_by_key_change", PG, "--order-by ix_qty: this plan copies with direct dual-write"),
+]
+
+
 def plan_refusal(case: Case, engine: str, tmp_path: Path) -> tuple[int, str]:
     """``shadowswap plan`` on the case's fixture: its exit code and its whole output."""
     gen = _db(engine, tmp_path, "refused")

@@ -204,6 +204,10 @@ class MySQLSwap(MySQLBase):
         (rows deleted at the top before the triggers existed). New ids must not reuse those."""
         if not plan.capture.route.autoinc_column:
             return
+        if any(c.kind == "table_option" and c.column == "AUTO_INCREMENT" for c in plan.change_plans):
+            # the plan sets the counter (ALTER TABLE … AUTO_INCREMENT=N): the shadow was created with
+            # N and the ids it was given moved it on from there, as the server's own ALTER would
+            return
         if not self.is_mariadb:
             self.run(conn, "SET SESSION information_schema_stats_expiry = 0")  # MySQL 8 caches these
         rows = conn.execute(
