@@ -491,7 +491,7 @@ class Dialect(ABC):
         """Pin on the shadow's columns whatever they took from a table default the plan changes."""
         return None
 
-    def table_option_sql(self, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
+    def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
         """Statements the swap runs on the new table after carrying the old one's surroundings."""
         return []
 

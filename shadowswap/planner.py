@@ -788,7 +788,7 @@ def _shadow_plan(
         post_swap_sql=[],
         capture=capture,
     )
-    plan.table_option_sql = dialect.table_option_sql(plan, resolved.table_options)
+    plan.table_option_sql = dialect.table_option_sql(conn, plan, resolved.table_options)
     plan.trigger_ddl = dialect.trigger_ddl(plan)
     plan.drop_trigger_ddl = dialect.drop_trigger_ddl(plan)
     plan.moved_at_swap = dialect.moved_at_swap(conn, plan, ref)

@@ -1745,7 +1745,9 @@ TABLE_CASES: list[Case] = [
         (PG,),
         {PG: ["ALTER TABLE items SET (fillfactor = 90)"]},
         flags=("--table-option", "fillfactor", "--table-option", "toast.autovacuum_enabled=false"),
-        alter={PG: ["ALTER TABLE items RESET (fillfactor)", "ALTER TABLE items SET (toast.autovacuum_enabled = false)"]},
+        alter={
+            PG: ["ALTER TABLE items RESET (fillfactor)", "ALTER TABLE items SET (toast.autovacuum_enabled = false)"]
+        },
     ),
     items_case(
         "pg_unlogged",
@@ -1753,7 +1755,8 @@ TABLE_CASES: list[Case] = [
         {},
         flags=("--ddl", "ALTER TABLE items SET UNLOGGED"),
         alter={PG: ["ALTER TABLE items SET UNLOGGED"]},
-        probes={"*": NEXT_ID},
+        # PostgreSQL 15 makes the table's serial sequence unlogged with it
+        probes={"*": [*NEXT_ID, "SELECT relpersistence FROM pg_class WHERE relname = 'items_id_seq'"]},
     ),
     items_case(
         "pg_logged",
@@ -1761,7 +1764,7 @@ TABLE_CASES: list[Case] = [
         {PG: ["ALTER TABLE items SET UNLOGGED"]},
         flags=("--ddl", "ALTER TABLE items SET LOGGED"),
         alter={PG: ["ALTER TABLE items SET LOGGED"]},
-        probes={"*": NEXT_ID},
+        probes={"*": [*NEXT_ID, "SELECT relpersistence FROM pg_class WHERE relname = 'items_id_seq'"]},
     ),
 ]
 CASES += TABLE_CASES

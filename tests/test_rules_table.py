@@ -18,28 +18,48 @@ DDL_ROWS: list[tuple[str, str, list[object] | str]] = [
     ("mysql", "alter table t engine = innodb", [Rebuild()]),
     ("mysql", "ALTER TABLE t FORCE", [Rebuild()]),
     ("mysql", "ALTER TABLE t ENGINE=MyISAM", [T("ENGINE", "MyISAM")]),  # refused when planning, with why
-    ("mysql", "ALTER TABLE t ROW_FORMAT=COMPRESSED, KEY_BLOCK_SIZE=8",
-     [T("ROW_FORMAT", "COMPRESSED"), T("KEY_BLOCK_SIZE", "8")]),
+    (
+        "mysql",
+        "ALTER TABLE t ROW_FORMAT=COMPRESSED, KEY_BLOCK_SIZE=8",
+        [T("ROW_FORMAT", "COMPRESSED"), T("KEY_BLOCK_SIZE", "8")],
+    ),
     ("mysql", "ALTER TABLE t ENGINE=InnoDB ROW_FORMAT=DYNAMIC", [Rebuild(), T("ROW_FORMAT", "DYNAMIC")]),
     ("mysql", "ALTER TABLE t AUTO_INCREMENT=1000", [T("AUTO_INCREMENT", "1000")]),
     ("mysql", "ALTER TABLE t COMMENT='it''s; DROP TABLE x'", [T("COMMENT", "it's; DROP TABLE x")]),
-    ("mysql", "ALTER TABLE t DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-     [T("DEFAULT CHARSET", "utf8mb4"), T("COLLATE", "utf8mb4_bin")]),
+    (
+        "mysql",
+        "ALTER TABLE t DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        [T("DEFAULT CHARSET", "utf8mb4"), T("COLLATE", "utf8mb4_bin")],
+    ),
     ("mysql", "ALTER TABLE t CHARACTER SET utf8mb4", [T("DEFAULT CHARSET", "utf8mb4")]),
-    ("mysql", "ALTER TABLE t ADD COLUMN n int, ROW_FORMAT=DYNAMIC", [AddColumn("n", "INT"), T("ROW_FORMAT", "DYNAMIC")]),
+    (
+        "mysql",
+        "ALTER TABLE t ADD COLUMN n int, ROW_FORMAT=DYNAMIC",
+        [AddColumn("n", "INT"), T("ROW_FORMAT", "DYNAMIC")],
+    ),
     # the clause is named, not a misleading category
     ("mysql", "ALTER TABLE t ENGINE=InnoDB, ALGORITHM=INPLACE", "cannot express 'ALGORITHM=INPLACE' (ALGORITHM / LOCK"),
     ("mysql", "ALTER TABLE t ENGINE=InnoDB, LOCK=NONE", "cannot express 'LOCK=NONE' (ALGORITHM / LOCK"),
-    ("postgres", "ALTER TABLE t SET (fillfactor = 70, autovacuum_enabled = false)",
-     [T("fillfactor", "70"), T("autovacuum_enabled", "false")]),
+    (
+        "postgres",
+        "ALTER TABLE t SET (fillfactor = 70, autovacuum_enabled = false)",
+        [T("fillfactor", "70"), T("autovacuum_enabled", "false")],
+    ),
     ("postgres", "ALTER TABLE t SET (toast.autovacuum_enabled = off)", [T("toast.autovacuum_enabled", "off")]),
-    ("postgres", "ALTER TABLE T RESET (fillfactor, toast.autovacuum_enabled)",
-     [T("fillfactor", None), T("toast.autovacuum_enabled", None)]),
+    (
+        "postgres",
+        "ALTER TABLE T RESET (fillfactor, toast.autovacuum_enabled)",
+        [T("fillfactor", None), T("toast.autovacuum_enabled", None)],
+    ),
     ("postgres", "ALTER TABLE t SET TABLESPACE fast", [T("TABLESPACE", "fast")]),
     ("postgres", 'ALTER TABLE t SET TABLESPACE "Fast Disk"', [T("TABLESPACE", "Fast Disk")]),
     ("postgres", "ALTER TABLE t SET UNLOGGED", [T("LOGGED", "false")]),
     ("postgres", "ALTER TABLE t SET LOGGED", [T("LOGGED", "true")]),
-    ("postgres", "ALTER TABLE t SET (fillfactor = 70), ADD COLUMN n int", [T("fillfactor", "70"), AddColumn("n", "INT")]),
+    (
+        "postgres",
+        "ALTER TABLE t SET (fillfactor = 70), ADD COLUMN n int",
+        [T("fillfactor", "70"), AddColumn("n", "INT")],
+    ),
     ("postgres", "ALTER TABLE t SET WITHOUT CLUSTER", "SET WITHOUT CLUSTER is not supported"),
     ("postgres", "ALTER TABLE t SET (fillfactor = '7); DROP TABLE x')", "must be a number or a word"),
     ("postgres", "ALTER TABLE t CLUSTER ON ix", "only ALTER TABLE"),
@@ -91,9 +111,11 @@ def test_rebuild_option_and_ddl_mean_the_same_change() -> None:
     assert parse_options(rebuild=True).changes == [Rebuild()]
     assert parse_ddl("ALTER TABLE t FORCE", "mysql").changes == parse_options(rebuild=True).changes
     # the mini-language and --ddl reach the same option changes
-    assert parse_ddl("ALTER TABLE t ROW_FORMAT=COMPRESSED", "mysql").changes == parse_options(
-        table_option=["ROW_FORMAT=COMPRESSED"]
-    ).changes
-    assert parse_ddl("ALTER TABLE t RESET (fillfactor)", "postgres").changes == parse_options(
-        table_option=["fillfactor"]
-    ).changes
+    assert (
+        parse_ddl("ALTER TABLE t ROW_FORMAT=COMPRESSED", "mysql").changes
+        == parse_options(table_option=["ROW_FORMAT=COMPRESSED"]).changes
+    )
+    assert (
+        parse_ddl("ALTER TABLE t RESET (fillfactor)", "postgres").changes
+        == parse_options(table_option=["fillfactor"]).changes
+    )

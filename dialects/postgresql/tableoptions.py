@@ -60,10 +60,25 @@ class PostgresTableOptions(PostgresBase):
             out.pop("postgresql_with", None)
         return out
 
-    def table_option_sql(self, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
+    def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
         t = self.q(plan.table)
         out = []
         for change in changes:
+            if change.name == "LOGGED" and (self.sa_dialect.server_version_info or (0,)) >= (15,):
+                # PostgreSQL 15's SET [UN]LOGGED also sets the sequences the table owns (serial
+                # columns); the shadow's own identity sequences are made with its persistence
+                word = "LOGGED" if change.value == "true" else "UNLOGGED"
+                out += [
+                    f"ALTER SEQUENCE {seq} SET {word}"
+                    for (seq,) in conn.execute(
+                        sa.text(
+                            "SELECT s.oid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid"
+                            " WHERE d.refobjid = to_regclass(:t) AND d.classid = 'pg_class'::regclass"
+                            " AND s.relkind = 'S' AND d.deptype = 'a'"
+                        ),
+                        {"t": self.q(plan.table)},
+                    )
+                ]
             if change.name in ("TABLESPACE", "LOGGED"):
                 continue  # the shadow was created so; the swap's carry-over does not touch them
             if change.value is None:
