@@ -434,6 +434,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
         "foreign_key_ddl",
         "strategy_reason", "verdict", "instant_sql", "shadow_ddl", "indexes", "trigger_names", "trigger_ddl",
         "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture", "moved_at_swap",
+        "table_option_sql", "order_by_index", "order_by",
     }  # fmt: skip
     assert set(doc) == documented
     assert set(doc["change_plans"][0]) == {"kind", "description", "strategy", "reason", "destructive", "column"}
