@@ -158,6 +158,10 @@ class Context:
     resolved: Resolved | None = None
     #: the copy's columns (stage ``copy``)
     columns: Sequence[ColumnPlan] = ()
+    #: ``--transform MODULE:FUNCTION``, the capture mode the planner chose, and why not the log (``copy``)
+    transform: str | None = None
+    capture: str | None = None
+    dual_write_reason: str | None = None
 
     # -- the stage's inputs, asserted present -------------------------------------------------
 
@@ -953,3 +957,20 @@ def primary_key_changes_order(ctx: Context) -> Outcome:
                 "shadowswap cannot retype a key that way online"
             )
     return None
+
+
+@check(
+    "transform-needs-change-log",
+    "copy",
+    "--transform runs Python, which only the change log's replays can run; this plan needs direct dual-write",
+    "keep the key as it is (change it in a migration of its own), or use --using COL=EXPR for what SQL can compute",
+)
+def transform_needs_change_log(ctx: Context) -> Outcome:
+    # The dual-write triggers compute the new row inside the application's own write, in SQL; a
+    # Python function can run only where shadowswap reads the rows: the copy and the replays.
+    if ctx.transform is None or ctx.capture == "change_log":
+        return None
+    return (
+        f"--transform {ctx.transform} needs the change log (the function runs in the copy and its replays, never "
+        f"in the triggers), and this plan would use direct dual-write: {ctx.dual_write_reason}"
+    )
