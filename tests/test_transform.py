@@ -140,7 +140,9 @@ def test_transform_failure_mid_copy_one_line_nothing_left(db_url: str, tmp_path:
         )  # fmt: skip
         assert code == 0, output
         plan = Plan.read(tmp_path / "shadowswap.plan.json")
-        code, output = cli("execute", "--chunk-size", "50", "--min-chunk", "10", "--max-chunk", "50", url=db_url, cwd=tmp_path)
+        code, output = cli(
+            "execute", "--chunk-size", "50", "--min-chunk", "10", "--max-chunk", "50", url=db_url, cwd=tmp_path
+        )
     finally:
         transform_products.FAIL_KEY = -1
     assert code == CopyFailed.exit_code, output
@@ -223,7 +225,7 @@ def test_transform_changed_function_makes_the_plan_stale(db_url: str, tmp_path: 
     plan = build_plan(engine, dialect, "products", parse_options(add=["n:int"]), transform="stale_xform:f")
     assert plan.transform is not None and plan.transform.source_file == str(module)
     module.write_text("def f(row):\n    return {'n': len(row['name']) + 1}\n")
-    with pytest.raises(StalePlan, match="stale_xform:f .* changed since it was planned"):
+    with pytest.raises(StalePlan, match=r"stale_xform:f .* changed since it was planned"):
         Executor(engine, dialect, plan).run()
     assert _leftovers(engine, plan) == []
 
@@ -249,7 +251,7 @@ def test_transform_refused_where_the_key_changes(db_url: str) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 10)
     changes = parse_options(alter=["id:bigint"], add=["summary:jsonb", "price_cents:bigint"])
-    with pytest.raises(UsageError, match="needs the change log .* the key itself changes"):
+    with pytest.raises(UsageError, match=r"needs the change log .* the key itself changes"):
         build_plan(engine, dialect, "products", changes, transform="transform_products:summary")
 
 
@@ -257,7 +259,7 @@ def test_transform_refused_where_the_key_changes(db_url: str) -> None:
 def test_sqlite_transform_refused(db_url: str) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 10)
-    with pytest.raises(UsageError, match="needs the change log .* sqlite has no change-log capture"):
+    with pytest.raises(UsageError, match=r"needs the change log .* sqlite has no change-log capture"):
         _plan(engine, dialect, ["summary:json", "price_cents:bigint"], "summary")
 
 
