@@ -441,8 +441,11 @@ class Dialect(ABC):
     #: the driver adapts a list to the column's own type (an array), not only to JSON
     takes_sequences = False
 
-    def transform_passthrough(self, column: ColumnPlan) -> str:
-        """A column the function does not fill, as the copy computes it, read into Python and written back."""
+    def transform_passthrough(self, column: ColumnPlan) -> str | None:
+        """A column the function does not fill, as the copy computes it, read into Python and written
+        back; None: the original's column as read for the function is that value (read it once)."""
+        if column.source_column is not None and column.expression == self.column_reference(column.source_column):
+            return None
         return column.expression
 
     def write_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:

@@ -65,7 +65,7 @@ class PostgresCopy(PostgresBase):
     transform_streams = True
     takes_sequences = True
 
-    def transform_passthrough(self, column: ColumnPlan) -> str:
+    def transform_passthrough(self, column: ColumnPlan) -> str | None:
         # Read as text and written back as text through COPY: the column's input function reads
         # its own output exactly (a json value keeps its spelling, a float its digits), where a
         # round trip through a Python type need not.
