@@ -398,6 +398,12 @@ class Dialect(ABC):
 
     def replay(self, engine: Engine, plan: Plan) -> int:
         """Apply the log entries visible now, in one snapshot; returns how many it applied."""
+        if plan.transform is not None:
+            with engine.connect() as conn:
+                self.begin_snapshot(conn)
+                applied = self.transform_replay(conn, plan)
+                conn.commit()
+            return applied
         statements = [self.statement(s) for s in self.replay_sql(plan)]
         with engine.connect() as conn:
             self.begin_snapshot(conn)
@@ -414,6 +420,47 @@ class Dialect(ABC):
         state of the table, the log and the shadow.
         """
         raise NotImplementedError
+
+    def transform_replay(self, conn: Connection, plan: Plan) -> int:
+        """``replay_sql`` with its insert done in Python (shadowswap/transform.py), in the caller's
+        transaction: a snapshot, or the swap's lock."""
+        from shadowswap.transform import Transformer
+
+        delete, _insert, forget = self.replay_sql(plan)
+        return Transformer.for_plan(self, plan).replay(conn, delete, forget, self.logged_rows(plan))
+
+    def logged_rows(self, plan: Plan, taken: str = "") -> str:
+        """The original's rows (``src``) whose key has an entry in the log (``taken``: `` WHERE …`` on ``l``)."""
+        src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
+        log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
+        return f"({src_key}) IN (SELECT {log_key} FROM {self.q(plan.capture.logged_table)} AS l{taken})"
+
+    # -- --transform: rows through Python (shadowswap/transform.py) ---------------------------
+
+    #: a replay reads the logged rows in batches with a server-side cursor, writing between them
+    transform_streams = False
+    #: the driver adapts a list to the column's own type (an array), not only to JSON
+    takes_sequences = False
+
+    def transform_passthrough(self, column: ColumnPlan) -> str | None:
+        """A column the function does not fill, as the copy computes it, read into Python and written
+        back; None: the original's column as read for the function is that value (read it once)."""
+        if column.source_column is not None and column.expression == self.column_reference(column.source_column):
+            return None
+        return column.expression
+
+    def write_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Write a chunk of rows in one round trip (never a statement a row)."""
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            marks = ", ".join([self.paramstyle_mark] * len(columns))
+            cols = ", ".join(self.q(c) for c in columns)
+            cursor.executemany(f"INSERT INTO {self.q(table)} ({cols}) VALUES ({marks})", rows)
+        finally:
+            cursor.close()
+
+    #: the driver's placeholder in ``write_rows``
+    paramstyle_mark = "?"
 
     def unique_constraint_sql(self, shadow_table: str, index_sql: str, name: str, primary: bool = False) -> list[str]:
         """A unique constraint (or the primary key) added to the filled shadow: its index built, then attached."""

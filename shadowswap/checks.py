@@ -162,6 +162,9 @@ class Context:
     order_by: str | None = None
     #: the capture mode chosen for the copy (stage ``copy``)
     capture_mode: str | None = None
+    #: ``--transform MODULE:FUNCTION``, the capture mode the planner chose, and why not the log (``copy``)
+    transform: str | None = None
+    dual_write_reason: str | None = None
 
     # -- the stage's inputs, asserted present -------------------------------------------------
 
@@ -1033,4 +1036,21 @@ def order_by_dual_write(ctx: Context) -> Outcome:
     return (
         f"--order-by {ctx.order_by}: this plan copies with direct dual-write (it changes the primary key), where "
         "one ordered copy statement would share-lock every row of the table until it ends"
+    )
+
+
+@check(
+    "transform-needs-change-log",
+    "copy",
+    "--transform runs Python, which only the change log's replays can run; this plan needs direct dual-write",
+    "keep the key as it is (change it in a migration of its own), or use --using COL=EXPR for what SQL can compute",
+)
+def transform_needs_change_log(ctx: Context) -> Outcome:
+    # The dual-write triggers compute the new row inside the application's own write, in SQL; a
+    # Python function can run only where shadowswap reads the rows: the copy and the replays.
+    if ctx.transform is None or ctx.capture_mode == "change_log":
+        return None
+    return (
+        f"--transform {ctx.transform} needs the change log (the function runs in the copy and its replays, never "
+        f"in the triggers), and this plan would use direct dual-write: {ctx.dual_write_reason}"
     )

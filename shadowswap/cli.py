@@ -122,6 +122,13 @@ def plan(
     check_casts: Annotated[
         bool, typer.Option("--check-casts", help="Scan existing rows for values the new types cannot hold.")
     ] = False,
+    transform: Annotated[
+        str | None,
+        typer.Option("--transform", help="MODULE:FUNCTION: a Python function of the row that fills new columns."),
+    ] = None,
+    check_transform: Annotated[
+        bool, typer.Option("--check-transform", help="Run the --transform function over every row (read-only).")
+    ] = False,
     output: Annotated[Path, typer.Option("--out", help="Where to write the plan.")] = DEFAULT_PLAN,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     db: DbOption = None,
@@ -148,7 +155,15 @@ def plan(
             changes.extend(from_ddl)
         assert table is not None
         the_plan = build_plan(
-            engine, dialect, table, changes, strategy_name=strategy, check_casts=check_casts, order_by=order_by
+            engine,
+            dialect,
+            table,
+            changes,
+            strategy_name=strategy,
+            check_casts=check_casts,
+            transform=transform,
+            check_transform=check_transform,
+            order_by=order_by,
         )
     finally:
         engine.dispose()
@@ -200,6 +215,19 @@ def render_plan(p: Plan) -> None:
             )
         for duplicate in check.duplicates:
             out.print(f"  • duplicates: {describe_duplicates([duplicate])}", highlight=False)
+    if p.transform is not None:
+        t = p.transform
+        out.print(
+            f"transform: [bold]{t.spec}[/bold] ({t.source_file}, sha256 {t.source_sha256[:12]}) "
+            f"fills {', '.join(t.columns)}",
+            highlight=False,
+        )
+        if t.check is not None:
+            out.print(
+                f"transform check: {t.check.rows_scanned:,} rows, {t.check.rows_failing:,} failing", highlight=False
+            )
+            for failure in t.check.failures:
+                out.print(f"  • {failure}", highlight=False)
     if p.strategy == "instant":
         out.print(
             Panel(

@@ -1,8 +1,9 @@
 """Keyset chunk copy: each chunk is one server-side INSERT … SELECT plus its checkpoint, in one transaction.
 
 Rows never travel through Python (invariant 2, the copy is ``INSERT … SELECT`` skipping keys the
-triggers already wrote); chunk bounds walk the primary key, so a chunk costs the same at the end of
-the table as at the start (invariant 4). The chunk size adapts toward ``chunk_time`` per chunk.
+triggers already wrote; a ``--transform``'s rows do, transform.py); chunk bounds walk the primary
+key, so a chunk costs the same at the end of the table as at the start (invariant 4). The chunk
+size adapts toward ``chunk_time`` per chunk.
 """
 
 from __future__ import annotations
@@ -136,6 +137,12 @@ class Copier:
         fast_first, fast_next = (dialect.copy_chunk_fast_sql(plan, has_lo=h) for h in (False, True))
         self.fast_first = dialect.statement(fast_first) if fast_first else None
         self.fast_next = dialect.statement(fast_next) if fast_next else None
+        #: --transform: the chunk's rows pass through the user's function (transform.py)
+        self.transformer = None
+        if plan.transform is not None:
+            from shadowswap.transform import Transformer
+
+            self.transformer = Transformer.for_plan(dialect, plan)
         #: chunks the fast statement lost to a trigger and the careful one copied
         self.races = 0
         #: every key up to this one has been copied and committed (None: none yet)
@@ -281,6 +288,12 @@ class Copier:
             whole = fixed_hi or self.one_chunk
             hi = list(max_key) if whole else next_bound(conn, self.bounds, lo, max_key, self.sizer.size)
             params = {**key_params("lo", lo), **key_params("hi", hi)}
+            if self.transformer is not None:
+                # read the chunk, transform it, write it in one round trip; nothing else writes
+                # the shadow before the first replay (change log only: planner.py)
+                inserted = self.transformer.copy_range(conn, lo is not None, params)
+                state.record_chunk(conn, self.migration_id, None if fixed_hi else hi, inserted)
+                return hi, inserted
             statement: TextClause | None
             if careful:
                 statement = self.copy_first if lo is None else self.copy_next

@@ -19,7 +19,8 @@ from shadowswap.validation import check_plan, check_plan_data, read_plan_text
 #: 2: per-change strategy and reasons, in-place SQL, server-default columns, cast check (README: plan --json)
 #: 3: the capture mode a typed ``capture`` object, what the swap moves a typed ``moved_at_swap``
 #: object (both were untyped ``extra`` keys)
-PLAN_VERSION = 3
+#: 4: ``transform``, the Python function that fills columns in the copy and the replays (transform.py)
+PLAN_VERSION = 4
 
 #: how writes made during the copy reach the shadow (shadowswap/changelog.py, invariant 1)
 CaptureMode = Literal["change_log", "dual_write"]
@@ -110,6 +111,37 @@ class CastCheck:
     @property
     def rows_changed(self) -> int:
         return sum(c.rows_changed for c in self.columns)
+
+
+@dataclass
+class TransformCheck:
+    """What ``plan --check-transform`` found: the function run over every current row, read-only."""
+
+    rows_scanned: int
+    rows_failing: int = 0
+    #: one line each: the key, the exception, the user's file:line (the first few)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TransformPlan:
+    """``--transform MODULE:FUNCTION``: a Python function of the original row that fills ``columns``
+    of the new table in the copy, every replay and the swap's last replay (shadowswap/transform.py).
+
+    ``source_sha256`` is the hash of the module's file when planned: ``execute`` refuses the plan
+    as stale once it differs (the rows copied so far came from that source)."""
+
+    module: str
+    function: str
+    source_file: str
+    source_sha256: str
+    #: the new table's columns the function returns (and only those), in insert order
+    columns: list[str]
+    check: TransformCheck | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.module}:{self.function}"
 
 
 @dataclass(frozen=True)
@@ -296,6 +328,8 @@ class Plan:
     #: ``--order-by``: the index whose key order the copy writes the rows in, and its key expressions
     order_by_index: str | None = None
     order_by: list[str] = field(default_factory=list)
+    #: ``--transform``: columns filled by a Python function of the row (None: the copy expressions only)
+    transform: TransformPlan | None = None
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:
@@ -330,6 +364,11 @@ class Plan:
                 data["cast_check"] = CastCheck(**check)
             data["capture"] = Capture.from_dict(data["capture"])
             data["moved_at_swap"] = MovedAtSwap.from_dict(data.get("moved_at_swap", {}))
+            transform = data.get("transform")
+            if transform is not None:
+                found = transform.get("check")
+                transform["check"] = TransformCheck(**found) if found is not None else None
+                data["transform"] = TransformPlan(**transform)
             plan = cls(**data)
         except (TypeError, KeyError, ValueError) as exc:
             raise UsageError(f"the plan file is malformed ({exc})") from None

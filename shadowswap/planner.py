@@ -152,10 +152,19 @@ def build_plan(
     strategy_name: str = "auto",
     check_casts: bool = False,
     order_by: str | None = None,
+    transform: str | None = None,
+    check_transform: bool = False,
 ) -> Plan:
     if isinstance(changes, ChangeSet):
         usings = {**changes.usings, **(usings or {})}
         changes = changes.changes
+    if order_by is not None and transform is not None:
+        # the ordered copy is one server-side INSERT … SELECT … ORDER BY; a transform's rows pass
+        # through Python chunk by chunk in key order, so the two cannot be the same copy
+        raise UsageError(
+            "--order-by and --transform cannot be combined: the ordered copy runs in the server, the transform in Python",
+            hint="run the transform first, then a second migration with --rebuild --order-by",
+        )
     if order_by is not None and not any(isinstance(ch, Rebuild) for ch in changes):
         # an ordered copy is a rebuild (CLUSTER, pg_repack --order-by), whatever else the plan changes
         changes = [*changes, Rebuild()]
@@ -166,7 +175,9 @@ def build_plan(
         dialect.begin_read_only(conn)
         try:
             ref = reflect(conn, table)
-            plan = _plan_from_reflection(conn, dialect, ref, list(changes), usings, strategy_name, order_by)
+            plan = _plan_from_reflection(
+                conn, dialect, ref, list(changes), usings, strategy_name, order_by=order_by, transform=transform
+            )
         finally:
             conn.rollback()
             dialect.end_read_only(conn)
@@ -176,6 +187,12 @@ def build_plan(
         plan.cast_check = run_check(engine, dialect, plan)
         if plan.cast_check.rows_changed:
             _flag_changed_values(plan)
+    if check_transform:
+        if plan.transform is None:
+            raise UsageError("--check-transform needs --transform MODULE:FUNCTION")
+        from shadowswap.transform import check_rows
+
+        plan.transform.check = check_rows(engine, dialect, plan)
     plan.verdict = verdict(plan)
     return plan
 
@@ -196,6 +213,8 @@ def guard_fragments(
 
 def verdict(plan: Plan) -> str:
     if plan.cast_check is not None and plan.cast_check.rows_failing:
+        return "blocked"
+    if plan.transform is not None and plan.transform.check is not None and plan.transform.check.rows_failing:
         return "blocked"
     return "destructive" if plan.destructive else "safe"
 
@@ -434,8 +453,14 @@ def _plan_from_reflection(
     usings: dict[str, str],
     strategy_name: str = "auto",
     order_by: str | None = None,
+    transform: str | None = None,
 ) -> Plan:
     table = ref.table
+    if transform is not None and strategy_name == strategy.INSTANT:
+        raise UsageError(
+            "--transform computes columns in Python, so the rows are copied: --strategy instant cannot run it",
+            hint="drop --strategy instant (auto copies)",
+        )
     resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table), engine=dialect.name)
     checks.run(
         "database",
@@ -455,7 +480,9 @@ def _plan_from_reflection(
     for fact in facts:
         instant, reason = _table_level_reason(fact) or dialect.instant_reason(fact)
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
-    chosen, why = strategy.choose(decisions, strategy_name)
+    chosen, why = strategy.choose(decisions, strategy.SHADOW if transform is not None else strategy_name)
+    if transform is not None and strategy_name != strategy.SHADOW:
+        why = "--transform computes columns in Python, so the rows are copied"
     change_plans = []
     for d in decisions:
         reason = d.reason
@@ -468,6 +495,20 @@ def _plan_from_reflection(
         )
 
     column_plans, default_columns = _column_plans(dialect, resolved, [c["name"] for c in ref.columns])
+    transform_plan = None
+    if transform is not None:
+        from shadowswap.transform import plan_transform
+
+        transform_plan, column_plans, default_columns = plan_transform(
+            conn,
+            dialect,
+            transform,
+            table,
+            [c["name"] for c in ref.columns],
+            ref.row_key()[0],
+            column_plans,
+            default_columns,
+        )
     common: dict[str, Any] = {
         "dialect": dialect.name,
         "table": table,
@@ -482,6 +523,7 @@ def _plan_from_reflection(
         "strategy": chosen,
         "strategy_reason": why,
         "change_plans": change_plans,
+        "transform": transform_plan,
     }
     if chosen == strategy.INSTANT:
         plan = Plan(
@@ -808,6 +850,8 @@ def _shadow_plan(
             columns=plan.columns,
             order_by=order_by,
             capture_mode=plan.capture.mode,
+            transform=plan.transform.spec if plan.transform else None,
+            dual_write_reason=_dual_write_reason(dialect, conn, ref, plan.columns, pk) if plan.transform else None,
         ),
     )
     plan.notes = dialect.plan_notes(plan)
@@ -854,6 +898,21 @@ def _capture(
         primary_key_after_copy=after_copy(*primary_after_copy, primary=True) if primary_after_copy else None,
         unique_after_copy=tuple(after_copy(name, columns) for name, columns in unique_after_copy),
     )
+
+
+def _dual_write_reason(dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]) -> str:
+    """Why ``_capture_mode`` chose direct dual-write, in words (the transform check says it)."""
+    if not dialect.supports_change_log:
+        return f"{dialect.name} has no change-log capture"
+    if not pk or LOG_SEQUENCE in pk:
+        return "the table has no usable row key"
+    if not dialect.change_log_allowed(conn, ref):
+        return "this server or table cannot use the change log (statement-based binary logging, or an "\
+            "AUTO_INCREMENT column that does not lead the key)"
+    by_source = {c.source_column: c for c in columns}
+    if not all(k in by_source and by_source[k].expression == dialect.column_reference(k) for k in pk):
+        return "the key itself changes (retyped, renamed or computed by --using), and the log tracks rows by key"
+    return "the primary key has no name for the constraint built after the copy"
 
 
 def _change_log_fits(dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]) -> bool:
@@ -922,3 +981,7 @@ def check_fresh(engine: Engine, plan: Plan) -> None:
             f"the plan is stale: table {plan.table!r} changed since it was planned",
             hint="run `shadowswap plan` again",
         )
+    if plan.transform is not None:
+        from shadowswap.transform import check_unchanged
+
+        check_unchanged(plan.transform)

@@ -330,6 +330,12 @@ def refuse_unsafe(plan: Plan, allow_destructive: bool) -> None:
             f"({worst.column}: {worst.rows_failing}{'' if worst.exact else '+'} row(s), e.g. keys {keys})",
             hint="fix those rows or give --using COL=EXPR to convert them, then plan again",
         )
+    found = plan.transform.check if plan.transform is not None else None
+    if found is not None and found.rows_failing:
+        raise CopyFailed(
+            f"the plan's transform check found {found.rows_failing} row(s) the function fails on: {found.failures[0]}",
+            hint="fix the function (or those rows), then plan again",
+        )
     if plan.destructive and not allow_destructive:
         raise DestructiveChange(
             f"the plan is destructive: {'; '.join(plan.destructive)}",

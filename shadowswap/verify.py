@@ -232,7 +232,12 @@ def describe(plan: Plan, differences: list[Difference], limit: int = 10) -> str:
 def _check(
     engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any], rechecks: int
 ) -> tuple[int, Difference | None]:
-    """One chunk: its row count, and the difference if its checksums keep differing."""
+    """One chunk: its row count, and the difference if its checksums keep differing.
+
+    With a ``--transform`` the server checksums the columns the function leaves alone, and the
+    ones it fills are compared here with the function applied to the original (transform.py)."""
+    if plan.transform is not None:
+        return _check_transformed(engine, dialect, plan, lo, hi, rechecks)
     for attempt in range(rechecks + 1):
         source, shadow = _compare(engine, dialect, plan, lo, hi)
         if source == shadow:
@@ -243,6 +248,28 @@ def _check(
     difference = narrow(engine, dialect, plan, lo, hi, rechecks)
     log.warning("difference found", lo=lo, hi=hi, keys=[list(k) for k in difference.keys[:20]])
     return int(source[0] or 0), difference
+
+
+def _check_transformed(
+    engine: Engine, dialect: Dialect, plan: Plan, lo: list[Any] | None, hi: list[Any], rechecks: int
+) -> tuple[int, Difference | None]:
+    from shadowswap.transform import Transformer, checksum_view, compare_range
+
+    rows, difference = _check(engine, dialect, checksum_view(plan), lo, hi, rechecks)
+    if difference is not None:
+        return rows, difference
+    transformer = Transformer.for_plan(dialect, plan)
+    changed = compare_range(engine, dialect, plan, lo, hi, transformer)
+    for attempt in range(rechecks):
+        if not changed:
+            break
+        time.sleep(0.2 * (attempt + 1))
+        again = set(compare_range(engine, dialect, plan, lo, hi, transformer))
+        changed = [k for k in changed if k in again]
+    if changed:
+        log.warning("transformed columns differ", lo=lo, hi=hi, keys=[list(k) for k in changed[:20]])
+        return rows, Difference(lo, hi, changed=sorted(changed, key=repr))
+    return rows, None
 
 
 def verify(

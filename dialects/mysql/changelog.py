@@ -119,6 +119,16 @@ class MySQLChangeLog(MySQLBase):
         matches = " AND ".join(f"dst.{self.q(c.name)} = l.{self.q(k)}" for c, k in pairs)
         src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
         log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
+        if plan.transform is not None:
+            from shadowswap.transform import Transformer
+
+            Transformer.for_plan(self, plan).replay(
+                conn,
+                f"DELETE dst FROM {shadow} AS dst JOIN {log_table} AS l ON {matches} WHERE {taken}",
+                f"DELETE l FROM {log_table} AS l WHERE {taken}",
+                self.logged_rows(plan, f" WHERE {taken}"),
+            )
+            return len(seqs)
         for sql in (
             f"DELETE dst FROM {shadow} AS dst JOIN {log_table} AS l ON {matches} WHERE {taken}",
             f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "

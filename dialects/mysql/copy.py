@@ -76,6 +76,10 @@ class MySQLCopy(MySQLBase):
             f"{self._copy_update(plan)}"
         )
 
+    # --transform (shadowswap/transform.py): pymysql's executemany sends the chunk as multi-row
+    # INSERTs (as many rows a statement as fit in its max_stmt_length)
+    paramstyle_mark = "%s"
+
     def begin_chunk(self, conn: Connection) -> None:
         self.run(conn, "SET @ss_skipped = 0")
 

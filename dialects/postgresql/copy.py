@@ -5,13 +5,17 @@ takes (invariant 3), its fast path and the race that sends a chunk back to the c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shadowswap.dialects.postgresql.base import PostgresBase
 from shadowswap.dialects.postgresql.session import UNIQUE_VIOLATION, sqlstate
 
 if TYPE_CHECKING:
-    from shadowswap.plan import Plan
+    from collections.abc import Sequence
+
+    from sqlalchemy.engine import Connection
+
+    from shadowswap.plan import ColumnPlan, Plan
 
 
 class PostgresCopy(PostgresBase):
@@ -58,6 +62,24 @@ class PostgresCopy(PostgresBase):
         # with a unique violation, and the chunk is rerun with copy_chunk_sql (invariant 2).
         probe = f"SELECT 1 FROM {self.q(plan.shadow_table)} AS dst WHERE {self.shadow_key_matches(plan)}"
         return self._chunk_insert(plan, has_lo, f" AND ({probe}) IS NULL")
+
+    # --transform (shadowswap/transform.py): rows through Python, written with COPY
+    transform_streams = True
+    takes_sequences = True
+
+    def transform_passthrough(self, column: ColumnPlan) -> str | None:
+        # Read as text and written back as text through COPY: the column's input function reads
+        # its own output exactly (a json value keeps its spelling, a float its digits), where a
+        # round trip through a Python type need not.
+        return f"CAST(({column.expression}) AS text)"
+
+    def write_rows(self, conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(self.q(c) for c in columns)
+        with raw.cursor() as cursor, cursor.copy(f"COPY {self.q(table)} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def is_copy_race(self, exc: BaseException) -> bool:
         # Any unique violation: one that is not a race fails the careful rerun too, and is

@@ -82,7 +82,8 @@ class PostgresSwap(PostgresDependents):
         stmts = [
             f"LOCK TABLE {t}, {s}{children} IN ACCESS EXCLUSIVE MODE",
             self.dependents_guard_sql(plan, views, keys),
-            *(self.replay_sql(plan) if log_table else []),
+            # a --transform's last replay runs in Python right after the LOCK (run_swap)
+            *(self.replay_sql(plan) if log_table and plan.transform is None else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)} ON {t}" for n in plan.trigger_names],
             *([f"DROP TABLE {self.q(log_table)}"] if log_table else []),
             f"ALTER TABLE {t} RENAME TO {o}",
@@ -130,6 +131,8 @@ class PostgresSwap(PostgresDependents):
                     self.run(conn, stmt)
                 self.run(conn, plan.swap_sql[0])
                 locked_at = time.perf_counter()
+                if plan.transform is not None and plan.capture.change_log:
+                    self.transform_replay(conn, plan)  # the last entries, under the lock
                 for stmt in plan.swap_sql[1:]:
                     self.run(conn, stmt)
                 # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)

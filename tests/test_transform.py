@@ -1,0 +1,296 @@
+"""``--transform MODULE:FUNCTION`` (issue 17): new columns computed in Python, exactly, online.
+
+Against the real engines: the new table equals the function applied to what concurrent writers
+committed; a failure in the function (mid-copy, mid-replay) stops with one line naming the key and
+the user's own line and leaves nothing behind; kill -9 mid-copy resumes; a changed function makes
+the plan stale; values of each kind arrive as the driver adapts them. SQLite has no change log, so
+its plans are refused (test_sqlite_transform_refused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import inspect
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import transform_products
+from conftest import only_dialects
+from differential import cli, cli_error
+from harness import Writers, compare, create_products
+
+from shadowswap import state
+from shadowswap.changes import parse_options
+from shadowswap.db import connect
+from shadowswap.errors import CopyFailed, StalePlan, UsageError
+from shadowswap.executor import Executor, Options
+from shadowswap.plan import Plan
+from shadowswap.planner import build_plan
+
+REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+
+#: the new columns ``transform_products.summary`` fills, per engine
+SUMMARY = {
+    "postgresql": ["summary:jsonb", "price_cents:bigint"],
+    "mysql": ["summary:json", "price_cents:bigint"],
+}
+TYPED = {
+    "postgresql": ["doc:jsonb", "amount:numeric(12,4)", "stamp:timestamp", "raw:bytea", "label:text"],
+    "mysql": ["doc:json", "amount:decimal(12,4)", "stamp:datetime(6)", "raw:blob", "label:text"],
+}
+
+
+def _plan(engine: sa.Engine, dialect: Any, adds: list[str], function: str, **kw: Any) -> Plan:
+    changes = parse_options(add=adds)
+    return build_plan(engine, dialect, "products", changes, transform=f"transform_products:{function}", **kw)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _leftovers(engine: sa.Engine, plan: Plan) -> list[str]:
+    """Tables and triggers the migration made that are still there."""
+    names = set(sa.inspect(engine).get_table_names())
+    left = sorted(names & {plan.shadow_table, plan.capture.logged_table})
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'products'::regclass AND NOT tgisinternal"
+        else:
+            sql = "SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = DATABASE()"
+        left += [r[0] for r in conn.exec_driver_sql(sql)]
+    return left
+
+
+def _line_of(marker: str) -> int:
+    source = inspect.getsource(transform_products).splitlines()
+    return next(i for i, line in enumerate(source, 1) if marker in line)
+
+
+@only_dialects("postgresql", "mysql")
+def test_transform_equals_function_of_committed_rows_under_writers(db_url: str) -> None:
+    """Inserts, updates, key updates and deletes during the copy and the replays: every row of the new
+    table holds the function of the row the writers committed, and the other columns are exact."""
+    engine, dialect = connect(db_url)
+    initial = create_products(engine, 800)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "summary")
+    assert plan.capture.change_log and plan.transform is not None
+    assert plan.transform.columns == ["summary", "price_cents"]
+    # The writers stop before the swap: after it the application writes the new columns itself
+    # (the function runs only while shadowswap copies). The swap's last replay applies the
+    # entries they left since the verification's last catch-up.
+    with Writers(db_url, initial, threads=2, seed=11) as writers:
+        Executor(engine, dialect, plan, Options(chunk_size=100, max_chunk=100, stop_after=state.VERIFIED)).run()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {plan.capture.logged_table}")).scalar_one() > 0
+    Executor(engine, dialect, plan).run()
+    assert writers.total.errors == []
+    assert writers.total.rekeys > 0 and writers.total.deletes > 0 and writers.total.updates > 0
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        got = {r[0]: (_json(r[1]), r[2]) for r in conn.exec_driver_sql("SELECT id, summary, price_cents FROM products")}
+    assert set(got) == set(writers.model)
+    wrong = []
+    for key, row in writers.model.items():
+        want = transform_products.summary(row)
+        if got[key] != (want["summary"], want["price_cents"]):
+            wrong.append((key, got[key], want))
+    assert wrong == []
+
+
+@only_dialects("postgresql", "mysql")
+def test_transform_values_adapted_per_engine(db_url: str) -> None:
+    """dict/list → JSON, Decimal, datetime, bytes and None, each into a column of its type, verified."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 40)
+    plan = _plan(engine, dialect, TYPED[dialect.name], "typed")
+    Executor(engine, dialect, plan, Options(chunk_size=10, max_chunk=10)).run()
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, doc, amount, stamp, raw, label FROM products ORDER BY id").all()
+    assert len(rows) == 40
+    for key, doc, amount, stamp, raw, label in rows:
+        want = transform_products.typed({"id": key})
+        assert _json(doc) == want["doc"]
+        assert amount == want["amount"] and (amount is None or isinstance(amount, decimal.Decimal))
+        assert stamp == want["stamp"] and (stamp is None or isinstance(stamp, dt.datetime))
+        assert (bytes(raw) if raw is not None else None) == want["raw"]
+        assert label == want["label"]
+
+
+@only_dialects("postgresql", "mysql")
+def test_transform_failure_mid_copy_one_line_nothing_left(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 300)
+    transform_products.FAIL_KEY = 137
+    try:
+        code, output = cli(
+            "plan", "products", *[f"--add={a}" for a in SUMMARY[dialect.name]],
+            "--transform", "transform_products:failing", url=db_url, cwd=tmp_path,
+        )  # fmt: skip
+        assert code == 0, output
+        plan = Plan.read(tmp_path / "shadowswap.plan.json")
+        code, output = cli(
+            "execute", "--chunk-size", "50", "--min-chunk", "10", "--max-chunk", "50", url=db_url, cwd=tmp_path
+        )
+    finally:
+        transform_products.FAIL_KEY = -1
+    assert code == CopyFailed.exit_code, output
+    line = cli_error(output)
+    assert "Traceback" not in output
+    assert "transform_products:failing failed on the row id=137: ValueError: cannot summarise" in line
+    assert f"(transform_products.py:{_line_of('the line the error must name')})" in line
+    assert _leftovers(engine, plan) == []
+    with engine.begin() as conn:  # the original is intact and writable
+        assert conn.exec_driver_sql("SELECT count(*) FROM products").scalar_one() == 300
+        conn.exec_driver_sql("UPDATE products SET name = 'after' WHERE id = 137")
+        assert "summary" not in {c["name"] for c in sa.inspect(conn).get_columns("products")}
+
+
+@only_dialects("postgresql", "mysql")
+def test_transform_failure_mid_replay(db_url: str) -> None:
+    """A row written after the copy reaches the function in a replay: the same one-line failure."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 200)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "failing")
+    Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO products (name, sku, price, stock_quantity, is_active) VALUES ('boom one', 'boom', 1, 0, true)"
+        )
+        key = conn.exec_driver_sql("SELECT id FROM products WHERE sku = 'boom'").scalar_one()
+    with pytest.raises(CopyFailed) as failed:
+        Executor(engine, dialect, plan).run()
+    message = str(failed.value)
+    assert "\n" not in message
+    assert f"failed on the row id={key}: ValueError: cannot summarise 'boom one'" in message
+    assert f"(transform_products.py:{_line_of('the line the error must name')})" in message
+    assert _leftovers(engine, plan) == []
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM products").scalar_one() == 201
+        conn.exec_driver_sql(f"DELETE FROM products WHERE id = {int(key)}")
+
+
+@only_dialects("postgresql", "mysql")
+def test_transform_killed_mid_copy_then_resumed(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    initial = create_products(engine, 1500)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "summary")
+    plan.write(tmp_path / "plan.json")
+    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": f"{REPO}{os.pathsep}{HERE}"}
+    with Writers(db_url, initial, threads=2, seed=3) as writers:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shadowswap", "execute", "plan.json", "--max-rows-per-second", "400"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        copied, deadline = 0, time.monotonic() + 60
+        while time.monotonic() < deadline and copied < 200:
+            time.sleep(0.1)
+            if sa.inspect(engine).has_table(state.STATE_TABLE):
+                with engine.connect() as conn:
+                    copied = conn.execute(sa.text(f"SELECT max(rows_copied) FROM {state.STATE_TABLE}")).scalar() or 0
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert 0 < copied < 1500
+        Executor(engine, dialect, plan, Options(chunk_size=200, stop_after=state.VERIFIED)).run()
+    Executor(engine, dialect, plan).run()  # the swap, once the writers stopped (see the test above)
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        got = {r[0]: (_json(r[1]), r[2]) for r in conn.exec_driver_sql("SELECT id, summary, price_cents FROM products")}
+    want = {k: tuple(transform_products.summary(r).values()) for k, r in writers.model.items()}
+    assert got == want
+
+
+@only_dialects("postgresql")
+def test_transform_changed_function_makes_the_plan_stale(db_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 20)
+    module = tmp_path / "stale_xform.py"
+    module.write_text("def f(row):\n    return {'n': len(row['name'])}\n")
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(engine, dialect, "products", parse_options(add=["n:int"]), transform="stale_xform:f")
+    assert plan.transform is not None and plan.transform.source_file == str(module)
+    module.write_text("def f(row):\n    return {'n': len(row['name']) + 1}\n")
+    with pytest.raises(StalePlan, match=r"stale_xform:f .* changed since it was planned"):
+        Executor(engine, dialect, plan).run()
+    assert _leftovers(engine, plan) == []
+
+
+@only_dialects("postgresql", "mysql")
+def test_check_transform_reports_failing_keys(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 100)
+    transform_products.FAIL_KEY = 42
+    try:
+        plan = _plan(engine, dialect, SUMMARY[dialect.name], "failing", check_transform=True)
+    finally:
+        transform_products.FAIL_KEY = -1
+    assert plan.transform is not None and plan.transform.check is not None
+    assert plan.transform.check.rows_scanned == 100 and plan.transform.check.rows_failing == 1
+    assert "id=42: ValueError" in plan.transform.check.failures[0]
+    assert plan.verdict == "blocked"
+    assert _leftovers(engine, plan) == []  # read-only
+
+
+@only_dialects("postgresql")
+def test_transform_refused_where_the_key_changes(db_url: str) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 10)
+    changes = parse_options(alter=["id:bigint"], add=["summary:jsonb", "price_cents:bigint"])
+    with pytest.raises(UsageError, match=r"needs the change log .* the key itself changes"):
+        build_plan(engine, dialect, "products", changes, transform="transform_products:summary")
+
+
+@only_dialects("sqlite")
+def test_sqlite_transform_refused(db_url: str) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 10)
+    with pytest.raises(UsageError, match=r"needs the change log .* sqlite has no change-log capture"):
+        _plan(engine, dialect, ["summary:json", "price_cents:bigint"], "summary")
+
+
+@only_dialects("postgresql")
+def test_readme_seed_example_runs_as_written(db_url: str, tmp_path: Path) -> None:
+    """The README's walk-through: the seed's legacy specs to JSON, examples/legacy.py, the commands as written."""
+    engine, _ = connect(db_url)
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Python transformations", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("\n", 1)[1] for b in section.split("```")[1::2]]
+    setup = next(b for b in blocks if "CREATE TABLE products" in b)
+    with engine.begin() as conn:
+        for statement in filter(str.strip, setup.split(";")):
+            conn.exec_driver_sql(statement)
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    commands = [
+        line.split(" ", 1)[1]
+        for b in blocks
+        for line in b.replace("\\\n", " ").splitlines()
+        if line.startswith("shadowswap ")
+    ]
+    assert any("--transform legacy:transform" in c for c in commands)
+    env = {**os.environ, "DATABASE_URL": db_url, "PYTHONPATH": str(tmp_path / "examples")}
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "shadowswap", *command.split()], cwd=tmp_path, env=env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, specifications, metadata FROM products ORDER BY id").all()
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("products")}
+    assert "old_spec_field" not in columns
+    assert rows[0][1] == {"color": "red", "size": "M"}
+    assert rows[0][2]["migration_source"] == "legacy_system"
