@@ -162,7 +162,7 @@ def build_plan(
         # the ordered copy is one server-side INSERT … SELECT … ORDER BY; a transform's rows pass
         # through Python chunk by chunk in key order, so the two cannot be the same copy
         raise UsageError(
-            "--order-by and --transform cannot be combined: the ordered copy runs in the server, the transform in Python",
+            "--order-by and --transform cannot be combined: the ordered copy runs in the server, a transform in Python",
             hint="run the transform first, then a second migration with --rebuild --order-by",
         )
     if order_by is not None and not any(isinstance(ch, Rebuild) for ch in changes):
