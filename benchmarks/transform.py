@@ -318,7 +318,7 @@ def main(
     dialect = "mysql" if dialect in ("mysql", "mariadb") else dialect
     url = sa.make_url(db or URLS[dialect])
     admin = sa.create_engine(
-        url.set(database="postgres" if dialect == "postgresql" else None), isolation_level="AUTOCOMMIT"
+        url.set(database="postgres" if dialect == "postgresql" else "mysql"), isolation_level="AUTOCOMMIT"
     )
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"dialect": dialect, "rows": rows, "rate": rate, "loadavg_start": os.getloadavg()}

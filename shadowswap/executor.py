@@ -513,6 +513,9 @@ class Executor:
             and self.dialect.schedule(self.plan.capture).verify_beside_copy
             # a run told to stop by the copied phase would leave it running with nobody to read it
             and self.options.stop_after not in phases.ORDER[1 : phases.ORDER.index(state.INDEXES_BUILT)]
+            # a --transform's verification runs the function again in this process: beside the
+            # copy, the two would share one interpreter lock and the copy would run at half speed
+            and self.plan.transform is None
         )
 
     def _build_indexes(self, m: state.Migration) -> None:

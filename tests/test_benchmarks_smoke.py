@@ -96,3 +96,20 @@ def test_benchmark_command_runs_every_approach(server_url: str, tmp_path: Path) 
     assert {"copied", "verified", "cut_over"} <= set(swap["phases_s"])
     table = (run_dir / "results.md").read_text()
     assert "| shadowswap | 3,000 |" in table and "Targets (issue 6)" in table
+
+
+def test_transform_benchmark_seed_and_offset_loop(server_url: str) -> None:
+    """benchmarks.transform's server-side seed is its ``seed_row``, and the seed's OFFSET loop skips
+    about half of an idle table, which its check counts (the rows --transform never skips)."""
+    from benchmarks import transform as bench
+
+    engine = sa.create_engine(server_url)
+    bench.seed(engine, 300)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, name, description, old_spec_field FROM products ORDER BY id").all()
+    assert [dict(r._mapping) for r in rows] == [bench.seed_row(i) for i in range(1, 301)]
+    bench.offset_loop(engine, batch=50)
+    idle = bench.Writer(engine, 300, 1.0)  # never started: nothing written
+    found = bench.check(engine, bench.expected(idle, 300))
+    assert found == {"skipped": 150, "stale": 0}
+    engine.dispose()

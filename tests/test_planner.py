@@ -427,7 +427,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc == json.loads((tmp_path / "p.json").read_text())
-    assert doc["version"] == 3
+    assert doc["version"] == 4
     documented = {
         "version", "dialect", "schema", "table", "shadow_table", "old_table", "primary_key", "source_columns",
         "columns", "default_columns", "fingerprint", "estimated_rows", "changes", "change_plans", "strategy",
@@ -435,8 +435,10 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
         "strategy_reason", "verdict", "instant_sql", "shadow_ddl", "indexes", "trigger_names", "trigger_ddl",
         "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture", "moved_at_swap",
         "table_option_sql", "order_by_index", "order_by",
+        "transform",
     }  # fmt: skip
     assert set(doc) == documented
+    assert doc["transform"] is None
     assert set(doc["change_plans"][0]) == {"kind", "description", "strategy", "reason", "destructive", "column"}
     assert set(doc["columns"][0]) == {
         "name", "old_type", "new_type", "old_nullable", "new_nullable", "expression", "changed", "source_column",
@@ -455,7 +457,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert doc["moved_at_swap"] == {"triggers": [], "keys_from": [], "keys_to": []}
     # the typed capture reads back to the same document, and a version 2 file is refused
     assert json.loads(Plan.from_json(json.dumps(doc)).to_json()) == doc
-    with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 3"):
+    with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 4"):
         Plan.from_json(json.dumps({**doc, "version": 2}))
 
 
