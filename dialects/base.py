@@ -480,6 +480,11 @@ class Dialect(ABC):
 
         return MovedAtSwap()
 
+    def restore_moved(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> None:
+        """Before an abort drops the shadow: put back on the table what a killed swap had begun to
+        move onto the shadow. Nothing where the swap moves in one transaction (or moves nothing)."""
+        return None
+
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         """Read-only facts the swap statements need (sequences, user triggers, views)."""
         return {}
