@@ -314,6 +314,39 @@ class Dialect(ABC):
         cols = ", ".join(f"{record}.{self.q(c)} AS {self.q(c)}" for c in plan.source_columns)
         return f"(SELECT {cols}) AS src"
 
+    # -- the direct capture triggers' statements (ON CONFLICT engines) -------------------------
+
+    def capture_upsert_sql(self, plan: Plan) -> str:
+        """The trigger's write of the NEW row into the shadow: inserted, or the shadow's row of that
+        key overwritten (a copied row the application changed since)."""
+        pk_shadow = plan.shadow_primary_key
+        non_key = [c for c in plan.columns if c not in pk_shadow]
+        conflict = ", ".join(self.q(c.name) for c in pk_shadow)
+        if non_key:
+            on_conflict = "DO UPDATE SET " + ", ".join(f"{self.q(c.name)} = EXCLUDED.{self.q(c.name)}" for c in non_key)
+        else:
+            on_conflict = "DO NOTHING"
+        return (
+            f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.upsert_source(plan)} "
+            f"ON CONFLICT ({conflict}) {on_conflict};"
+        )
+
+    def upsert_source(self, plan: Plan) -> str:
+        """What the capture upsert selects from: the NEW row (``row_source``)."""
+        return self.row_source(plan, "NEW")
+
+    def capture_delete_where(self, plan: Plan, record: str) -> str:
+        """The shadow's row whose key the copy gives the trigger's ``record`` (OLD)."""
+        parts = []
+        for c in plan.shadow_primary_key:
+            source = c.source_column or c.name
+            if c.expression != self.column_reference(source):
+                parts.append(f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, record)})")
+            else:
+                parts.append(f"{self.q(c.name)} = {record}.{self.q(source)}")
+        return " AND ".join(parts)
+
     # -- keyset chunking (invariant 4) -------------------------------------------------------
 
     def key_after(self, columns: Sequence[str], prefix: str, qualifier: str = "") -> str:
