@@ -1581,6 +1581,14 @@ REFUSED_CASES: list[Case] = [
         flags=("--drop", "qty", *SHADOW),
         alter={PG: ["ALTER TABLE items DROP COLUMN qty"]},
     ),
+    # in place too: the drop would otherwise fail only at execute, where the engine's ALTER refuses it
+    items_case(
+        "pg_view_over_dropped_column_in_place",
+        (PG,),
+        {PG: ["CREATE VIEW v_qty AS SELECT id, qty FROM items"]},
+        flags=("--drop", "qty", "--strategy", "instant"),
+        alter={PG: ["ALTER TABLE items DROP COLUMN qty"]},
+    ),
     items_case(
         "pg_view_over_retyped_column",
         (PG,),
@@ -1608,6 +1616,15 @@ REFUSED_CASES: list[Case] = [
             MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) STORED"],
         },
         flags=("--drop", "qty", *SHADOW),
+    ),
+    items_case(
+        "generated_over_dropped_column_in_place",
+        (PG, MY),
+        {
+            PG: ["ALTER TABLE items ADD COLUMN twice integer GENERATED ALWAYS AS (qty * 2) STORED"],
+            MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) STORED"],
+        },
+        flags=("--drop", "qty", "--strategy", "instant"),
     ),
     Case(
         name="nullable_unique_only",
@@ -1654,6 +1671,11 @@ REFUSED: list[tuple[str, str, str]] = [
     *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),
     ("pg_view_over_dropped_column", PG, "view 'v_qty' uses column 'qty', which the change drops"),
+    ("pg_view_over_dropped_column_in_place", PG, "view 'v_qty' uses column 'qty', which the change drops"),
+    *[
+        ("generated_over_dropped_column_in_place", e, "generated column 'twice' is computed from column 'qty'")
+        for e in (PG, MY)
+    ],
     ("pg_view_over_retyped_column", PG, "view 'v_top' uses column 'qty', which the change retypes"),
     ("pg_fk_to_retyped_key", PG, "foreign key 'orders_item_id_fkey' of 'orders' references column 'id'"),
     ("pg_fk_from_partitioned", PG, "foreign key 'ev_item_id_fkey' of 'ev' references 'items'"),
