@@ -164,6 +164,13 @@ class Dialect(ABC):
         statement): plan-time checks run user fragments in it, and must not be able to write."""
         raise NotImplementedError  # every engine says how: a transaction mode or a connection flag
 
+    def volatile_functions(self, conn: Connection, expression: str) -> list[str]:
+        """Functions ``expression`` calls whose effects a read-only transaction may not contain
+        (PostgreSQL's volatile ones: dblink_exec writes through a connection of its own); plan-time
+        checks leave such an expression for ``execute`` to evaluate. None where the read-only
+        transaction is the whole answer."""
+        return []
+
     def end_read_only(self, conn: Connection) -> None:
         """Undo what ``begin_read_only`` left on the pooled connection after its transaction ended."""
         return None  # a transaction mode ends with its transaction: nothing is left to undo
