@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from harness import create_products
+from harness import Writers, compare, create_products
 from test_safety import invoke, price_is_text, tables
 
 from shadowswap import state
@@ -64,8 +64,8 @@ runpy.run_module("shadowswap", run_name="__main__")
 """
 
 
-def _setup(engine: sa.Engine) -> None:
-    create_products(engine, 200)
+def _setup(engine: sa.Engine) -> dict[int, dict[str, Any]]:
+    initial = create_products(engine, 200)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, what CHAR(1))")
         conn.exec_driver_sql("CREATE TABLE categories (id INT PRIMARY KEY)")
@@ -76,7 +76,8 @@ def _setup(engine: sa.Engine) -> None:
         )
         conn.exec_driver_sql(
             "CREATE TABLE reviews (id INT AUTO_INCREMENT PRIMARY KEY, product_id INT NOT NULL,"
-            " CONSTRAINT fk_review_product FOREIGN KEY (product_id) REFERENCES products (id))"
+            " CONSTRAINT fk_review_product FOREIGN KEY (product_id) REFERENCES products (id)"
+            " ON DELETE CASCADE ON UPDATE CASCADE)"
         )
         conn.exec_driver_sql("INSERT INTO reviews (product_id) SELECT id FROM products WHERE id <= 20")
         # two triggers of one event and timing: their action order is part of what must survive
@@ -85,6 +86,7 @@ def _setup(engine: sa.Engine) -> None:
                 f"CREATE TRIGGER {name} AFTER INSERT ON products FOR EACH ROW"
                 f" INSERT INTO audit (what) VALUES ('{name[-1]}')"
             )
+    return initial
 
 
 def surroundings(engine: sa.Engine) -> dict[str, Any]:
@@ -128,24 +130,27 @@ def test_sigkill_at_each_move_of_the_swap_loses_nothing(
     mysql_url: str, tmp_path: Path, at: int, when: str, then: str
 ) -> None:
     engine, dialect = connect(mysql_url)
-    _setup(engine)
+    initial = _setup(engine)
     original = surroundings(engine)
     plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")])
     assert len(plan.moved_at_swap.triggers) == 2 and plan.moved_at_swap.moves_keys
     plan.write(tmp_path / "plan.json")
-    Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
-    child = subprocess.run(
-        [sys.executable, "-c", KILLER, "execute", "plan.json"],
-        cwd=tmp_path,
-        env={**os.environ, "DATABASE_URL": mysql_url, "KILL_AT": str(at), "KILL_WHEN": when, "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
-    engine.dispose()
-    with contextlib.chdir(tmp_path):
-        invoke(then, "plan.json" if then == "execute" else "products", url=mysql_url)
+    with Writers(mysql_url, initial, threads=2, seed=at) as writers:
+        Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
+        child = subprocess.run(
+            [sys.executable, "-c", KILLER, "execute", "plan.json"],
+            cwd=tmp_path,
+            env={**os.environ, "DATABASE_URL": mysql_url, "KILL_AT": str(at), "KILL_WHEN": when, "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert child.returncode == -signal.SIGKILL, child.stderr
+        engine.dispose()
+        with contextlib.chdir(tmp_path):
+            invoke(then, "plan.json" if then == "execute" else "products", url=mysql_url)
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
     swapped = at == len(MOVES) - 1 and when == "after"  # the RENAME ran: abort has nothing left to undo
     if then == "execute" or swapped:
         assert price_is_text(engine)
