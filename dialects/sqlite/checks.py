@@ -63,6 +63,10 @@ def rowid_alias_retyped(ctx: Context) -> Outcome:
     }
     if declared.get(pk[0], "").strip().upper() != "INTEGER":
         return None
+    # an index backing the key means no alias after all: WITHOUT ROWID, or the PRIMARY KEY DESC quirk
+    origins = ctx.db.execute(sa.text("SELECT origin FROM pragma_index_list(:t)"), {"t": ctx.table})
+    if any(r[0] == "pk" for r in origins):
+        return None
     return (
         f"column {pk[0]!r} is the table's INTEGER PRIMARY KEY, the rowid alias that fills in ids; as "
         f"{target.type_sql!r} SQLite would make it an ordinary column, and an insert without an id would store NULL"
