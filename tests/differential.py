@@ -1590,6 +1590,13 @@ REFUSED_CASES: list[Case] = [
         alter={PG: ["ALTER TABLE items DROP COLUMN qty"]},
     ),
     items_case(
+        "pg_view_over_retyped_column_in_place",
+        (PG,),
+        {PG: ["CREATE VIEW v_name AS SELECT id, name FROM items"]},
+        flags=("--alter", "name:varchar(80)", "--strategy", "instant"),
+        alter={PG: ["ALTER TABLE items ALTER COLUMN name TYPE varchar(80)"]},
+    ),
+    items_case(
         "pg_view_over_retyped_column",
         (PG,),
         {PG: ["CREATE VIEW v_top AS SELECT v.id FROM (SELECT id, qty FROM items) v WHERE v.qty > 1"]},
@@ -1679,6 +1686,7 @@ REFUSED: list[tuple[str, str, str]] = [
         ("generated_over_dropped_column_in_place", e, "generated column 'twice' is computed from column 'qty'")
         for e in (PG, MY)
     ],
+    ("pg_view_over_retyped_column_in_place", PG, "view 'v_name' uses column 'name', which the change retypes"),
     ("pg_view_over_retyped_column", PG, "view 'v_top' uses column 'qty', which the change retypes"),
     ("pg_fk_to_retyped_key", PG, "foreign key 'orders_item_id_fkey' of 'orders' references column 'id'"),
     ("pg_fk_from_partitioned", PG, "foreign key 'ev_item_id_fkey' of 'ev' references 'items'"),
