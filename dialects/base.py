@@ -165,6 +165,13 @@ class Dialect(ABC):
         statement): plan-time checks run user fragments in it, and must not be able to write."""
         raise NotImplementedError  # every engine says how: a transaction mode or a connection flag
 
+    def volatile_functions(self, conn: Connection, expression: str) -> list[str]:
+        """Functions ``expression`` calls whose effects a read-only transaction may not contain
+        (PostgreSQL's volatile ones: dblink_exec writes through a connection of its own); plan-time
+        checks leave such an expression for ``execute`` to evaluate. None where the read-only
+        transaction is the whole answer."""
+        return []
+
     def end_read_only(self, conn: Connection) -> None:
         """Undo what ``begin_read_only`` left on the pooled connection after its transaction ended."""
         return None  # a transaction mode ends with its transaction: nothing is left to undo
@@ -314,6 +321,39 @@ class Dialect(ABC):
         expressions run unchanged in the triggers (invariant 1: one expression, both paths)."""
         cols = ", ".join(f"{record}.{self.q(c)} AS {self.q(c)}" for c in plan.source_columns)
         return f"(SELECT {cols}) AS src"
+
+    # -- the direct capture triggers' statements (ON CONFLICT engines) -------------------------
+
+    def capture_upsert_sql(self, plan: Plan) -> str:
+        """The trigger's write of the NEW row into the shadow: inserted, or the shadow's row of that
+        key overwritten (a copied row the application changed since)."""
+        pk_shadow = plan.shadow_primary_key
+        non_key = [c for c in plan.columns if c not in pk_shadow]
+        conflict = ", ".join(self.q(c.name) for c in pk_shadow)
+        if non_key:
+            on_conflict = "DO UPDATE SET " + ", ".join(f"{self.q(c.name)} = EXCLUDED.{self.q(c.name)}" for c in non_key)
+        else:
+            on_conflict = "DO NOTHING"
+        return (
+            f"INSERT INTO {self.q(plan.shadow_table)} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.upsert_source(plan)} "
+            f"ON CONFLICT ({conflict}) {on_conflict};"
+        )
+
+    def upsert_source(self, plan: Plan) -> str:
+        """What the capture upsert selects from: the NEW row (``row_source``)."""
+        return self.row_source(plan, "NEW")
+
+    def capture_delete_where(self, plan: Plan, record: str) -> str:
+        """The shadow's row whose key the copy gives the trigger's ``record`` (OLD)."""
+        parts = []
+        for c in plan.shadow_primary_key:
+            source = c.source_column or c.name
+            if c.expression != self.column_reference(source):
+                parts.append(f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, record)})")
+            else:
+                parts.append(f"{self.q(c.name)} = {record}.{self.q(source)}")
+        return " AND ".join(parts)
 
     # -- keyset chunking (invariant 4) -------------------------------------------------------
 
@@ -561,6 +601,11 @@ class Dialect(ABC):
         from shadowswap.plan import MovedAtSwap
 
         return MovedAtSwap()
+
+    def restore_moved(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> None:
+        """Before an abort drops the shadow: put back on the table what a killed swap had begun to
+        move onto the shadow. Nothing where the swap moves in one transaction (or moves nothing)."""
+        return None
 
     def swap_facts(self, conn: Connection, plan: Plan, reflection: Any) -> dict[str, Any]:
         """Read-only facts the swap statements need (sequences, user triggers, views)."""

@@ -27,6 +27,29 @@ log = structlog.get_logger("shadowswap.castcheck")
 SAMPLE_KEYS = 5
 
 
+def _evaluable(
+    engine: Engine, dialect: Dialect, plan: Plan, checked: list[tuple[ColumnPlan, bool]]
+) -> tuple[list[tuple[ColumnPlan, bool]], dict[str, list[str]]]:
+    """The columns the scan may evaluate, and the others with the volatile functions they call.
+
+    The scan runs each expression in a read-only transaction, which stops this session's writes
+    but not a function's own effects elsewhere (dblink_exec writes through another connection):
+    an expression calling a volatile function is left to ``execute``, which evaluates it once per
+    row anyway."""
+    if not checked:
+        return checked, {}
+    kept, skipped = [], {}
+    with engine.connect() as conn:
+        for column, plain in checked:
+            calls = dialect.volatile_functions(conn, column.expression)
+            if calls:
+                skipped[column.name] = calls
+            else:
+                kept.append((column, plain))
+        conn.rollback()
+    return kept, skipped
+
+
 def columns_to_check(dialect: Dialect, plan: Plan) -> list[tuple[ColumnPlan, bool]]:
     """Columns whose values pass through a conversion or a new NOT NULL; and whether it is a plain cast."""
     out = []
@@ -176,7 +199,7 @@ class _Scan:
 
 def check_casts(engine: Engine, dialect: Dialect, plan: Plan, chunk_size: int = 10_000, budget: int = 500) -> CastCheck:
     """Scan the table through the plan's conversions; nothing is written."""
-    checked = columns_to_check(dialect, plan)
+    checked, skipped = _evaluable(engine, dialect, plan, columns_to_check(dialect, plan))
     scan = _Scan(engine, dialect, plan, chunk_size, budget)
     for column, plain in checked:
         fails, changes = dialect.cast_check_predicates(column, plain)
@@ -189,7 +212,17 @@ def check_casts(engine: Engine, dialect: Dialect, plan: Plan, chunk_size: int = 
             rows = int(conn.execute(dialect.statement(f"SELECT COUNT(*) FROM {dialect.q(plan.table)}")).scalar_one())
     # unique keys the plan adds, or whose values it converts, can meet colliding rows (uniqueness.py)
     duplicates = check_duplicates(engine, dialect, plan)
-    return CastCheck(rows_scanned=rows, columns=[c.result for c in scan.columns], duplicates=duplicates)
+    results = [c.result for c in scan.columns]
+    for column in plan.columns:
+        if column.name in skipped:
+            # not scanned: counts unknown (exact=False reads as "at least 0"); the copy still stops on a bad value
+            results.append(ColumnCheck(column=column.name, expression=column.expression, exact=False))
+            plan.notes.append(
+                f"--check-casts did not evaluate column {column.name!r}: its expression calls the volatile "
+                f"function(s) {', '.join(skipped[column.name])}, whose effects a read-only transaction may not "
+                "contain; execute evaluates it (the copy stops on the first value the new column refuses)"
+            )
+    return CastCheck(rows_scanned=rows, columns=results, duplicates=duplicates)
 
 
 @dataclass(frozen=True)
@@ -223,7 +256,8 @@ def first_failing(
     if not pk:
         return None
     scan = _Scan(engine, dialect, plan, chunk_size, budget=64)
-    for column, plain in columns_to_check(dialect, plan):
+    # a volatile function's effects would happen a second time here: such columns keep the copy's message
+    for column, plain in _evaluable(engine, dialect, plan, columns_to_check(dialect, plan))[0]:
         fails, _changes = dialect.cast_check_predicates(column, plain)
         # only refusals matter here: a value that merely changes is copied
         scan.columns.append(_Column(column, fails, None, ColumnCheck(column=column.name, expression=column.expression)))
@@ -261,9 +295,9 @@ def _walk_to_failing(
             where = " AND ".join(f"{dialect.q(c)} = :lo{i}" for i, c in enumerate(pk))
             source = col.plan.source_column
             value = (
-                scan.statement(
-                    conn, f"SELECT {dialect.q(source)} FROM {table} WHERE {where}", key_params("lo", key)
-                )[0][0]
+                scan.statement(conn, f"SELECT {dialect.q(source)} FROM {table} WHERE {where}", key_params("lo", key))[
+                    0
+                ][0]
                 if source is not None
                 else None
             )

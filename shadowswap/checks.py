@@ -63,6 +63,7 @@ STAGES = ("changes", "table", "database", "shadow", "copy")
 #: the dialect packages whose ``checks`` module registers engine-only checks
 _ENGINE_MODULES = (
     "shadowswap.dialects.mysql.checks",
+    "shadowswap.dialects.postgresql.checks",
     "shadowswap.dialects.sqlite.checks",
 )
 
@@ -270,6 +271,35 @@ def no_change(ctx: Context) -> Outcome:
 # -- stage "table": columns --------------------------------------------------------------------
 
 
+def _named(ctx: Context, kind: type, attr: str) -> list[str]:
+    """The column each change of ``kind`` names (its ``attr``), in the order given."""
+    return [getattr(ch, attr) for ch in ctx.changes if isinstance(ch, kind)]
+
+
+def _first_unknown(ctx: Context, names: list[str]) -> Refusal | None:
+    missing = next((n for n in names if n not in ctx.original), None)
+    return None if missing is None else _unknown(ctx, missing)
+
+
+def _first_repeated(names: list[str]) -> str | None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+def _first_taken(ctx: Context, names: list[str]) -> str | None:
+    """The refusal for the first name the table (or an earlier of ``names``) already has."""
+    taken = set(ctx.original)
+    for name in names:
+        if name in taken:
+            return _exists(ctx, name)
+        taken.add(name)
+    return None
+
+
 @check(
     "rename-unknown-column",
     "table",
@@ -277,40 +307,23 @@ def no_change(ctx: Context) -> Outcome:
     "name a column the table has (the error lists them)",
 )
 def rename_unknown_column(ctx: Context) -> Outcome:
-    for ch in ctx.changes:
-        if isinstance(ch, RenameColumn) and ch.old not in ctx.original:
-            return _unknown(ctx, ch.old)
-    return None
+    return _first_unknown(ctx, _named(ctx, RenameColumn, "old"))
 
 
 @check("rename-twice", "table", "a column is renamed twice", "give one --rename per column")
 def rename_twice(ctx: Context) -> Outcome:
-    seen: set[str] = set()
-    for ch in ctx.changes:
-        if isinstance(ch, RenameColumn):
-            if ch.old in seen:
-                return Refusal(f"column {ch.old!r} is renamed twice")
-            seen.add(ch.old)
-    return None
+    twice = _first_repeated(_named(ctx, RenameColumn, "old"))
+    return None if twice is None else Refusal(f"column {twice!r} is renamed twice")
 
 
 @check("rename-to-existing", "table", "a column is renamed to a name the table already has", "choose another name")
 def rename_to_existing(ctx: Context) -> Outcome:
-    taken = set(ctx.original)
-    for ch in ctx.changes:
-        if isinstance(ch, RenameColumn):
-            if ch.new in taken:
-                return _exists(ctx, ch.new)
-            taken.add(ch.new)
-    return None
+    return _first_taken(ctx, _named(ctx, RenameColumn, "new"))
 
 
 @check("drop-unknown-column", "table", "a dropped column does not exist", "the hint lists the table's columns")
 def drop_unknown_column(ctx: Context) -> Outcome:
-    for ch in ctx.changes:
-        if isinstance(ch, DropColumn) and ch.column not in ctx.original:
-            return _unknown(ctx, ch.column)
-    return None
+    return _first_unknown(ctx, _named(ctx, DropColumn, "column"))
 
 
 @check(
@@ -320,32 +333,21 @@ def drop_unknown_column(ctx: Context) -> Outcome:
     "shadowswap keeps the primary key; change the key in a separate migration",
 )
 def drop_primary_key_column(ctx: Context) -> Outcome:
-    for ch in ctx.changes:
-        if isinstance(ch, DropColumn) and ch.column in ctx.pk:
-            return f"column {ch.column!r} is part of the primary key of {ctx.table!r} and cannot be dropped"
+    for column in _named(ctx, DropColumn, "column"):
+        if column in ctx.pk:
+            return f"column {column!r} is part of the primary key of {ctx.table!r} and cannot be dropped"
     return None
 
 
 @check("drop-twice", "table", "a column is dropped twice", "give one --drop per column")
 def drop_twice(ctx: Context) -> Outcome:
-    seen: set[str] = set()
-    for ch in ctx.changes:
-        if isinstance(ch, DropColumn):
-            if ch.column in seen:
-                return Refusal(f"column {ch.column!r} is dropped twice")
-            seen.add(ch.column)
-    return None
+    twice = _first_repeated(_named(ctx, DropColumn, "column"))
+    return None if twice is None else Refusal(f"column {twice!r} is dropped twice")
 
 
 @check("add-existing-column", "table", "an added column's name is taken", "choose another name")
 def add_existing_column(ctx: Context) -> Outcome:
-    taken = set(ctx.original)
-    for ch in ctx.changes:
-        if isinstance(ch, AddColumn):
-            if ch.column in taken:
-                return _exists(ctx, ch.column)
-            taken.add(ch.column)
-    return None
+    return _first_taken(ctx, _named(ctx, AddColumn, "column"))
 
 
 @check(
@@ -637,6 +639,28 @@ def check_uses_dropped_column(ctx: Context) -> Outcome:
     return None
 
 
+@check(
+    "generated-column-uses-dropped-column",
+    "table",
+    "a generated column is computed from a dropped column (the engine's own ALTER refuses the drop)",
+    "drop the generated column first (--drop NAME) and add it again after the migration",
+)
+def generated_column_uses_dropped_column(ctx: Context) -> Outcome:
+    # In the table stage, so a plan that drops in place (strategy instant) is refused here rather
+    # than by the server at execute; the shadow stage's check covers renames and retypes as well.
+    for col in ctx.reflection.columns:
+        computed = col.get("computed")
+        if not computed or col["name"] in ctx.drops:
+            continue
+        gone = sorted(mentions(str(computed.get("sqltext") or ""), ctx.drops))
+        if gone:
+            return Refusal(
+                f"generated column {col['name']!r} is computed from column {gone[0]!r}, which is dropped",
+                hint=f"drop the generated column first (--drop {col['name']}) and add it again after the migration",
+            )
+    return None
+
+
 # -- stage "database" --------------------------------------------------------------------------
 
 
@@ -849,7 +873,7 @@ def generated_column_over_changed_column(ctx: Context) -> Outcome:
     retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
     for col in ctx.reflection.columns:
         computed = col.get("computed")
-        if not computed:
+        if not computed or col["name"] in ctx.plan.drops:  # dropped with it: nothing to carry
             continue
         changed = [*ctx.plan.drops, *ctx.plan.renames, *retyped]
         if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:

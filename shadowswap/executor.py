@@ -166,7 +166,13 @@ class Executor:
             raise
         self._migration_id = throttler.migration_id = migration.id
         log.info("migration claimed", table=self.plan.table, id=migration.id, phase=migration.phase)
-        self._hold = Hold(
+        self._hold = self._make_hold(throttler)
+        self._verification = Verification(self.engine, self.dialect, self.plan, throttler)
+        return migration
+
+    def _make_hold(self, throttler: Throttler) -> Hold:
+        """The wait before a swap (or an in-place ALTER), telling the on-before-cutover hook."""
+        return Hold(
             self.engine,
             self.dialect,
             self.plan,
@@ -175,8 +181,6 @@ class Executor:
             self._note_waiting,
             lambda m: self._hook(hooks.ON_BEFORE_CUTOVER, m),
         )
-        self._verification = Verification(self.engine, self.dialect, self.plan, throttler)
-        return migration
 
     def _data_failure(self, exc: CopyFailed | DBAPIError) -> CopyFailed:
         """The error to report for a data failure: naming the colliding values where a unique key
@@ -365,15 +369,7 @@ class Executor:
         aborted (nothing was changed) and tells the on-failure hook."""
         try:
             m = self._start(m)
-            self._hold = Hold(
-                self.engine,
-                self.dialect,
-                self.plan,
-                self.options,
-                throttler,
-                self._note_waiting,
-                lambda current: self._hook(hooks.ON_BEFORE_CUTOVER, current),
-            )
+            self._hold = self._make_hold(throttler)
             m = self._hold.ready_for_swap(m)
             seconds: float = self._locked(
                 "alter in place",

@@ -96,7 +96,14 @@ def _finish_interrupted_swap(
 
 
 def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, options: Options) -> None:
-    """Drop the triggers (first: they write into the shadow or its change log), then those tables."""
+    """Drop the triggers (first: they write into the shadow or its change log), then those tables.
+    Before all that, what a killed swap had begun to move onto the shadow goes back on the table."""
+    with_lock_retries(
+        dialect,
+        "put back the moved triggers and keys",
+        lambda: dialect.restore_moved(engine, plan, options.lock_timeout_ms),
+        options.lock_retries,
+    )
 
     def drop_triggers() -> None:
         with engine.begin() as conn:

@@ -676,7 +676,9 @@ def _instant_ops(dialect: Dialect, ref: Reflection, resolved: Resolved) -> strat
         table=ref.table,
         drop_indexes=[(name, name in uniques) for name in resolved.dropped_indexes],
         alters=alters,
-        drops=list(resolved.drops),
+        # generated columns first: dropping the column one is computed from before it fails (PostgreSQL
+        # runs one ALTER per drop, and its generated columns cannot reference each other)
+        drops=sorted(resolved.drops, key=lambda c: not (ref.column(c) or {}).get("computed")),
         renames=renames,
         adds=adds,
     )

@@ -57,6 +57,7 @@ __all__ = [
     "kept_old",
     "latest",
     "migrations",
+    "moving_at_swap",
     "now",
     "record_chunk",
     "unfinished",
@@ -87,6 +88,10 @@ migrations = sa.Table(
     sa.Column("cutover_postponed", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
     sa.Column("waiting", sa.Text),
     sa.Column("backup_path", sa.Text),
+    # Set before a swap that moves the application's triggers or foreign keys one committing DDL at a
+    # time (MySQL/MariaDB): a planned one found missing afterwards was dropped by that swap, not by
+    # the user, and a resume or an abort puts it back from the plan.
+    sa.Column("moving_at_swap", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
@@ -119,6 +124,7 @@ class Migration:
     cutover_postponed: bool = False
     waiting: str | None = None
     backup_path: str | None = None
+    moving_at_swap: bool = False
 
     def reached(self, phase: str) -> bool:
         return reached(self.phase, phase)
@@ -128,7 +134,7 @@ class Migration:
         data = dict(row._mapping)
         for key in ("checkpoint", "max_key"):
             data[key] = json.loads(data[key]) if data[key] else None
-        for key in ("paused", "cutover_postponed"):
+        for key in ("paused", "cutover_postponed", "moving_at_swap"):
             data[key] = bool(data[key])
         return cls(**data)
 
@@ -267,6 +273,17 @@ def flags(conn: Connection, migration_id: int) -> tuple[bool, bool]:
         sa.select(migrations.c.paused, migrations.c.cutover_postponed).where(migrations.c.id == migration_id)
     ).one()
     return bool(row[0]), bool(row[1])
+
+
+def moving_at_swap(conn: Connection, table: str, moving: bool | None = None) -> bool:
+    """Whether the unfinished migration of ``table`` began moving things at its swap; ``moving``
+    sets it (in the caller's transaction) and returns the value it had."""
+    m = active(conn, table)
+    if m is None:
+        return False
+    if moving is not None and moving != m.moving_at_swap:
+        update(conn, m.id, moving_at_swap=moving)
+    return m.moving_at_swap
 
 
 def get(conn: Connection, migration_id: int) -> Migration:

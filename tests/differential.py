@@ -234,7 +234,8 @@ def migrate_both(case: Case, engine: str, tmp_path: Path) -> list[str]:
         run_sql(blocking, setup)
         run_sql(online, setup)
         blocking_alter(case, engine, blocking)
-        for args in (("plan", case.table, *case.flags), ("execute",), ("cleanup", "--drop-old", "--yes")):
+        execute = ("execute", "--allow-destructive")  # a case that drops a column says so in its flags
+        for args in (("plan", case.table, *case.flags), execute, ("cleanup", "--drop-old", "--yes")):
             code, output = cli(*args, url=online, cwd=tmp_path / "online")
             if code != 0:
                 return [f"shadowswap {args[0]} exited {code}: {cli_error(output)}"]
@@ -581,6 +582,18 @@ NEXT_ID = ("INSERT INTO items (name) VALUES ('new one')", "SELECT id, qty FROM i
 
 CASES: list[Case] = [
     items_case("plain", ALL, {}, probes={"*": NEXT_ID}),
+    # in place, a generated column dropped with the column it is computed from goes first (PostgreSQL
+    # runs one ALTER per drop, and dropping the column first fails on its dependent)
+    items_case(
+        "generated_dropped_with_its_column_in_place",
+        (PG, MY),
+        {
+            PG: ["ALTER TABLE items ADD COLUMN twice integer GENERATED ALWAYS AS (qty * 2) STORED"],
+            MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) STORED"],
+        },
+        flags=("--drop", "qty", "--drop", "twice", "--strategy", "instant"),
+        alter={"*": ["ALTER TABLE items DROP COLUMN twice, DROP COLUMN qty"]},
+    ),
     items_case(
         "alter_type",
         ALL,
@@ -1581,6 +1594,21 @@ REFUSED_CASES: list[Case] = [
         flags=("--drop", "qty", *SHADOW),
         alter={PG: ["ALTER TABLE items DROP COLUMN qty"]},
     ),
+    # in place too: the drop would otherwise fail only at execute, where the engine's ALTER refuses it
+    items_case(
+        "pg_view_over_dropped_column_in_place",
+        (PG,),
+        {PG: ["CREATE VIEW v_qty AS SELECT id, qty FROM items"]},
+        flags=("--drop", "qty", "--strategy", "instant"),
+        alter={PG: ["ALTER TABLE items DROP COLUMN qty"]},
+    ),
+    items_case(
+        "pg_view_over_retyped_column_in_place",
+        (PG,),
+        {PG: ["CREATE VIEW v_name AS SELECT id, name FROM items"]},
+        flags=("--alter", "name:varchar(80)", "--strategy", "instant"),
+        alter={PG: ["ALTER TABLE items ALTER COLUMN name TYPE varchar(80)"]},
+    ),
     items_case(
         "pg_view_over_retyped_column",
         (PG,),
@@ -1608,6 +1636,17 @@ REFUSED_CASES: list[Case] = [
             MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) STORED"],
         },
         flags=("--drop", "qty", *SHADOW),
+    ),
+    # `bigint` is not the rowid alias: the ids would stop filling themselves in
+    items_case("sqlite_rowid_alias_to_bigint", (SQLITE,), {}, flags=("--alter", "id:bigint", *SHADOW)),
+    items_case(
+        "generated_over_dropped_column_in_place",
+        (PG, MY),
+        {
+            PG: ["ALTER TABLE items ADD COLUMN twice integer GENERATED ALWAYS AS (qty * 2) STORED"],
+            MY: ["ALTER TABLE items ADD COLUMN twice int AS (qty * 2) STORED"],
+        },
+        flags=("--drop", "qty", "--strategy", "instant"),
     ),
     Case(
         name="nullable_unique_only",
@@ -1654,6 +1693,13 @@ REFUSED: list[tuple[str, str, str]] = [
     *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),
     ("pg_view_over_dropped_column", PG, "view 'v_qty' uses column 'qty', which the change drops"),
+    ("sqlite_rowid_alias_to_bigint", SQLITE, "column 'id' is the table's INTEGER PRIMARY KEY, the rowid alias"),
+    ("pg_view_over_dropped_column_in_place", PG, "view 'v_qty' uses column 'qty', which the change drops"),
+    *[
+        ("generated_over_dropped_column_in_place", e, "generated column 'twice' is computed from column 'qty'")
+        for e in (PG, MY)
+    ],
+    ("pg_view_over_retyped_column_in_place", PG, "view 'v_name' uses column 'name', which the change retypes"),
     ("pg_view_over_retyped_column", PG, "view 'v_top' uses column 'qty', which the change retypes"),
     ("pg_fk_to_retyped_key", PG, "foreign key 'orders_item_id_fkey' of 'orders' references column 'id'"),
     ("pg_fk_from_partitioned", PG, "foreign key 'ev_item_id_fkey' of 'ev' references 'items'"),

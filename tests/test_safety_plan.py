@@ -354,3 +354,32 @@ def test_sqlite_integer_to_real_does_not_round_silently(db_url: str) -> None:
         assert plan.verdict == "blocked"
     finally:
         engine.dispose()
+
+
+def test_plan_time_checks_do_not_evaluate_volatile_functions_postgresql(pg_url: str) -> None:
+    """A read-only transaction stops a write of this session, not one a function makes elsewhere:
+    dblink_exec writes through its own connection. ``--check-casts`` evaluates --using on every row,
+    so on PostgreSQL an expression calling a volatile function is not evaluated at plan time (the
+    plan says so); an expression of stable and immutable functions still is."""
+    engine, dialect = connect(pg_url)
+    url = sa.make_url(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE EXTENSION dblink")
+        conn.exec_driver_sql("CREATE TABLE hits (n int)")
+        conn.exec_driver_sql("CREATE TABLE items (id int PRIMARY KEY, qty text)")
+        conn.exec_driver_sql("INSERT INTO items SELECT i, i::text FROM generate_series(1, 20) i")
+    remote = f"host={url.host} port={url.port or 5432} dbname={url.database} user={url.username}"
+    side_effect = f"length(dblink_exec('{remote}', 'INSERT INTO hits VALUES (1)'))"
+    dblinked = ChangeSet([AlterColumn("qty", type_sql="int", nullable=False)], {"qty": side_effect})
+    plan = build_plan(engine, dialect, "items", dblinked, check_casts=True)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM hits").scalar() == 0
+    assert any("dblink_exec" in note and "volatile" in note for note in plan.notes), plan.notes
+    assert plan.cast_check is not None and not plan.cast_check.columns[0].exact
+    # stable and immutable functions are still evaluated: 'x' fails the cast in row 3 only
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE items SET qty = 'x' WHERE id = 3")
+    converted = ChangeSet([AlterColumn("qty", type_sql="int", nullable=False)], {"qty": "upper(trim(qty))::int"})
+    plan = build_plan(engine, dialect, "items", converted, check_casts=True)
+    assert plan.cast_check is not None and plan.cast_check.rows_failing == 1
+    engine.dispose()

@@ -15,9 +15,12 @@ primary key, or statement-based binary logging) swaps with one bare RENAME: ther
 only be moved after the RENAME, missing the writes in between, so such plans are refused.
 A run that stops after a trigger was moved and before the RENAME is queued moves it back to the
 table before unlocking. The swap first checks that the table's triggers are still the planned ones
-(one dropped since the plan would come back, one added would stay behind on the old table); a
-process killed between a trigger's drop and its create (both under the lock, microseconds apart)
-leaves it missing, and the next ``execute`` then stops on that check, naming it.
+(one dropped since the plan would come back, one added would stay behind on the old table). Each
+DROP/CREATE TRIGGER commits on its own, so a process killed between a drop and its create (both
+under the lock, microseconds apart) leaves that trigger missing: the swap marks the migration
+(``moving_at_swap`` in the state table) before its first move, and with that mark the next
+``execute`` creates a missing one again from the plan's text, and ``abort`` moves them all back to
+the table under a lock (swap.py ``restore_moved``), in their action order.
 """
 
 from __future__ import annotations
@@ -84,15 +87,21 @@ class MySQLAppTriggers(MySQLBase):
         finally:
             conn.execute(sa.text("SET SESSION sql_mode = :m"), {"m": mode})
 
-    def move_app_triggers(self, conn: Connection, plan: Plan, to: str) -> None:
+    def app_triggers_on(self, conn: Connection, plan: Plan, table: str) -> bool:
+        on_table = set(self.existing_triggers(conn, table))
+        return all(t.name in on_table for t in plan.moved_at_swap.triggers)
+
+    def move_app_triggers(self, conn: Connection, plan: Plan, to: str, resumed: bool = False) -> None:
         """Drop each of the plan's user triggers wherever it is and create it on ``to``, in order.
-        Runs under the swap's LOCK TABLES, which holds both tables WRITE (CREATE TRIGGER needs it)."""
+        Runs under the swap's LOCK TABLES, which holds both tables WRITE (CREATE TRIGGER needs it).
+        ``resumed``: an earlier swap was killed mid-move, so a planned trigger found nowhere is one
+        it dropped, and is created again from the plan's text."""
         if to == plan.shadow_table:
             # a trigger created or dropped since the plan would be left behind or brought back
             theirs = {t for t in self.existing_triggers(conn, plan.table) if not t.startswith(f"_{plan.table}_ss_")}
             theirs |= set(self.existing_triggers(conn, plan.shadow_table))
             planned = {t.name for t in plan.moved_at_swap.triggers}
-            if theirs != planned:
+            if theirs != planned and not (resumed and theirs < planned):
                 raise StalePlan(
                     f"the triggers on {plan.table!r} changed since the plan ({', '.join(sorted(theirs)) or 'none'} "
                     f"now, {', '.join(sorted(planned)) or 'none'} planned)",

@@ -72,8 +72,12 @@ class MySQLBase(Dialect):
         """The application's triggers on ``table`` (``app_triggers.py``), read at plan time."""
         raise NotImplementedError
 
-    def move_app_triggers(self, conn: Connection, plan: Plan, to: str) -> None:
+    def move_app_triggers(self, conn: Connection, plan: Plan, to: str, resumed: bool = False) -> None:
         """Move the plan's application triggers onto ``to`` (``app_triggers.py``), under the swap's lock."""
+        raise NotImplementedError
+
+    def app_triggers_on(self, conn: Connection, plan: Plan, table: str) -> bool:
+        """Whether all the plan's application triggers are on ``table`` (``app_triggers.py``)."""
         raise NotImplementedError
 
     def foreign_key_facts(
@@ -86,8 +90,12 @@ class MySQLBase(Dialect):
         """Other tables the swap's LOCK TABLES must hold (``foreign_keys.py``)."""
         raise NotImplementedError
 
-    def move_foreign_keys(self, conn: Connection, plan: Plan, to: str) -> None:
+    def move_foreign_keys(self, conn: Connection, plan: Plan, to: str, resumed: bool = False) -> None:
         """Move the plan's foreign keys from and to the table onto ``to`` (``foreign_keys.py``)."""
+        raise NotImplementedError
+
+    def foreign_keys_on(self, conn: Connection, plan: Plan, table: str) -> bool:
+        """Whether all the plan's moved foreign keys are from and to ``table`` (``foreign_keys.py``)."""
         raise NotImplementedError
 
     def _carry_key_text(self, conn: Connection, plan: Plan) -> None:

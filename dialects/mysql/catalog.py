@@ -77,22 +77,29 @@ class _TypeNames(dict[str, Any]):
         return made
 
 
-def _top_level(line: str, word: str) -> int | None:
-    """Where ``word`` starts in a column line outside quotes and parentheses, or None."""
+def _unquoted(text: str, start: int = 0) -> Iterator[tuple[int, str, int]]:
+    """Each character of ``text`` from ``start`` outside quotes (quote marks left out), with its
+    parenthesis depth: the one outside it, for a parenthesis itself."""
     depth, quote = 0, ""
-    for i, ch in enumerate(line):
+    for i in range(start, len(text)):
+        ch = text[i]
         if quote:
             if ch == quote:
                 quote = ""
-        elif ch in "'`\"":
+            continue
+        if ch in "'`\"":
             quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
+            continue
+        if ch == ")":
             depth -= 1
-        elif depth == 0 and line.startswith(word, i):
-            return i
-    return None
+        yield i, ch, depth
+        if ch == "(":
+            depth += 1
+
+
+def _top_level(line: str, word: str) -> int | None:
+    """Where ``word`` starts in a column line outside quotes and parentheses, or None."""
+    return next((i for i, _ch, depth in _unquoted(line) if depth == 0 and line.startswith(word, i)), None)
 
 
 def column_check(line: str) -> str | None:
@@ -108,39 +115,16 @@ def column_default(line: str) -> str | None:
     if at is None:
         return None
     start = at + len(" DEFAULT ")
-    depth, quote = 0, ""
-    for i in range(start, len(line)):
-        ch = line[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif depth == 0 and ch in " ,":
+    for i, ch, depth in _unquoted(line, start):
+        if depth == 0 and ch in " ,":
             return line[start:i]
     return line[start:].rstrip(",") or None
 
 
 def _balanced(text: str, start: int) -> str | None:
-    depth, quote = 0, ""
-    for i in range(start, len(text)):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            continue
-        if ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0:
-                return text[start : i + 1]
+    for i, ch, depth in _unquoted(text, start):
+        if ch == ")" and depth == 0:
+            return text[start : i + 1]
     return None
 
 

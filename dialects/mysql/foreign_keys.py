@@ -24,7 +24,8 @@ NULL``…), since the changes InnoDB cascades into the table fire no triggers an
 miss them; a key over a column the plan renames or drops; any key on a plan that swaps without
 the change log's lock (its primary key changes, or statement-based binary logging).
 A run that dies between a drop and its add leaves that key missing until ``execute`` is run again
-(the move is idempotent and the swap redoes it); ``abort`` does not put it back.
+(the move is idempotent and the swap redoes it, the state table's ``moving_at_swap`` mark telling
+it that the missing key is its own) or ``abort`` puts it back on the table (swap.py ``restore_moved``).
 """
 
 from __future__ import annotations
@@ -142,8 +143,9 @@ class MySQLForeignKeys(MySQLBase):
         """Tables whose keys move at the swap: locked WRITE with it (ALTER under LOCK TABLES needs it)."""
         return sorted({f.table for f in plan.moved_at_swap.keys_to})
 
-    def _check_unchanged(self, conn: Connection, plan: Plan) -> None:
-        """A key added or dropped since the plan would be left on the old table or brought back."""
+    def _check_unchanged(self, conn: Connection, plan: Plan, resumed: bool) -> None:
+        """A key added or dropped since the plan would be left on the old table or brought back
+        (``resumed``: a missing one is one a killed swap dropped, see ``move_foreign_keys``)."""
         rows = conn.execute(
             sa.text(
                 "SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME "
@@ -155,7 +157,7 @@ class MySQLForeignKeys(MySQLBase):
         now = {r[0] for r in rows if not (r[1] in (plan.table, plan.shadow_table) and r[2] == plan.table)}
         moved = plan.moved_at_swap
         planned = {f.name for f in moved.keys_from} | {f.name for f in moved.keys_to}
-        if now != planned:
+        if now != planned and not (resumed and now < planned):
             raise StalePlan(
                 f"the foreign keys from or to {plan.table!r} changed since the plan "
                 f"({', '.join(sorted(now)) or 'none'} now, {', '.join(sorted(planned)) or 'none'} planned)",
@@ -180,12 +182,18 @@ class MySQLForeignKeys(MySQLBase):
             {"n": name},
         ).scalar()
 
-    def move_foreign_keys(self, conn: Connection, plan: Plan, to: str) -> None:
+    def foreign_keys_on(self, conn: Connection, plan: Plan, table: str) -> bool:
+        moved = plan.moved_at_swap
+        return all(self._key_on(conn, f.name) == table for f in moved.keys_from) and all(
+            self._referred_by(conn, f.name) == table for f in moved.keys_to
+        )
+
+    def move_foreign_keys(self, conn: Connection, plan: Plan, to: str, resumed: bool = False) -> None:
         """Under the swap's lock: each key of the table, and each key referencing it, onto ``to`` (the
-        shadow; the table again when the swap gives up before its RENAME). Idempotent: a resumed
-        swap redoes what a dead run left half done."""
+        shadow; the table again when the swap gives up before its RENAME, or an abort puts them back).
+        Idempotent: a resumed swap (``resumed``) redoes what a dead run left half done."""
         if to == plan.shadow_table:
-            self._check_unchanged(conn, plan)
+            self._check_unchanged(conn, plan, resumed)
         fk_from, fk_to = plan.moved_at_swap.keys_from, plan.moved_at_swap.keys_to
         if not fk_from and not fk_to:
             return

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from shadowswap import state
 from shadowswap.dialects.mysql.app_triggers import refuse_on_plain_swap
 from shadowswap.dialects.mysql.base import (
     MySQLBase,
@@ -114,6 +115,12 @@ class MySQLSwap(MySQLBase):
         is renamed; once it is queued, the last replay has committed.
         """
         lock_sql, rename_sql, unlock_sql = plan.swap_sql
+        moves = bool(plan.moved_at_swap.triggers or plan.moved_at_swap.moves_keys)
+        # Each move below (DROP/CREATE TRIGGER, ALTER … FOREIGN KEY) commits on its own: recorded
+        # first, so a run killed between a drop and its create is finished by the next execute or
+        # undone by abort from the plan's texts, and a trigger found missing is not taken for one
+        # the user dropped (``resumed``: an earlier run may have begun them).
+        resumed = moves and self._mark_moving(engine, plan, True)
         for stmt in self.lock_timeout_sql(lock_timeout_ms):
             self.run(conn, stmt)
         conn.commit()
@@ -142,9 +149,9 @@ class MySQLSwap(MySQLBase):
                 self._carry_auto_increment(conn, plan)
                 # After the last replay and before the RENAME lets writes through: the application's
                 # triggers then fire for its writes only, never for the copy's or a replay's rows.
-                self.move_app_triggers(conn, plan, plan.shadow_table)
+                self.move_app_triggers(conn, plan, plan.shadow_table, resumed)
                 # and the foreign keys from and to it (foreign_keys.py): the RENAME carries them
-                self.move_foreign_keys(conn, plan, plan.shadow_table)
+                self.move_foreign_keys(conn, plan, plan.shadow_table, resumed)
                 worker = threading.Thread(target=rename, name="shadowswap-rename", daemon=True)
                 worker.start()
                 if not self._await_queued(conn, renamer_id, worker):
@@ -154,6 +161,8 @@ class MySQLSwap(MySQLBase):
                     # still under the lock: no write missed them
                     self.move_app_triggers(conn, plan, plan.table)
                     self.move_foreign_keys(conn, plan, plan.table)
+                    if moves:
+                        self._mark_moving(engine, plan, False)
                     raise ShadowswapError(
                         "the swap's RENAME TABLE did not queue behind the lock within 5 s",
                         hint="the server is overloaded; run execute again to retry",
@@ -175,6 +184,8 @@ class MySQLSwap(MySQLBase):
                     log.error("the swap's RENAME failed; moving the foreign keys back", table=plan.table)
                     self.move_foreign_keys(conn, plan, plan.table)
                     conn.commit()
+                if moves:
+                    self._mark_moving(engine, plan, False)
                 raise outcome["error"]  # type: ignore[misc]
         leftover = conn.execute(sa.text(f"SELECT COUNT(*) FROM {self.q(plan.capture.logged_table)}")).scalar()
         conn.commit()
@@ -186,6 +197,38 @@ class MySQLSwap(MySQLBase):
                 old_table=plan.old_table,
             )
         return held, bool(leftover)
+
+    def _mark_moving(self, engine: Engine, plan: Plan, moving: bool) -> bool:
+        """Set the state table's mark (on its own connection: under LOCK TABLES this one may only
+        touch the locked tables); returns the mark as it was."""
+        with engine.begin() as other:
+            return state.moving_at_swap(other, plan.table, moving)
+
+    def restore_moved(self, engine: Engine, plan: Plan, lock_timeout_ms: int) -> None:
+        """Before an abort drops the shadow: put the triggers and keys a killed swap had begun to
+        move back on the table, in their order, under the same kind of lock the swap moved them
+        under (no write runs between a drop and its create). After the RENAME they went with it."""
+        if not (plan.moved_at_swap.triggers or plan.moved_at_swap.moves_keys):
+            return
+        with engine.connect() as conn:
+            moving = state.moving_at_swap(conn, plan.table)
+            swapped = not sa.inspect(conn).has_table(plan.shadow_table)
+            conn.commit()
+            if not moving or swapped:
+                return
+            if self.app_triggers_on(conn, plan, plan.table) and self.foreign_keys_on(conn, plan, plan.table):
+                return  # killed before its first move, or moved back already
+            for stmt in self.lock_timeout_sql(lock_timeout_ms):
+                self.run(conn, stmt)
+            children = "".join(f", {self.q(t)} WRITE" for t in self.swap_lock_tables(plan))
+            self.run(conn, f"LOCK TABLES {self.q(plan.table)} WRITE, {self.q(plan.shadow_table)} WRITE{children}")
+            try:
+                log.warning("putting back the triggers and keys a killed swap had begun to move", table=plan.table)
+                self.move_app_triggers(conn, plan, plan.table)
+                self.move_foreign_keys(conn, plan, plan.table)
+            finally:
+                self.run(conn, "UNLOCK TABLES")
+        self._mark_moving(engine, plan, False)
 
     def _await_queued(self, conn: Connection, renamer_id: int, worker: threading.Thread) -> bool:
         """Whether the RENAME now waits for this connection's lock (or has already failed)."""

@@ -7,6 +7,7 @@ SQLSTATE read here; a change to how an error is classified belongs in this room.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,27 @@ class PostgresSession(PostgresBase):
         # the first statement of the transaction; afterwards no statement in it can make it
         # read-write again ("must be called before any query"), and COMMIT cannot be reached (run_one)
         conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    def volatile_functions(self, conn: Connection, expression: str) -> list[str]:
+        # Every name called in the expression (a word before a parenthesis, as tokenized in
+        # PostgreSQL's dialect), looked up by name over all overloads and schemas: wider than
+        # the call resolved, never narrower. Operators and casts backed by volatile functions
+        # are not seen; those are the user's own definitions.
+        from sqlglot.dialects.dialect import Dialect as SqlglotDialect
+        from sqlglot.tokens import TokenType
+
+        def _name(token: Any) -> str:  # a quoted name keeps its case, a bare one folds to lower case
+            return str(token.text) if token.token_type == TokenType.IDENTIFIER else str(token.text).lower()
+
+        tokens = SqlglotDialect.get_or_raise("postgres").tokenize(expression)
+        called = sorted({_name(t) for t, after in itertools.pairwise(tokens) if after.token_type == TokenType.L_PAREN})
+        if not called:
+            return []
+        rows = conn.execute(
+            sa.text("SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(:n) AND provolatile = 'v' ORDER BY 1"),
+            {"n": called},
+        )
+        return [str(r[0]) for r in rows]
 
     def run_one(self, conn: Connection, sql: str) -> Any:
         # psycopg sends a statement without parameters by the simple query protocol, which runs

@@ -33,24 +33,8 @@ class PostgresTriggers(PostgresBase):
         if plan.capture.change_log:
             return self._triggers(plan, self._log_body(plan, key_changed))
         shadow = self.q(plan.shadow_table)
-        pk_shadow = plan.shadow_primary_key
-        delete_where = " AND ".join(
-            f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, 'OLD')})"
-            if c.expression != self.column_reference(c.source_column or c.name)
-            else f"{self.q(c.name)} = OLD.{self.q(c.source_column or c.name)}"
-            for c in pk_shadow
-        )
-        non_key = [c for c in plan.columns if c not in pk_shadow]
-        conflict = ", ".join(self.q(c.name) for c in pk_shadow)
-        if non_key:
-            on_conflict = "DO UPDATE SET " + ", ".join(f"{self.q(c.name)} = EXCLUDED.{self.q(c.name)}" for c in non_key)
-        else:
-            on_conflict = "DO NOTHING"
-        upsert = (
-            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
-            f"SELECT {self.select_list(plan.columns)} FROM {self.row_source(plan, 'NEW')} "
-            f"ON CONFLICT ({conflict}) {on_conflict};"
-        )
+        delete_where = self.capture_delete_where(plan, "OLD")
+        upsert = self.capture_upsert_sql(plan)
         body = f"""
 BEGIN
   IF TG_OP = 'DELETE' THEN

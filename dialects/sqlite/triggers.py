@@ -21,39 +21,21 @@ class SQLiteTriggers(SQLiteBase):
         )
         return [r[0] for r in rows]
 
-    def _delete_where(self, plan: Plan, record: str) -> str:
-        parts = []
-        for c in plan.shadow_primary_key:
-            source = c.source_column or c.name
-            if c.expression != self.column_reference(source):
-                parts.append(f"{self.q(c.name)} = (SELECT {c.expression} FROM {self.row_source(plan, record)})")
-            else:
-                parts.append(f"{self.q(c.name)} = {record}.{self.q(source)}")
-        return " AND ".join(parts)
+    def upsert_source(self, plan: Plan) -> str:
+        # `WHERE true`: without a WHERE, SQLite reads the ON of ON CONFLICT as a join constraint
+        return super().upsert_source(plan) + " WHERE true"
 
     def trigger_ddl(self, plan: Plan) -> list[str]:
         shadow = self.q(plan.shadow_table)
         table = self.q(plan.table)
-        pk_shadow = plan.shadow_primary_key
-        non_key = [c for c in plan.columns if c not in pk_shadow]
-        conflict = ", ".join(self.q(c.name) for c in pk_shadow)
-        if non_key:
-            on_conflict = "DO UPDATE SET " + ", ".join(f"{self.q(c.name)} = excluded.{self.q(c.name)}" for c in non_key)
-        else:
-            on_conflict = "DO NOTHING"
-        # `WHERE true`: without a WHERE, SQLite reads the ON of ON CONFLICT as a join constraint
-        upsert = (
-            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
-            f"SELECT {self.select_list(plan.columns)} FROM {self.row_source(plan, 'NEW')} WHERE true "
-            f"ON CONFLICT ({conflict}) {on_conflict};"
-        )
+        upsert = self.capture_upsert_sql(plan)
         key_changed = " OR ".join(f"OLD.{self.q(k)} IS NOT NEW.{self.q(k)}" for k in plan.primary_key)
         names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
         return [
             f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW BEGIN\n  {upsert}\nEND",
             f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW BEGIN\n"
-            f"  DELETE FROM {shadow} WHERE ({key_changed}) AND {self._delete_where(plan, 'OLD')};\n"
+            f"  DELETE FROM {shadow} WHERE ({key_changed}) AND {self.capture_delete_where(plan, 'OLD')};\n"
             f"  {upsert}\nEND",
             f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n"
-            f"  DELETE FROM {shadow} WHERE {self._delete_where(plan, 'OLD')};\nEND",
+            f"  DELETE FROM {shadow} WHERE {self.capture_delete_where(plan, 'OLD')};\nEND",
         ]
