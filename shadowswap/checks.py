@@ -63,6 +63,7 @@ STAGES = ("changes", "table", "database", "shadow", "copy")
 #: the dialect packages whose ``checks`` module registers engine-only checks
 _ENGINE_MODULES = (
     "shadowswap.dialects.mysql.checks",
+    "shadowswap.dialects.postgresql.checks",
     "shadowswap.dialects.sqlite.checks",
 )
 
@@ -332,7 +333,8 @@ def drop_twice(ctx: Context) -> Outcome:
 
 @check("add-existing-column", "table", "an added column's name is taken", "choose another name")
 def add_existing_column(ctx: Context) -> Outcome:
-    taken = set(ctx.original)
+    # a column the same changes drop frees its name (DROP COLUMN c, ADD COLUMN c ...: a new column c)
+    taken = set(ctx.original) - set(ctx.drops)
     for ch in ctx.changes:
         if isinstance(ch, AddColumn):
             if ch.column in taken:
@@ -349,7 +351,9 @@ def add_existing_column(ctx: Context) -> Outcome:
 )
 def add_not_null_without_default(ctx: Context) -> Outcome:
     for ch in ctx.changes:
-        if isinstance(ch, AddColumn) and not ch.nullable and ch.default is None and ch.column not in ctx.usings:
+        if not isinstance(ch, AddColumn) or ch.generated is not None or ch.identity is not None:
+            continue  # the engine computes a generated or identity column's values
+        if not ch.nullable and ch.default is None and ch.column not in ctx.usings:
             return Refusal(
                 f"new column {ch.column!r} is NOT NULL without a default: the existing rows need a value",
                 hint=f"add `default EXPR`, or give --using {ch.column}=EXPR to compute it from each row",
@@ -439,6 +443,41 @@ def primary_key_nullable(ctx: Context) -> Outcome:
             source = ctx.source_of(ch.column)
             if source in ctx.pk:
                 return Refusal(f"column {source!r} is part of the primary key and cannot be made nullable")
+    return None
+
+
+@check(
+    "column-clause-of-another-engine",
+    "table",
+    "SET STATISTICS / STORAGE / COMPRESSION and identity columns are PostgreSQL's; this engine has no such clause",
+    "leave the clause out on this engine",
+)
+def column_clause_of_another_engine(ctx: Context) -> Outcome:
+    if ctx.engine == "postgresql":
+        return None
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn) and (ch.settings or ch.identity is not None):
+            clause = ch.describe().split(" ", 2)[-1]
+            return f"column {ch.column!r}: {clause} is PostgreSQL's; {ctx.engine} has no such clause"
+        if isinstance(ch, AddColumn) and ch.identity is not None:
+            return f"column {ch.column!r}: identity columns are PostgreSQL's; {ctx.engine} has none"
+    return None
+
+
+@check(
+    "generated-column-over-dropped-column",
+    "table",
+    "an added generated column is computed from a column the change drops",
+    "keep the column, or compute the generated column from others",
+)
+def added_generated_over_dropped(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AddColumn) and ch.generated is not None:
+            touched = sorted(mentions(ch.generated, [d for d in ctx.drops if d not in ctx.adds]))
+            if touched:
+                return (
+                    f"new generated column {ch.column!r} is computed from column {touched[0]!r}, which the change drops"
+                )
     return None
 
 
@@ -680,6 +719,27 @@ def invalid_default(ctx: Context) -> Outcome:
             error = prepare(ctx.db, dialect, dialect.validate_default_sql(target.default, type_sql))
             if error is not None:
                 return f"invalid default {target.default!r} for column {target.name!r}: {error}"
+    return None
+
+
+@check(
+    "invalid-generated-expression",
+    "database",
+    "the database does not accept an added generated column's expression over the table",
+    "give an expression over the table's columns the engine accepts in a generated column",
+)
+def invalid_generated_expression(ctx: Context) -> Outcome:
+    dialect = ctx.engine_dialect
+    for target in ctx.plan.targets:
+        add = target.add
+        if add is None or add.generated is None:
+            continue
+        # over the original table; an expression naming a renamed or added column is left to the engine
+        if mentions(add.generated, [*ctx.plan.renames.values(), *ctx.adds]):
+            continue
+        error = prepare(ctx.db, dialect, f"SELECT ({add.generated}) FROM {dialect.q(ctx.table)}")
+        if error is not None:
+            return f"invalid generated expression {add.generated!r} for column {add.column!r}: {error}"
     return None
 
 

@@ -290,6 +290,9 @@ class Plan:
     version: int = PLAN_VERSION
     capture: Capture = field(default_factory=Capture)
     moved_at_swap: MovedAtSwap = field(default_factory=MovedAtSwap)
+    #: the plan's own column settings (PostgreSQL SET STATISTICS / STORAGE / COMPRESSION), run on the
+    #: new table inside the swap after the surroundings are carried over, so they win over the old values
+    column_settings_sql: list[str] = field(default_factory=list)
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:

@@ -220,7 +220,7 @@ DDL_ROWS: list[tuple[str, str, ChangeSet | str]] = [
     ("postgres", "ALTER TABLE s.t ADD COLUMN x int", "schema-qualified tables are not supported"),
     ("postgres", "ALTER TABLE t ADD COLUMN IF NOT EXISTS x int", "cannot express"),
     ("postgres", "ALTER TABLE t ALTER COLUMN a TYPE int, ALTER COLUMN a TYPE bigint", "a changed twice"),
-    ("postgres", "ALTER TABLE t ADD COLUMN x int REFERENCES u (id)", "only NULL, NOT NULL and DEFAULT"),
+    ("postgres", "ALTER TABLE t ADD COLUMN x int REFERENCES u (id)", "only NULL, NOT NULL, DEFAULT"),
     ("postgres", "ALTER TABLE t ADD COLUMN x int DEFAULT (SELECT 1)", "invalid default expression"),
     ("postgres", "CREATE INDEX ix ON t (a DESC)", "descending index columns"),
     ("postgres", "CREATE INDEX ON t (a)", "give the index a name"),

@@ -134,6 +134,8 @@ class PostgresSwap(PostgresDependents):
                     self.run(conn, stmt)
                 # triggers, grants, comments, policies... read and recreated under the lock (surroundings.py)
                 surroundings.carry_over(self, conn, plan)
+                for stmt in plan.column_settings_sql:
+                    self.run(conn, stmt)  # the plan's own settings, over the carried ones
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:
