@@ -309,6 +309,7 @@ _SETTING_RES = {
         re.IGNORECASE,
     ),
 }
+_SETTING_WORDS = re.compile(r"^(set|add|drop)\b|\b(statistics|storage|compression|identity|generated)\b", re.I)
 _GENERATED_RE = re.compile(r"(?:^|\s)(?:generated\s+always\s+)?as\s*\(", re.IGNORECASE)
 
 
@@ -382,6 +383,12 @@ def parse_alter(spec: str) -> AlterColumn:
         type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=False)
     except UsageError as exc:
         raise UsageError(f"--alter {spec!r}: {exc}", hint=exc.hint) from None
+    if type_sql is not None and _SETTING_WORDS.search(type_sql):
+        raise UsageError(
+            f"--alter {spec!r}: {type_sql!r} is not a column setting shadowswap knows",
+            hint="PostgreSQL's: [set] statistics N, [set] storage plain|external|extended|main, [set] compression "
+            "METHOD, generated always|by default as identity, set generated always|by default, drop identity",
+        )
     if type_sql is None and nullable is None and default is None and not drop_default and not settings:
         raise UsageError(
             f"--alter {spec!r} changes nothing",

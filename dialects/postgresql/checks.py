@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from shadowswap.changes import AddColumn, AlterColumn
-from shadowswap.checks import Context, Outcome, Refusal, check
+from shadowswap.checks import Context, Outcome, check
 
 ENGINES = ("postgresql",)
 _INTEGERS = ("smallint", "integer", "bigint")
