@@ -241,7 +241,12 @@ def columns_hint(ref: Reflection) -> str:
 
 
 def _unknown(ctx: Context, name: str) -> Refusal:
-    return Refusal(f"column {name!r} does not exist in table {ctx.table!r}", hint=columns_hint(ctx.reflection))
+    hint = columns_hint(ctx.reflection)
+    other = [c for c in ctx.original if c.lower() == name.lower()]
+    if other:
+        # the options take names literally; PostgreSQL folds only unquoted names in SQL
+        hint = f"did you mean {other[0]!r}? names in the options are exact (their case too); {hint}"
+    return Refusal(f"column {name!r} does not exist in table {ctx.table!r}", hint=hint)
 
 
 def _exists(ctx: Context, name: str) -> str:
@@ -461,6 +466,22 @@ def column_clause_of_another_engine(ctx: Context) -> Outcome:
             return f"column {ch.column!r}: {clause} is PostgreSQL's; {ctx.engine} has no such clause"
         if isinstance(ch, AddColumn) and ch.identity is not None:
             return f"column {ch.column!r}: identity columns are PostgreSQL's; {ctx.engine} has none"
+    return None
+
+
+@check(
+    "using-on-generated-column",
+    "table",
+    "--using names a generated column, which the engine computes and the copy never writes",
+    "change the generated column's expression instead (drop it and add it again)",
+)
+def using_on_generated_column(ctx: Context) -> Outcome:
+    for name in ctx.usings:
+        add = ctx.adds.get(name)
+        source = ctx.source_of(name)
+        col = ctx.reflection.column(source) if source is not None and add is None else None
+        if (add is not None and add.generated is not None) or (col is not None and col.get("computed")):
+            return f"--using {name}=...: {name!r} is a generated column, computed by the engine, not the copy"
     return None
 
 
