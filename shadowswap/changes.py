@@ -56,12 +56,19 @@ class AlterColumn:
     storage: str | None = None
     compression: str | None = None
     identity: str | None = None
+    #: PostgreSQL's DROP EXPRESSION: a stored generated column becomes a plain one, keeping its values
+    drop_expression: bool = False
     kind = "alter"
 
     @property
     def settings(self) -> bool:
         """Whether it changes a PostgreSQL column setting (statistics, storage, compression)."""
         return self.statistics is not None or self.storage is not None or self.compression is not None
+
+    @property
+    def catalog_only(self) -> bool:
+        """Whether it makes a PostgreSQL catalog-only column change (settings, identity, DROP EXPRESSION)."""
+        return self.settings or self.identity is not None or self.drop_expression
 
     def describe(self) -> str:
         text = f"alter {self.column}"
@@ -81,6 +88,8 @@ class AlterColumn:
             text += f" set compression {self.compression}"
         if self.identity is not None:
             text += f" {_identity_words(self.identity)}"
+        if self.drop_expression:
+            text += " drop expression"
         return text
 
 
@@ -308,8 +317,11 @@ _SETTING_RES = {
         r"|(?:^|\s)drop\s+identity(\s+if\s+exists)?(?=\s|$)",
         re.IGNORECASE,
     ),
+    "drop_expression": re.compile(r"(?:^|\s)drop\s+expression(?:\s+if\s+exists)?(?=\s|$)", re.IGNORECASE),
 }
-_SETTING_WORDS = re.compile(r"^(set|add|drop)\b|\b(statistics|storage|compression|identity|generated)\b", re.I)
+_SETTING_WORDS = re.compile(
+    r"^(set|add|drop)\b|\b(statistics|storage|compression|identity|generated|expression)\b", re.I
+)
 _GENERATED_RE = re.compile(r"(?:^|\s)(?:generated\s+always\s+)?as\s*\(", re.IGNORECASE)
 
 
@@ -367,6 +379,8 @@ def take_settings(rest: str) -> tuple[str, dict[str, Any]]:
             found[key] = int(hit.group(1))
         elif key in ("storage", "compression"):
             found[key] = hit.group(1).lower()
+        elif key == "drop_expression":
+            found[key] = True
         elif hit.group(2) is not None:
             found[key] = f"{(hit.group(1) or 'add').lower()} {' '.join(hit.group(2).lower().split())}"
         else:
@@ -919,6 +933,8 @@ class _DDL:
             key, value = "identity", f"set {' '.join(words[2:])}"
         elif words in (["drop", "identity"], ["drop", "identity", "if", "exists"]):
             key, value = "identity", "drop" if len(words) == 2 else "drop if exists"
+        elif words in (["drop", "expression"], ["drop", "expression", "if", "exists"]):
+            key, value = "drop_expression", True
         else:
             return False
         if key == "identity" and value not in IDENTITY_ACTIONS:
@@ -953,8 +969,6 @@ def _why_not(action: str) -> str:
             "ALTER COLUMN ... SET EXPRESSION is PostgreSQL 17's; write DROP COLUMN c, ADD COLUMN c ... GENERATED "
             "ALWAYS AS (...) STORED, which shadowswap runs online (the column then comes last, as that ALTER puts it)"
         )
-    if re.search(r"\bDROP\s+EXPRESSION\b", words):
-        return "ALTER COLUMN ... DROP EXPRESSION is not supported; add a plain column and fill it instead"
     if re.search(r"\bPRIMARY\s+KEY\b", words):
         return _PRIMARY_KEY_SWAP
     if re.search(r"\bADD\s+GENERATED\b.*\bIDENTITY\s*\(", words):

@@ -461,7 +461,7 @@ def column_clause_of_another_engine(ctx: Context) -> Outcome:
     if ctx.engine == "postgresql":
         return None
     for ch in ctx.changes:
-        if isinstance(ch, AlterColumn) and (ch.settings or ch.identity is not None):
+        if isinstance(ch, AlterColumn) and ch.catalog_only:
             clause = ch.describe().split(" ", 2)[-1]
             return f"column {ch.column!r}: {clause} is PostgreSQL's; {ctx.engine} has no such clause"
         if isinstance(ch, AddColumn) and ch.identity is not None:
@@ -844,9 +844,10 @@ def generated_column_changed(ctx: Context) -> Outcome:
     # of them) is refused.
     pk = ctx.pk
     retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    plain = {t.source for t in ctx.plan.targets if t.alter is not None and t.alter.drop_expression}
     for col in ctx.reflection.columns:
         name = col["name"]
-        if col.get("computed") and (name in pk or name in ctx.plan.renames or name in retyped):
+        if col.get("computed") and name not in plain and (name in pk or name in ctx.plan.renames or name in retyped):
             what = "is part of the key" if name in pk else "is renamed or converted by the change"
             return f"generated column {name!r} {what}, which the shadow copy cannot carry over"
     return None
@@ -860,9 +861,10 @@ def generated_column_changed(ctx: Context) -> Outcome:
 )
 def generated_column_over_changed_column(ctx: Context) -> Outcome:
     retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    plain = {t.source for t in ctx.plan.targets if t.alter is not None and t.alter.drop_expression}
     for col in ctx.reflection.columns:
         computed = col.get("computed")
-        if not computed:
+        if not computed or col["name"] in plain:
             continue
         changed = [*ctx.plan.drops, *ctx.plan.renames, *retyped]
         if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:

@@ -534,7 +534,7 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
-        if col is not None and col.get("computed"):
+        if col is not None and col.get("computed") and not (t.alter is not None and t.alter.drop_expression):
             # A generated column is the engine's to compute from the copied ones, as its blocking
             # ALTER does: never written by the copy, the triggers or the replay, nor checksummed.
             defaulted.append(
@@ -661,7 +661,8 @@ def _generated(add: AddColumn | None) -> list[sa.Computed]:
 
 def column_settings(dialect: Dialect, table: str, column: str, alter: AlterColumn, identity: bool = False) -> list[str]:
     """The ``ALTER TABLE ... ALTER COLUMN`` statements of an alter's PostgreSQL column settings
-    (catalog only); ``identity``: its identity clause too. Values are checked words and numbers."""
+    (catalog only); ``identity``: its identity and DROP EXPRESSION clauses too (made in place only;
+    the copy makes DROP EXPRESSION by copying the values). Values are checked words and numbers."""
     head = f"ALTER TABLE {dialect.q(table)} ALTER COLUMN {dialect.q(column)}"
     out = []
     if alter.statistics is not None:
@@ -678,6 +679,8 @@ def column_settings(dialect: Dialect, table: str, column: str, alter: AlterColum
             out.append(f"{head} SET GENERATED {kind.upper()}")
         else:
             out.append(f"{head} DROP IDENTITY" + (" IF EXISTS" if kind else ""))
+    if identity and alter.drop_expression:
+        out.append(f"{head} DROP EXPRESSION")
     return out
 
 
@@ -694,6 +697,8 @@ def _shadow_plan(
     for t in resolved.targets:
         if t.reflected is not None:
             reflected = {**t.reflected, "name": t.name}
+            if t.alter is not None and t.alter.drop_expression:
+                reflected.pop("computed", None)  # DROP EXPRESSION: a plain column, its values copied
             type_: sa.types.TypeEngine[Any] = ColumnTypeSQL(t.type_sql) if t.type_sql else t.reflected["type"]
         else:
             reflected = {"name": t.name, "type": None, "nullable": t.nullable, "default": t.default, "comment": None}

@@ -1711,6 +1711,23 @@ CASES: list[Case] = [
         flags=("--ddl", "ALTER TABLE items ALTER COLUMN QTY TYPE bigint", *SHADOW),
         alter={SQLITE: [ITEMS_SQLITE.replace("qty integer", "qty bigint")]},
     ),
+    items_case(
+        "pg_generated_drop_expression",
+        (PG,),
+        {PG: ["ALTER TABLE items ADD COLUMN twice integer GENERATED ALWAYS AS (qty * 2) STORED"]},
+        flags=("--ddl", "ALTER TABLE items ALTER COLUMN twice DROP EXPRESSION"),
+        alter={PG: ["ALTER TABLE items ALTER COLUMN twice DROP EXPRESSION"]},
+        probes={PG: ("INSERT INTO items (name, qty, twice) VALUES ('g', 21, 5)", "SELECT sum(twice) FROM items")},
+    ),
+    items_case(
+        # by the copy: the column's values are copied, the column under it retyped
+        "pg_generated_drop_expression_with_copy",
+        (PG,),
+        {PG: ["ALTER TABLE items ADD COLUMN twice integer GENERATED ALWAYS AS (qty * 2) STORED"]},
+        flags=("--alter", "twice:drop expression", "--alter", "qty:bigint"),
+        alter={PG: ["ALTER TABLE items ALTER COLUMN twice DROP EXPRESSION, ALTER COLUMN qty TYPE bigint"]},
+        probes={PG: ("INSERT INTO items (name, qty, twice) VALUES ('g', 21, 5)", "SELECT sum(twice) FROM items")},
+    ),
 ]
 
 

@@ -126,3 +126,20 @@ def column_setting_invalid(ctx: Context) -> Outcome:
                     f"(it has: {', '.join(methods or [])})"
                 )
     return None
+
+
+@check(
+    "postgresql-drop-expression-invalid",
+    "table",
+    "ALTER COLUMN ... DROP EXPRESSION names a column that is not a generated column",
+    "name a generated column",
+    engines=ENGINES,
+)
+def drop_expression_invalid(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn) and ch.drop_expression:
+            source = ctx.source_of(ch.column)
+            col = ctx.reflection.column(source) if source is not None else None
+            if col is not None and not col.get("computed"):
+                return f"column {ch.column!r}: drop expression is refused: it is not a generated column"
+    return None
