@@ -881,9 +881,9 @@ class _DDL:
         for token in tokens:
             if token.start < start:
                 continue
-            if token.token_type in (sqlglot.TokenType.L_PAREN,):
+            if token.token_type == sqlglot.TokenType.L_PAREN:
                 depth += 1
-            elif token.token_type in (sqlglot.TokenType.R_PAREN,):
+            elif token.token_type == sqlglot.TokenType.R_PAREN:
                 depth -= 1
             elif token.token_type == sqlglot.TokenType.COMMA and depth == 0:
                 actions.append(text[start : token.start])
@@ -903,6 +903,7 @@ class _DDL:
                     f"--ddl: cannot express {action!r} ({_why_not(action)})",
                     hint="see the README's alter-language section for what each engine accepts",
                 )
+            self.strict(parsed, "this", "kind", "actions", "only")
             for node in normalize_identifiers(parsed, dialect=self.dialect).args.get("actions") or []:
                 self.action(node)
 
