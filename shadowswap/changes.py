@@ -34,16 +34,41 @@ _DROP_DEFAULT_RE = re.compile(r"(^|\s+)drop\s+default\s*$", re.IGNORECASE)
 _NULLABILITY_RE = re.compile(r"(^|\s+)(not\s+null|null)\s*$", re.IGNORECASE)
 
 
+#: PostgreSQL's column storage modes (ALTER COLUMN ... SET STORAGE)
+STORAGE_MODES = ("plain", "external", "extended", "main")
+#: what ``AlterColumn.identity`` may say (PostgreSQL identity columns)
+IDENTITY_ACTIONS = ("add always", "add by default", "set always", "set by default", "drop", "drop if exists")
+
+
 @dataclass(frozen=True)
 class AlterColumn:
-    """Change a column's type, nullability or default; ``type_sql`` None keeps the type."""
+    """Change a column's type, nullability or default; ``type_sql`` None keeps the type.
+
+    PostgreSQL's column settings (``statistics``, ``storage``, ``compression``) and identity
+    (``identity``: one of IDENTITY_ACTIONS) change the catalog only."""
 
     column: str
     type_sql: str | None = None
     nullable: bool | None = None
     default: str | None = None
     drop_default: bool = False
+    statistics: int | None = None
+    storage: str | None = None
+    compression: str | None = None
+    identity: str | None = None
+    #: PostgreSQL's DROP EXPRESSION: a stored generated column becomes a plain one, keeping its values
+    drop_expression: bool = False
     kind = "alter"
+
+    @property
+    def settings(self) -> bool:
+        """Whether it changes a PostgreSQL column setting (statistics, storage, compression)."""
+        return self.statistics is not None or self.storage is not None or self.compression is not None
+
+    @property
+    def catalog_only(self) -> bool:
+        """Whether it makes a PostgreSQL catalog-only column change (settings, identity, DROP EXPRESSION)."""
+        return self.settings or self.identity is not None or self.drop_expression
 
     def describe(self) -> str:
         text = f"alter {self.column}"
@@ -55,15 +80,38 @@ class AlterColumn:
             text += f" default {self.default}"
         if self.drop_default:
             text += " drop default"
+        if self.statistics is not None:
+            text += f" set statistics {self.statistics}"
+        if self.storage is not None:
+            text += f" set storage {self.storage}"
+        if self.compression is not None:
+            text += f" set compression {self.compression}"
+        if self.identity is not None:
+            text += f" {_identity_words(self.identity)}"
+        if self.drop_expression:
+            text += " drop expression"
         return text
+
+
+def _identity_words(action: str) -> str:
+    verb, _, kind = action.partition(" ")
+    if verb == "drop":
+        return "drop identity" + (" if exists" if kind else "")
+    return f"{verb} generated {kind}" + (" as identity" if verb == "add" else "")
 
 
 @dataclass(frozen=True)
 class AddColumn:
+    """A new column; ``generated`` is its expression when it is a generated column (``stored``: STORED,
+    else VIRTUAL), ``identity`` "always" / "by default" for a PostgreSQL identity column."""
+
     column: str
     type_sql: str
     nullable: bool = True
     default: str | None = None
+    generated: str | None = None
+    stored: bool = True
+    identity: str | None = None
     kind = "add"
 
     def describe(self) -> str:
@@ -72,6 +120,10 @@ class AddColumn:
             text += " not null"
         if self.default is not None:
             text += f" default {self.default}"
+        if self.generated is not None:
+            text += f" generated always as ({self.generated}) {'stored' if self.stored else 'virtual'}"
+        if self.identity is not None:
+            text += f" generated {self.identity} as identity"
         return text
 
 
@@ -342,30 +394,141 @@ def parse_column_definition(rest: str, type_required: bool = True) -> tuple[str 
 # -- command-line options ---------------------------------------------------------------------
 
 
+_NAME_WORD = r"[A-Za-z_][A-Za-z0-9_]*"
+#: PostgreSQL column settings and identity in the mini-language, each ``[set] WORD VALUE`` (before any default)
+_SETTING_RES = {
+    "statistics": re.compile(r"(?:^|\s)(?:set\s+)?statistics\s+(-?\d+)(?=\s|$)", re.IGNORECASE),
+    "storage": re.compile(r"(?:^|\s)(?:set\s+)?storage\s+(plain|external|extended|main)(?=\s|$)", re.IGNORECASE),
+    "compression": re.compile(rf"(?:^|\s)(?:set\s+)?compression\s+({_NAME_WORD})(?=\s|$)", re.IGNORECASE),
+    "identity": re.compile(
+        r"(?:^|\s)(?:(add|set)\s+)?generated\s+(always|by\s+default)(\s+as\s+identity)?(?=\s|$)"
+        r"|(?:^|\s)drop\s+identity(\s+if\s+exists)?(?=\s|$)",
+        re.IGNORECASE,
+    ),
+    "drop_expression": re.compile(r"(?:^|\s)drop\s+expression(?:\s+if\s+exists)?(?=\s|$)", re.IGNORECASE),
+}
+_SETTING_WORDS = re.compile(
+    r"^(set|add|drop)\b|\b(statistics|storage|compression|identity|generated|expression)\b", re.I
+)
+_GENERATED_RE = re.compile(r"(?:^|\s)(?:generated\s+always\s+)?as\s*\(", re.IGNORECASE)
+
+
+def _balanced(text: str, start: int) -> int:
+    """The index just past the parenthesis closing the one at ``start`` (quotes respected), or -1."""
+    depth, i, quote = 0, start, ""
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return -1
+
+
+def take_generated(rest: str, option: str, spec: str) -> tuple[str, str | None, bool]:
+    """``[GENERATED ALWAYS] AS (EXPR) [STORED|VIRTUAL]`` out of a column definition: (rest, EXPR, stored)."""
+    match = _GENERATED_RE.search(rest)
+    if not match:
+        return rest, None, True
+    end = _balanced(rest, match.end() - 1)
+    if end < 0:
+        raise UsageError(f"{option} {spec!r}: unbalanced parentheses in the generated expression")
+    expr = check_expression(rest[match.end() : end - 1], "generated expression")
+    tail = re.match(r"\s*(stored|virtual)(?=\s|$)", rest[end:], re.IGNORECASE)
+    stored = True
+    if tail:
+        stored = tail.group(1).lower() == "stored"
+        end += tail.end()
+    return f"{rest[: match.start()]} {rest[end:]}".strip(), expr, stored
+
+
+def take_settings(rest: str) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL's column settings and identity clauses out of the part before any ``default``."""
+    found: dict[str, Any] = {}
+    # identity first: its "by default" is not a default
+    identity = _SETTING_RES["identity"].search(rest)
+    if identity:
+        rest = f"{rest[: identity.start()]} {rest[identity.end() :]}"
+    match = _DEFAULT_RE.search(rest)
+    head, tail = (rest[: match.start()], rest[match.start() :]) if match else (rest, "")
+    for key, pattern in _SETTING_RES.items():
+        hit = identity if key == "identity" else pattern.search(head)
+        if not hit:
+            continue
+        if key == "statistics":
+            found[key] = int(hit.group(1))
+        elif key in ("storage", "compression"):
+            found[key] = hit.group(1).lower()
+        elif key == "drop_expression":
+            found[key] = True
+        elif hit.group(2) is not None:
+            found[key] = f"{(hit.group(1) or 'add').lower()} {' '.join(hit.group(2).lower().split())}"
+        else:
+            found[key] = "drop if exists" if hit.group(4) else "drop"
+        if key != "identity":
+            head = f"{head[: hit.start()]} {head[hit.end() :]}"
+    return f"{head.strip()} {tail.strip()}".strip(), found
+
+
 def parse_alter(spec: str) -> AlterColumn:
     column, rest = split_column_spec(spec, "--alter")
     try:
+        rest, settings = take_settings(rest)
         type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=False)
     except UsageError as exc:
         raise UsageError(f"--alter {spec!r}: {exc}", hint=exc.hint) from None
-    if type_sql is None and nullable is None and default is None and not drop_default:
+    if type_sql is not None and _SETTING_WORDS.search(type_sql):
+        raise UsageError(
+            f"--alter {spec!r}: {type_sql!r} is not a column setting shadowswap knows",
+            hint="PostgreSQL's: [set] statistics N, [set] storage plain|external|extended|main, [set] compression "
+            "METHOD, generated always|by default as identity, set generated always|by default, drop identity",
+        )
+    if type_sql is None and nullable is None and default is None and not drop_default and not settings:
         raise UsageError(
             f"--alter {spec!r} changes nothing",
             hint='give a type, null / not null, default EXPR or drop default, e.g. --alter "price:varchar(20)"',
         )
-    return AlterColumn(column=column, type_sql=type_sql, nullable=nullable, default=default, drop_default=drop_default)
+    return AlterColumn(
+        column=column, type_sql=type_sql, nullable=nullable, default=default, drop_default=drop_default, **settings
+    )
 
 
 def parse_add(spec: str) -> AddColumn:
     column, rest = split_column_spec(spec, "--add")
     try:
+        rest, generated, stored = take_generated(rest, "--add", spec)
+        rest, settings = take_settings(rest)
+        identity = settings.pop("identity", None)
+        if settings or (identity is not None and not identity.startswith("add")):
+            raise UsageError(
+                f"{', '.join(settings) or 'set/drop identity'} is a change to an existing column",
+                hint="add the column, then --alter it in another plan",
+            )
         type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=True)
     except UsageError as exc:
         raise UsageError(f"--add {spec!r}: {exc}", hint=exc.hint or "e.g. --add \"note:text default ''\"") from None
     if drop_default:
         raise UsageError(f"--add {spec!r}: a new column has no default to drop")
+    if (generated is not None or identity is not None) and default is not None:
+        raise UsageError(f"--add {spec!r}: a generated or identity column has no default")
     assert type_sql is not None
-    return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default)
+    return AddColumn(
+        column=column,
+        type_sql=type_sql,
+        nullable=nullable is not False if identity is None else False,
+        default=default,
+        generated=generated,
+        stored=stored,
+        identity=identity.split(" ", 1)[1] if identity is not None else None,
+    )
 
 
 def parse_drop(spec: str) -> DropColumn:
@@ -533,12 +696,17 @@ class _DDL:
         self.out.table = name
 
     def type_sql(self, node: Any) -> str:
+        if self.dialect == "sqlite":
+            # SQLite keeps a declared type as written (bigint stays bigint); sqlglot's SQLite writer
+            # maps each integer type to INTEGER, the standard writer writes INTEGER as INT: INTEGER
+            # where the user wrote int or integer, the standard spelling of any other type
+            standard = str(node.sql())
+            return check_type("INTEGER" if standard == "INT" else standard)
         return check_type(self.sql(node))
 
     def parse(self, text: str) -> ChangeSet:
         import sqlglot
         from sqlglot import exp
-        from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
         quiet = logging.getLogger("sqlglot")
         level = quiet.level
@@ -561,9 +729,17 @@ class _DDL:
                     statements, self.dialect = other, fallback
                     break
         except sqlglot.errors.SqlglotError as exc:
+            quiet.setLevel(level)
             raise UsageError(f"--ddl does not parse: {str(exc).splitlines()[0]}") from None
+        try:
+            return self.statements(statements)
         finally:
             quiet.setLevel(level)
+
+    def statements(self, statements: list[Any]) -> ChangeSet:
+        from sqlglot import exp
+        from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
         if not any(s is not None for s in statements):
             raise UsageError("--ddl is empty")
         for parsed in statements:
@@ -571,7 +747,9 @@ class _DDL:
                 continue
             # Unquoted names fold the way the engine folds them (lower case on PostgreSQL).
             statement = normalize_identifiers(parsed, dialect=self.dialect)
-            if isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
+            if isinstance(statement, exp.Command) and _is_alter_table(statement):
+                self.alter_command(statement)
+            elif isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
                 self.strict(statement, "this", "kind", "actions", "only", "options")
                 self.set_table(statement.this)
                 for action in statement.args.get("actions") or []:
@@ -741,6 +919,13 @@ class _DDL:
             raise self.refuse(action)
 
     def column_definition(self, node: Any) -> tuple[str, str, bool | None, str | None]:
+        column, type_sql, nullable, default, extra = self.column_definition_ext(node)
+        if extra:
+            raise self.refuse(node, "a generated or identity column cannot be restated by MODIFY/CHANGE")
+        return column, type_sql, nullable, default
+
+    def column_definition_ext(self, node: Any) -> tuple[str, str, bool | None, str | None, dict[str, Any]]:
+        """A column's definition, with a generated expression or identity (``extra``) where it has one."""
         from sqlglot import exp
 
         self.strict(node, "this", "kind", "constraints")
@@ -749,21 +934,39 @@ class _DDL:
             raise self.refuse(node, "no type")
         nullable: bool | None = None
         default = None
+        extra: dict[str, Any] = {}
         for constraint in node.args.get("constraints") or []:
             kind = constraint.args.get("kind")
             if isinstance(kind, exp.NotNullColumnConstraint):
                 nullable = bool(kind.args.get("allow_null"))
             elif isinstance(kind, exp.DefaultColumnConstraint):
                 default = check_default(self.sql(kind.this))
+            elif isinstance(kind, exp.ComputedColumnConstraint):
+                expr = kind.this.this if isinstance(kind.this, exp.Paren) else kind.this
+                persisted = kind.args.get("persisted")
+                extra["generated"] = check_expression(self.sql(expr), "generated expression")
+                # PostgreSQL's are STORED (its only kind); SQLite's are VIRTUAL unless said
+                extra["stored"] = bool(persisted) if persisted is not None else self.dialect != "sqlite"
+            elif isinstance(kind, exp.GeneratedAsIdentityColumnConstraint) and kind.this is not None:
+                options = [k for k, v in kind.args.items() if k not in ("this", "on_null") and v not in (None, False)]
+                if options or kind.args.get("on_null"):
+                    raise self.refuse(node, _IDENTITY_OPTIONS)
+                extra["identity"] = "always" if kind.this else "by default"
             else:
                 raise self.refuse(
-                    node, "only NULL, NOT NULL and DEFAULT; add keys and constraints with --add-index/--add-unique"
+                    node,
+                    "only NULL, NOT NULL, DEFAULT, GENERATED ALWAYS AS (...) and identity; add keys and constraints "
+                    "with --add-index/--add-unique",
                 )
-        return column, self.type_sql(node.args["kind"]), nullable, default
+        if extra and default is not None:
+            raise self.refuse(node, "a generated or identity column has no default")
+        return column, self.type_sql(node.args["kind"]), nullable, default, extra
 
     def add_column(self, node: Any) -> AddColumn:
-        column, type_sql, nullable, default = self.column_definition(node)
-        return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default)
+        column, type_sql, nullable, default, extra = self.column_definition_ext(node)
+        if extra.get("identity"):
+            nullable = False  # an identity column is NOT NULL
+        return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default, **extra)
 
     def modify_column(self, action: Any) -> None:
         # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no default).
@@ -819,6 +1022,8 @@ class _DDL:
             if node.args.get("nulls") or (node.args.get("include") and node.args["include"].args.get("include")):
                 raise self.refuse(node)
             return AddIndex(name, self.index_columns(node, schema.expressions), unique=True)
+        if isinstance(node, exp.PrimaryKey | exp.PrimaryKeyColumnConstraint):
+            raise self.refuse(node, _PRIMARY_KEY_SWAP)
         raise self.refuse(node)
 
     def create_index(self, statement: Any) -> None:
@@ -834,6 +1039,132 @@ class _DDL:
         self.strict(params, "columns")
         columns = self.index_columns(statement, params.args.get("columns") or [])
         self.order.append(AddIndex(self.name(index.this), columns, unique=bool(statement.args.get("unique"))))
+
+    # -- ALTER TABLE clauses sqlglot reads as an opaque Command (PostgreSQL's column settings, identity)
+
+    def alter_command(self, statement: Any) -> None:
+        """``ALTER TABLE t <action>, ...`` that sqlglot gave up on: each action is matched here against
+        the PostgreSQL column clauses shadowswap maps, or parsed again on its own by sqlglot, or refused
+        by name. Names fold as the engine folds them (unquoted: lower case on PostgreSQL)."""
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+        text = str(statement.expression or "")
+        tokens = list(sqlglot.tokenize(text, read=self.dialect))
+        # TABLE [IF EXISTS] [ONLY] name
+        words = [t.text.upper() for t in tokens[:4]]
+        if words[:1] != ["TABLE"]:
+            raise self.refuse(statement)
+        if words[1:3] == ["IF", "EXISTS"]:
+            raise self.refuse(statement, _CLAUSES["exists"] + " is not supported")
+        skip = 2 if words[1:2] == ["ONLY"] else 1
+        if len(tokens) <= skip:
+            raise self.refuse(statement, "expected a table name")
+        if len(tokens) > skip + 1 and tokens[skip + 1].text == ".":
+            raise self.refuse(statement, "schema-qualified tables are not supported; connect to that schema")
+        # a quoted identifier's token spans its quotes
+        table_sql = text[tokens[skip].start : tokens[skip].end + 1]
+        table = sqlglot.parse_one(f"SELECT 1 FROM {table_sql}", read=self.dialect)
+        self.set_table(normalize_identifiers(table, dialect=self.dialect).find(exp.Table))
+        depth, start, actions = 0, tokens[skip].end + 1, []
+        for token in tokens:
+            if token.start < start:
+                continue
+            if token.token_type == sqlglot.TokenType.L_PAREN:
+                depth += 1
+            elif token.token_type == sqlglot.TokenType.R_PAREN:
+                depth -= 1
+            elif token.token_type == sqlglot.TokenType.COMMA and depth == 0:
+                actions.append(text[start : token.start])
+                start = token.end + 1
+        actions.append(text[start:])
+        for action in (a.strip() for a in actions):
+            if not action:
+                raise self.refuse(statement, "an empty clause")
+            if self.column_clause(action):
+                continue
+            try:
+                parsed = sqlglot.parse_one(f"ALTER TABLE {table_sql} {action}", read=self.dialect)
+            except sqlglot.errors.SqlglotError:
+                parsed = None
+            if not isinstance(parsed, exp.Alter):
+                raise UsageError(
+                    f"--ddl: cannot express {action!r} ({_why_not(action)})",
+                    hint="see the README's alter-language section for what each engine accepts",
+                )
+            self.strict(parsed, "this", "kind", "actions", "only")
+            for node in normalize_identifiers(parsed, dialect=self.dialect).args.get("actions") or []:
+                self.action(node)
+
+    def fold(self, name: str) -> str:
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            return name[1:-1].replace('""', '"')
+        return name.lower() if self.dialect in ("postgres", None) else name
+
+    def column_clause(self, action: str) -> bool:
+        """``ALTER [COLUMN] c SET STATISTICS | SET STORAGE | SET COMPRESSION | ADD GENERATED ... AS IDENTITY |
+        SET GENERATED | DROP IDENTITY``: one AlterColumn setting each; False when it is none of them."""
+        match = _COLUMN_CLAUSE_RE.match(action)
+        if not match:
+            return False
+        column, clause = self.fold(match.group(1)), " ".join(match.group(2).split())
+        words = clause.lower().split()
+        key: str
+        value: Any
+        if words[:2] == ["set", "statistics"] and len(words) == 3 and re.fullmatch(r"-?\d+", words[2]):
+            key, value = "statistics", int(words[2])
+        elif words[:2] == ["set", "storage"] and len(words) == 3 and words[2] in STORAGE_MODES:
+            key, value = "storage", words[2]
+        elif words[:2] == ["set", "compression"] and len(words) == 3 and re.fullmatch(_NAME_WORD, words[2]):
+            key, value = "compression", words[2]
+        elif words[:2] == ["add", "generated"] and words[-2:] == ["as", "identity"] and len(words) in (5, 6):
+            key, value = "identity", f"add {' '.join(words[2:-2])}"
+        elif words[:2] == ["set", "generated"] and len(words) in (3, 4):
+            key, value = "identity", f"set {' '.join(words[2:])}"
+        elif words in (["drop", "identity"], ["drop", "identity", "if", "exists"]):
+            key, value = "identity", "drop" if len(words) == 2 else "drop if exists"
+        elif words in (["drop", "expression"], ["drop", "expression", "if", "exists"]):
+            key, value = "drop_expression", True
+        else:
+            return False
+        if key == "identity" and value not in IDENTITY_ACTIONS:
+            return False
+        self.set_once(column, key, value, None)
+        return True
+
+
+_NAME_TEXT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_COLUMN_CLAUSE_RE = re.compile(rf"^alter\s+(?:column\s+)?({_NAME_TEXT})\s+(.*)$", re.IGNORECASE | re.DOTALL)
+
+_IDENTITY_OPTIONS = (
+    "identity sequence options (START WITH, INCREMENT BY, ...) are not supported; add the identity, then ALTER SEQUENCE"
+)
+_PRIMARY_KEY_SWAP = (
+    "a primary key swap: the copy, the change log and the verification track rows by the table's current "
+    "primary key, which shadowswap keeps; change the key with a blocking ALTER TABLE in a maintenance window"
+)
+
+
+def _is_alter_table(statement: Any) -> bool:
+    return str(statement.this).upper() == "ALTER" and str(statement.expression or "").lstrip().upper().startswith(
+        "TABLE"
+    )
+
+
+def _why_not(action: str) -> str:
+    """Why a clause is refused, for the clauses users write that shadowswap does not map."""
+    words = " ".join(action.split()).upper()
+    if re.search(r"\bSET\s+EXPRESSION\b", words):
+        return (
+            "ALTER COLUMN ... SET EXPRESSION is PostgreSQL 17's; write DROP COLUMN c, ADD COLUMN c ... GENERATED "
+            "ALWAYS AS (...) STORED, which shadowswap runs online (the column then comes last, as that ALTER puts it)"
+        )
+    if re.search(r"\bPRIMARY\s+KEY\b", words):
+        return _PRIMARY_KEY_SWAP
+    if re.search(r"\bADD\s+GENERATED\b.*\bIDENTITY\s*\(", words):
+        return _IDENTITY_OPTIONS
+    return "shadowswap does not map this clause"
 
 
 def parse_ddl(text: str, read: str | None) -> ChangeSet:

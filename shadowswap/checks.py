@@ -248,7 +248,12 @@ def columns_hint(ref: Reflection) -> str:
 
 
 def _unknown(ctx: Context, name: str) -> Refusal:
-    return Refusal(f"column {name!r} does not exist in table {ctx.table!r}", hint=columns_hint(ctx.reflection))
+    hint = columns_hint(ctx.reflection)
+    other = [c for c in ctx.original if c.lower() == name.lower()]
+    if other:
+        # the options take names literally; PostgreSQL folds only unquoted names in SQL
+        hint = f"did you mean {other[0]!r}? names in the options are exact (their case too); {hint}"
+    return Refusal(f"column {name!r} does not exist in table {ctx.table!r}", hint=hint)
 
 
 def _exists(ctx: Context, name: str) -> str:
@@ -347,7 +352,14 @@ def drop_twice(ctx: Context) -> Outcome:
 
 @check("add-existing-column", "table", "an added column's name is taken", "choose another name")
 def add_existing_column(ctx: Context) -> Outcome:
-    return _first_taken(ctx, _named(ctx, AddColumn, "column"))
+    # a column the same changes drop frees its name (DROP COLUMN c, ADD COLUMN c ...: a new column c)
+    taken = set(ctx.original) - set(ctx.drops)
+    for ch in ctx.changes:
+        if isinstance(ch, AddColumn):
+            if ch.column in taken:
+                return _exists(ctx, ch.column)
+            taken.add(ch.column)
+    return None
 
 
 @check(
@@ -358,7 +370,9 @@ def add_existing_column(ctx: Context) -> Outcome:
 )
 def add_not_null_without_default(ctx: Context) -> Outcome:
     for ch in ctx.changes:
-        if isinstance(ch, AddColumn) and not ch.nullable and ch.default is None and ch.column not in ctx.usings:
+        if not isinstance(ch, AddColumn) or ch.generated is not None or ch.identity is not None:
+            continue  # the engine computes a generated or identity column's values
+        if not ch.nullable and ch.default is None and ch.column not in ctx.usings:
             return Refusal(
                 f"new column {ch.column!r} is NOT NULL without a default: the existing rows need a value",
                 hint=f"add `default EXPR`, or give --using {ch.column}=EXPR to compute it from each row",
@@ -448,6 +462,57 @@ def primary_key_nullable(ctx: Context) -> Outcome:
             source = ctx.source_of(ch.column)
             if source in ctx.pk:
                 return Refusal(f"column {source!r} is part of the primary key and cannot be made nullable")
+    return None
+
+
+@check(
+    "column-clause-of-another-engine",
+    "table",
+    "SET STATISTICS / STORAGE / COMPRESSION and identity columns are PostgreSQL's; this engine has no such clause",
+    "leave the clause out on this engine",
+)
+def column_clause_of_another_engine(ctx: Context) -> Outcome:
+    if ctx.engine == "postgresql":
+        return None
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn) and ch.catalog_only:
+            clause = ch.describe().split(" ", 2)[-1]
+            return f"column {ch.column!r}: {clause} is PostgreSQL's; {ctx.engine} has no such clause"
+        if isinstance(ch, AddColumn) and ch.identity is not None:
+            return f"column {ch.column!r}: identity columns are PostgreSQL's; {ctx.engine} has none"
+    return None
+
+
+@check(
+    "using-on-generated-column",
+    "table",
+    "--using names a generated column, which the engine computes and the copy never writes",
+    "change the generated column's expression instead (drop it and add it again)",
+)
+def using_on_generated_column(ctx: Context) -> Outcome:
+    for name in ctx.usings:
+        add = ctx.adds.get(name)
+        source = ctx.source_of(name)
+        col = ctx.reflection.column(source) if source is not None and add is None else None
+        if (add is not None and add.generated is not None) or (col is not None and col.get("computed")):
+            return f"--using {name}=...: {name!r} is a generated column, computed by the engine, not the copy"
+    return None
+
+
+@check(
+    "generated-column-over-dropped-column",
+    "table",
+    "an added generated column is computed from a column the change drops",
+    "keep the column, or compute the generated column from others",
+)
+def added_generated_over_dropped(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AddColumn) and ch.generated is not None:
+            touched = sorted(mentions(ch.generated, [d for d in ctx.drops if d not in ctx.adds]))
+            if touched:
+                return (
+                    f"new generated column {ch.column!r} is computed from column {touched[0]!r}, which the change drops"
+                )
     return None
 
 
@@ -715,6 +780,27 @@ def invalid_default(ctx: Context) -> Outcome:
 
 
 @check(
+    "invalid-generated-expression",
+    "database",
+    "the database does not accept an added generated column's expression over the table",
+    "give an expression over the table's columns the engine accepts in a generated column",
+)
+def invalid_generated_expression(ctx: Context) -> Outcome:
+    dialect = ctx.engine_dialect
+    for target in ctx.plan.targets:
+        add = target.add
+        if add is None or add.generated is None:
+            continue
+        # over the original table; an expression naming a renamed or added column is left to the engine
+        if mentions(add.generated, [*ctx.plan.renames.values(), *ctx.adds]):
+            continue
+        error = prepare(ctx.db, dialect, f"SELECT ({add.generated}) FROM {dialect.q(ctx.table)}")
+        if error is not None:
+            return f"invalid generated expression {add.generated!r} for column {add.column!r}: {error}"
+    return None
+
+
+@check(
     "index-name-taken",
     "database",
     "a new index's name is taken elsewhere in the database (names are per schema there)",
@@ -855,9 +941,10 @@ def generated_column_changed(ctx: Context) -> Outcome:
     # of them) is refused.
     pk = ctx.pk
     retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    plain = {t.source for t in ctx.plan.targets if t.alter is not None and t.alter.drop_expression}
     for col in ctx.reflection.columns:
         name = col["name"]
-        if col.get("computed") and (name in pk or name in ctx.plan.renames or name in retyped):
+        if col.get("computed") and name not in plain and (name in pk or name in ctx.plan.renames or name in retyped):
             what = "is part of the key" if name in pk else "is renamed or converted by the change"
             return f"generated column {name!r} {what}, which the shadow copy cannot carry over"
     return None
@@ -871,9 +958,10 @@ def generated_column_changed(ctx: Context) -> Outcome:
 )
 def generated_column_over_changed_column(ctx: Context) -> Outcome:
     retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    plain = {t.source for t in ctx.plan.targets if t.alter is not None and t.alter.drop_expression}
     for col in ctx.reflection.columns:
         computed = col.get("computed")
-        if not computed or col["name"] in ctx.plan.drops:  # dropped with it: nothing to carry
+        if not computed or col["name"] in ctx.plan.drops or col["name"] in plain:  # dropped: nothing to carry
             continue
         changed = [*ctx.plan.drops, *ctx.plan.renames, *retyped]
         if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:

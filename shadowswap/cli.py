@@ -248,7 +248,7 @@ def render_plan(p: Plan) -> None:
         )
         out.print(
             Panel(
-                Syntax(";\n".join(p.swap_sql + p.post_swap_sql) + ";", "sql", word_wrap=True),
+                Syntax(";\n".join(p.swap_sql + p.column_settings_sql + p.post_swap_sql) + ";", "sql", word_wrap=True),
                 title=f"swap (old table kept as {p.old_table})",
                 title_align="left",
             )

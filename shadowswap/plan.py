@@ -330,6 +330,9 @@ class Plan:
     order_by: list[str] = field(default_factory=list)
     #: ``--transform``: columns filled by a Python function of the row (None: the copy expressions only)
     transform: TransformPlan | None = None
+    #: the plan's own column settings (PostgreSQL SET STATISTICS / STORAGE / COMPRESSION), run on the
+    #: new table inside the swap after the surroundings are carried over, so they win over the old values
+    column_settings_sql: list[str] = field(default_factory=list)
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:

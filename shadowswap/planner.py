@@ -385,6 +385,7 @@ def _facts(dialect: Dialect, ref: Reflection, resolved: Resolved, changes: list[
                     default_changed=target.default_changed,
                     default_is_constant=strategy.is_constant(target.default, read),
                     has_using=target.using is not None,
+                    settings=tuple(column_settings(dialect, ref.table, target.source or "", ch, identity=True)),
                 )
             )
         elif isinstance(ch, AddColumn):
@@ -400,11 +401,15 @@ def _facts(dialect: Dialect, ref: Reflection, resolved: Resolved, changes: list[
                     default_changed=ch.default is not None,
                     default_is_constant=strategy.is_constant(ch.default, read),
                     has_using=target.using is not None,
+                    generated=None if ch.generated is None else ("stored" if ch.stored else "virtual"),
+                    identity=ch.identity,
                 )
             )
         elif isinstance(ch, DropColumn | RenameColumn):
             column = ch.column if isinstance(ch, DropColumn) else ch.old
-            facts.append(ChangeFacts(kind=ch.kind, description=ch.describe(), column=column))
+            computed = (ref.column(column) or {}).get("computed")
+            generated = None if not computed else "stored" if computed.get("persisted", True) else "virtual"
+            facts.append(ChangeFacts(kind=ch.kind, description=ch.describe(), column=column, generated=generated))
         elif isinstance(ch, DropIndex):
             unique = any(u.get("name") == ch.name for u in ref.unique_constraints)
             facts.append(ChangeFacts(kind="drop_index", description=ch.describe(), column=ch.name, unique=unique))
@@ -425,8 +430,31 @@ def _facts(dialect: Dialect, ref: Reflection, resolved: Resolved, changes: list[
     return facts
 
 
+def fold_names(ref: Reflection, changes: list[Change], usings: dict[str, str]) -> tuple[list[Change], dict[str, str]]:
+    """Column names as the table spells them, where the engine compares them case-insensitively
+    (SQLite: ``--alter QTY:bigint`` is column qty, ``--add QTY:int`` clashes with it)."""
+    spelled = {c["name"].lower(): c["name"] for c in ref.columns}
+
+    def fold(name: str) -> str:
+        return name if name in spelled.values() else spelled.get(name.lower(), name)
+
+    out: list[Change] = []
+    for ch in changes:
+        if isinstance(ch, AlterColumn | AddColumn | DropColumn):
+            ch = replace(ch, column=fold(ch.column))
+        elif isinstance(ch, RenameColumn):
+            old = fold(ch.old)
+            # a rename that changes only the case of the name is the engine's to make, not a clash
+            ch = replace(ch, old=old, new=ch.new if ch.new.lower() == old.lower() else fold(ch.new))
+        elif isinstance(ch, AddIndex):
+            ch = replace(ch, columns=tuple(fold(c) for c in ch.columns))
+        out.append(ch)
+    return out, {fold(name): expr for name, expr in usings.items()}
+
+
 def _destructive(dialect: Dialect, fact: ChangeFacts) -> str | None:
-    if fact.kind == "drop":
+    if fact.kind == "drop" and fact.generated is None:
+        # a generated column's values are computed from the others: dropping it loses nothing
         return f"drops column {fact.column} and its data"
     if fact.kind == "drop_index":
         return f"drops {'unique constraint' if fact.unique else 'index'} {fact.column}"
@@ -461,6 +489,8 @@ def _plan_from_reflection(
             "--transform computes columns in Python, so the rows are copied: --strategy instant cannot run it",
             hint="drop --strategy instant (auto copies)",
         )
+    if dialect.name == "sqlite":
+        changes, usings = fold_names(ref, changes, usings)
     resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table), engine=dialect.name)
     checks.run(
         "database",
@@ -538,6 +568,10 @@ def _plan_from_reflection(
             post_swap_sql=[],
         )
         plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
+        # after alembic's: a type change resets storage and compression to the new type's defaults
+        for t in resolved.targets:
+            if t.alter is not None and t.source is not None:
+                plan.instant_sql += column_settings(dialect, table, t.source, t.alter, identity=True)
         plan.notes = dialect.instant_plan_notes()
         return plan
     plan = _shadow_plan(conn, dialect, ref, resolved, common, order_by)
@@ -579,7 +613,7 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
-        if col is not None and col.get("computed"):
+        if col is not None and col.get("computed") and not (t.alter is not None and t.alter.drop_expression):
             # A generated column is the engine's to compute from the copied ones, as its blocking
             # ALTER does: never written by the copy, the triggers or the replay, nor checksummed.
             defaulted.append(
@@ -599,6 +633,21 @@ def _column_plans(
             expression = f"({qualify(t.using, source_columns, dialect.sqlglot_dialect)})"
             if t.type_sql is not None:
                 expression = dialect.cast_sql(expression, t.type_sql)
+        elif t.source is None and t.add is not None and t.add.generated is not None:
+            # an added generated column: the engine computes it, as for the table's own (above)
+            defaulted.append(
+                ColumnPlan(
+                    name=t.name,
+                    old_type=None,
+                    new_type=new_type,
+                    old_nullable=None,
+                    new_nullable=t.nullable,
+                    expression=f"GENERATED ALWAYS AS ({t.add.generated})",
+                    changed=True,
+                    source_column=None,
+                )
+            )
+            continue
         elif t.source is None:
             # an added column: its server default (NULL without one) fills the old rows and new ones
             defaulted.append(
@@ -666,6 +715,7 @@ def _instant_ops(dialect: Dialect, ref: Reflection, resolved: Resolved) -> strat
         sa.Column(
             t.name,
             ColumnTypeSQL(t.type_sql or ""),
+            *_generated(t.add),
             nullable=t.nullable,
             server_default=sa.text(t.default) if t.default is not None else None,
         )
@@ -682,6 +732,37 @@ def _instant_ops(dialect: Dialect, ref: Reflection, resolved: Resolved) -> strat
         renames=renames,
         adds=adds,
     )
+
+
+def _generated(add: AddColumn | None) -> list[sa.Computed]:
+    if add is None or add.generated is None:
+        return []
+    return [sa.Computed(sa.text(add.generated), persisted=add.stored)]
+
+
+def column_settings(dialect: Dialect, table: str, column: str, alter: AlterColumn, identity: bool = False) -> list[str]:
+    """The ``ALTER TABLE ... ALTER COLUMN`` statements of an alter's PostgreSQL column settings
+    (catalog only); ``identity``: its identity and DROP EXPRESSION clauses too (made in place only;
+    the copy makes DROP EXPRESSION by copying the values). Values are checked words and numbers."""
+    head = f"ALTER TABLE {dialect.q(table)} ALTER COLUMN {dialect.q(column)}"
+    out = []
+    if alter.statistics is not None:
+        out.append(f"{head} SET STATISTICS {int(alter.statistics)}")
+    if alter.storage is not None:
+        out.append(f"{head} SET STORAGE {alter.storage.upper()}")
+    if alter.compression is not None:
+        out.append(f"{head} SET COMPRESSION {dialect.q(alter.compression)}")
+    if identity and alter.identity is not None:
+        verb, _, kind = alter.identity.partition(" ")
+        if verb == "add":
+            out.append(f"{head} ADD GENERATED {kind.upper()} AS IDENTITY")
+        elif verb == "set":
+            out.append(f"{head} SET GENERATED {kind.upper()}")
+        else:
+            out.append(f"{head} DROP IDENTITY" + (" IF EXISTS" if kind else ""))
+    if identity and alter.drop_expression:
+        out.append(f"{head} DROP EXPRESSION")
+    return out
 
 
 def _shadow_plan(
@@ -702,9 +783,13 @@ def _shadow_plan(
     for t in resolved.targets:
         if t.reflected is not None:
             reflected = {**t.reflected, "name": t.name}
+            if t.alter is not None and t.alter.drop_expression:
+                reflected.pop("computed", None)  # DROP EXPRESSION: a plain column, its values copied
             type_: sa.types.TypeEngine[Any] = ColumnTypeSQL(t.type_sql) if t.type_sql else t.reflected["type"]
         else:
             reflected = {"name": t.name, "type": None, "nullable": t.nullable, "default": t.default, "comment": None}
+            if t.add is not None and t.add.generated is not None:
+                reflected["computed"] = {"sqltext": t.add.generated, "persisted": t.add.stored}
             type_ = ColumnTypeSQL(t.type_sql or "")
         columns.append(dialect.shadow_column(reflected, type_, t.nullable, t.default))
 
@@ -819,6 +904,10 @@ def _shadow_plan(
             )
         )
 
+    settings = [(t.name, t.alter) for t in resolved.targets if t.alter is not None and t.alter.settings]
+    # on the shadow before the copy, so the rows are written as a rewriting ALTER would write them;
+    # and on the new table in the swap, after the old values are carried over (surroundings.py)
+    shadow_ddl += [stmt for name, alter in settings for stmt in column_settings(dialect, shadow, name, alter)]
     plan = Plan(
         **common,
         estimated_rows=dialect.estimated_rows(conn, table),
@@ -831,6 +920,7 @@ def _shadow_plan(
         swap_sql=[],
         post_swap_sql=[],
         capture=capture,
+        column_settings_sql=[stmt for name, alter in settings for stmt in column_settings(dialect, table, name, alter)],
     )
     plan.table_option_sql = dialect.table_option_sql(conn, plan, resolved.table_options)
     plan.trigger_ddl = dialect.trigger_ddl(plan)

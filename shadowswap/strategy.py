@@ -47,6 +47,12 @@ class ChangeFacts:
     default_is_constant: bool = False
     has_using: bool = False
     unique: bool = False
+    #: an added generated column: "stored" or "virtual"
+    generated: str | None = None
+    #: an added identity column ("always" / "by default")
+    identity: str | None = None
+    #: PostgreSQL catalog-only column clauses the change makes (SET STATISTICS, identity, ...)
+    settings: tuple[str, ...] = ()
 
 
 class ColumnTypeSQL(sa.types.UserDefinedType[Any]):

@@ -206,6 +206,47 @@ TABLE_CASES: list[tuple[list[Change], dict[str, str], str, str | None]] = [
 ]
 
 
+# issue 15: names in another case, generated columns
+TABLE_CASES += [
+    (
+        [AlterColumn("Name", type_sql="text")],
+        {},
+        "column 'Name' does not exist in table 'products'",
+        f"did you mean 'name'? names in the options are exact (their case too); {COLUMNS_HINT}",
+    ),
+    (
+        [AddColumn("x", "int", generated="price * 2")],
+        {"x": "1"},
+        "--using x=...: 'x' is a generated column, computed by the engine, not the copy",
+        "change the generated column's expression instead (drop it and add it again)",
+    ),
+    (
+        [DropIndex("ix_name"), DropColumn("name"), AddColumn("x", "text", generated="upper(name)")],
+        {},
+        "new generated column 'x' is computed from column 'name', which the change drops",
+        "keep the column, or compute the generated column from others",
+    ),
+    (
+        [AddColumn("x", "int", nullable=False, generated="price * 2"), AddColumn("x", "int")],
+        {},
+        "column 'x' already exists in table 'products'",
+        "choose another name",
+    ),
+]
+
+
+def test_a_dropped_column_frees_its_name() -> None:
+    """DROP COLUMN c, ADD COLUMN c ...: a new column c at the end, whichever order the changes come in;
+    a generated NOT NULL column needs no default."""
+    for changes in (
+        [DropColumn("note"), AddColumn("note", "bigint", nullable=False, generated="price * 2")],
+        [AddColumn("note", "bigint", nullable=False, generated="price * 2"), DropColumn("note")],
+    ):
+        resolved = resolve(products(), changes, {})
+        assert [t.name for t in resolved.targets][-2:] == ["category_id", "note"]
+        assert resolved.drops == ["note"] and resolved.targets[-1].source is None
+
+
 @pytest.mark.parametrize(("changes", "usings", "message", "hint"), TABLE_CASES)
 def test_table_refusals(changes: list[Change], usings: dict[str, str], message: str, hint: str | None) -> None:
     with pytest.raises(UsageError) as raised:

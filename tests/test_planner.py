@@ -108,7 +108,8 @@ def test_ddl_parses_into_the_same_changes_as_the_options() -> None:
         "ALTER TABLE products RENAME TO goods",
         "ALTER TABLE products ADD COLUMN x int PRIMARY KEY",
         "ALTER TABLE products ADD COLUMN x int REFERENCES other (id)",
-        "ALTER TABLE products ADD COLUMN x int GENERATED ALWAYS AS (stock_quantity * 2) STORED",
+        "ALTER TABLE products ALTER COLUMN x SET EXPRESSION AS (stock_quantity * 2)",
+        "ALTER TABLE products ADD PRIMARY KEY (sku)",
         "ALTER TABLE products DROP COLUMN name CASCADE",
         'ALTER TABLE products ALTER COLUMN name TYPE text COLLATE "C"',
         "CREATE INDEX ix ON products (lower(name))",
@@ -436,6 +437,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
         "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture", "moved_at_swap",
         "table_option_sql", "order_by_index", "order_by",
         "transform",
+        "column_settings_sql",
     }  # fmt: skip
     assert set(doc) == documented
     assert doc["transform"] is None

@@ -17,6 +17,8 @@ One room a concern; ``PostgresDialect`` is their composition:
 - ``surroundings.py`` (functions, not a room; the swap room calls them) triggers, grants, comments,
                       RLS, storage, replica identity, publications carried over in the swap;
                       partitioned and inherited tables refused at plan
+- ``checks.py``     (functions, not a room) plan-time refusals of column settings and identity clauses,
+                      registered with ``shadowswap.checks``
 - ``checksum.py``   verification snapshot, chunk checksums, row images
 - ``probes.py``     row estimates and the throttle's lag and load probes
 - ``backup.py``     pg_dump of the table before the migration

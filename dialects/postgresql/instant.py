@@ -51,6 +51,10 @@ class PostgresInstant(PostgresBase):
         if change.has_using:
             return False, "a USING expression rewrites every row"
         if kind == "add":
+            if change.generated is not None:
+                return False, "a stored generated column is computed and written for every row"
+            if change.identity is not None:
+                return False, "an identity column's values are written to every row"
             if change.default is None:
                 return True, "a column without a default is added in the catalog only"
             version = self.sa_dialect.server_version_info or (0,)
@@ -70,6 +74,9 @@ class PostgresInstant(PostgresBase):
                 reasons.append("DROP NOT NULL changes the catalog only")
             if change.default_changed:
                 reasons.append("a default applies to future inserts only")
+            if change.settings:
+                # SET STORAGE / COMPRESSION apply to values written from then on, as a blocking ALTER's do
+                reasons.append("column settings and identity change the catalog only")
             return True, "; ".join(reasons) or "nothing to rewrite"
         return super().instant_reason(change)
 

@@ -140,6 +140,8 @@ class PostgresSwap(PostgresDependents):
                 # the plan's changed storage parameters, over the old ones just carried (tableoptions.py)
                 for stmt in plan.table_option_sql:
                     self.run(conn, stmt)
+                for stmt in plan.column_settings_sql:
+                    self.run(conn, stmt)  # the plan's own settings, over the carried ones
                 in_swap(conn)
             held = time.perf_counter() - locked_at
             for stmt in plan.post_swap_sql:

@@ -18,6 +18,11 @@ class SQLitePlanning(SQLiteBase):
 
         Everything else (types, nullability, defaults, dropping a column: SQLite 3.35's DROP
         COLUMN rewrites every row) takes the shadow copy."""
+        if change.kind == "add" and change.generated == "stored":
+            # an implementation limit of SQLite's ALTER, not of the table: the copy computes it
+            return False, "SQLite's ADD COLUMN cannot add a STORED generated column; the copy computes it"
+        if change.kind == "add" and change.generated == "virtual" and not change.has_using:
+            return True, "ADD COLUMN of a VIRTUAL generated column edits the stored CREATE TABLE only"
         if change.kind == "add" and not change.has_using:
             if change.default is None:
                 return True, "ADD COLUMN edits the stored CREATE TABLE only; existing rows read NULL"
