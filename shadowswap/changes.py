@@ -747,7 +747,9 @@ class _DDL:
                 continue
             # Unquoted names fold the way the engine folds them (lower case on PostgreSQL).
             statement = normalize_identifiers(parsed, dialect=self.dialect)
-            if isinstance(statement, exp.Command) and _is_alter_table(statement):
+            if isinstance(statement, exp.Command) and _RESET.match(str(statement.args.get("expression") or "")):
+                self.reset_options(statement)
+            elif isinstance(statement, exp.Command) and _is_alter_table(statement):
                 self.alter_command(statement)
             elif isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
                 self.strict(statement, "this", "kind", "actions", "only", "options")
@@ -756,8 +758,6 @@ class _DDL:
                     self.action(action)
                 for option in statement.args.get("options") or []:
                     self.table_option(option)
-            elif isinstance(statement, exp.Command) and _RESET.match(str(statement.args.get("expression") or "")):
-                self.reset_options(statement)
             elif isinstance(statement, exp.Create) and str(statement.args.get("kind", "")).upper() == "INDEX":
                 self.create_index(statement)
             elif isinstance(statement, exp.Drop) and str(statement.args.get("kind", "")).upper() == "INDEX":
@@ -1164,6 +1164,13 @@ def _why_not(action: str) -> str:
         return _PRIMARY_KEY_SWAP
     if re.search(r"\bADD\s+GENERATED\b.*\bIDENTITY\s*\(", words):
         return _IDENTITY_OPTIONS
+    if re.search(r"^(SET\s+WITHOUT\s+)?CLUSTER\b", words):
+        # CLUSTER ON only marks the index a later blocking CLUSTER reads; the online equivalent of
+        # that CLUSTER is the ordered rebuild
+        return (
+            "it only marks the index a blocking CLUSTER uses; "
+            "--rebuild --order-by INDEX rewrites the table in that order online"
+        )
     return "shadowswap does not map this clause"
 
 

@@ -62,7 +62,7 @@ DDL_ROWS: list[tuple[str, str, list[object] | str]] = [
     ),
     ("postgres", "ALTER TABLE t SET WITHOUT CLUSTER", "SET WITHOUT CLUSTER is not supported"),
     ("postgres", "ALTER TABLE t SET (fillfactor = '7); DROP TABLE x')", "must be a number or a word"),
-    ("postgres", "ALTER TABLE t CLUSTER ON ix", "only ALTER TABLE"),
+    ("postgres", "ALTER TABLE t CLUSTER ON ix", "--rebuild --order-by INDEX"),
 ]
 
 
