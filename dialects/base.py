@@ -80,6 +80,10 @@ class Dialect(ABC):
     repoints_referencing_keys = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
+    #: column names compare case-insensitively (MySQL): a change's names are folded to the table's
+    column_names_fold_case = False
+    #: the shadow honours FIRST / AFTER, COMMENT and generated columns given in the changes (MySQL)
+    maps_column_attributes = False
     #: the type a value is rendered as when ``--check-casts`` compares it before and after
     text_type = "text"
 

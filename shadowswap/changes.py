@@ -34,15 +34,40 @@ _DROP_DEFAULT_RE = re.compile(r"(^|\s+)drop\s+default\s*$", re.IGNORECASE)
 _NULLABILITY_RE = re.compile(r"(^|\s+)(not\s+null|null)\s*$", re.IGNORECASE)
 
 
+#: where a column goes in the new table: ("first", None) or ("after", COLUMN) (MySQL's FIRST / AFTER)
+Position = tuple[str, str | None]
+
+
+def _describe_extras(comment: str | None, generated: str | None, stored: bool | None, position: Position | None) -> str:
+    text = ""
+    if generated:
+        text += f" as ({generated}) {'stored' if stored else 'virtual'}"
+    elif generated == "":
+        text += " not generated"
+    if comment is not None:
+        text += f" comment {comment!r}"
+    if position is not None:
+        text += " first" if position[0] == "first" else f" after {position[1]}"
+    return text
+
+
 @dataclass(frozen=True)
 class AlterColumn:
-    """Change a column's type, nullability or default; ``type_sql`` None keeps the type."""
+    """Change a column's type, nullability or default; ``type_sql`` None keeps the type.
+
+    ``comment``, ``generated`` and ``position`` None keep what the column has; ``comment`` ""
+    removes it, ``generated`` "" makes a generated column a plain one (MySQL's MODIFY restating it).
+    """
 
     column: str
     type_sql: str | None = None
     nullable: bool | None = None
     default: str | None = None
     drop_default: bool = False
+    comment: str | None = None
+    generated: str | None = None
+    stored: bool | None = None
+    position: Position | None = None
     kind = "alter"
 
     def describe(self) -> str:
@@ -55,7 +80,7 @@ class AlterColumn:
             text += f" default {self.default}"
         if self.drop_default:
             text += " drop default"
-        return text
+        return text + _describe_extras(self.comment, self.generated, self.stored, self.position)
 
 
 @dataclass(frozen=True)
@@ -64,6 +89,11 @@ class AddColumn:
     type_sql: str
     nullable: bool = True
     default: str | None = None
+    comment: str | None = None
+    #: a generated column's expression (never written by the copy: the engine computes it)
+    generated: str | None = None
+    stored: bool | None = None
+    position: Position | None = None
     kind = "add"
 
     def describe(self) -> str:
@@ -72,7 +102,7 @@ class AddColumn:
             text += " not null"
         if self.default is not None:
             text += f" default {self.default}"
-        return text
+        return text + _describe_extras(self.comment, self.generated, self.stored, self.position)
 
 
 @dataclass(frozen=True)
@@ -367,6 +397,19 @@ def parse_options(
 # -- --ddl --------------------------------------------------------------------------------------
 
 
+#: Why a primary key swap is refused (design.md invariant 2: rows are tracked by the key).
+PRIMARY_KEY_SWAP = (
+    "DROP / ADD PRIMARY KEY: changing the primary key is not done online: the keyset copy, the change "
+    "log and its replays find rows by the current key, which the new table would not be keyed by; "
+    "run this ALTER blocking, in a maintenance window"
+)
+
+#: MySQL statements sqlglot reads as an opaque command, by the clause they start with
+_MYSQL_COMMAND = re.compile(
+    r"^\s*ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s+(.*?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
 _CLAUSES = {
     "exists": "IF [NOT] EXISTS",
     "position": "FIRST / AFTER",
@@ -472,6 +515,8 @@ class _DDL:
                 self.strict(statement, "tables", "kind", "concurrently")
                 for table in statement.args.get("tables") or []:
                     self.order.append(DropIndex(self.name(table)))
+            elif isinstance(statement, exp.Command):
+                self.command(statement)
             else:
                 raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
         # an ALTER COLUMN's clauses (TYPE, SET NOT NULL, ...) become one change, where the first one stood
@@ -481,6 +526,32 @@ class _DDL:
         if not self.out.changes:
             raise UsageError("--ddl changes nothing")
         return self.out
+
+    def command(self, statement: Any) -> None:
+        """A statement sqlglot could not read: name the clause it stumbled on, never "only ALTER TABLE"."""
+        text = f"{statement.this} {statement.expression or ''}".strip() if statement.this else self.sql(statement)
+        match = _MYSQL_COMMAND.match(text)
+        if not match:
+            raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
+        rest = match.group(2)
+        if re.match(r"(?i)CONVERT\s+TO\s+(CHARACTER\s+SET|CHARSET)\b", rest):
+            raise UsageError(
+                "--ddl: CONVERT TO CHARACTER SET is not supported yet: it converts every text column and the "
+                "table's default character set, and the new table's text types (TEXT → MEDIUMTEXT where the "
+                "characters no longer fit) are the engine's choice",
+                hint="restate each text column: MODIFY col TYPE CHARACTER SET utf8mb4 COLLATE ... (same NULL, "
+                "DEFAULT and COMMENT)",
+            )
+        if re.search(r"(?i)\bPERSISTENT\b", rest):
+            raise UsageError(
+                "--ddl: PERSISTENT (MariaDB's word for STORED) is not read; write AS (expr) STORED",
+            )
+        clause = " ".join(rest.split()[:3])
+        raise UsageError(
+            f"--ddl: the ALTER TABLE clause {clause!r} is not understood (sqlglot cannot parse it)",
+            hint="shadowswap understands ADD/DROP/RENAME/MODIFY/CHANGE/ALTER COLUMN, ADD/DROP INDEX, ADD UNIQUE; "
+            "use the --alter/--add/... options for the rest",
+        )
 
     def strict(self, node: Any, *allowed: str) -> None:
         """Refuse a clause we do not map (IF EXISTS, ALGORITHM=, AFTER col, CASCADE, ...) rather than drop it."""
@@ -527,6 +598,8 @@ class _DDL:
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
                 self.order.append(self.add_constraint(constraint))
+        elif isinstance(action, exp.DropPrimaryKey):
+            raise self.refuse(action, PRIMARY_KEY_SWAP)
         else:
             raise self.refuse(action)
 
@@ -550,46 +623,139 @@ class _DDL:
         else:
             raise self.refuse(action)
 
-    def column_definition(self, node: Any) -> tuple[str, str, bool | None, str | None]:
+    def column_definition(self, node: Any) -> dict[str, Any]:
+        """A column definition's parts: name, type (with MySQL's CHARACTER SET / COLLATE, which are
+        part of the type there), NULL / NOT NULL, DEFAULT, COMMENT, AS (expr) [STORED|VIRTUAL] and
+        FIRST / AFTER; any other attribute is refused by name."""
         from sqlglot import exp
 
-        self.strict(node, "this", "kind", "constraints")
+        self.strict(node, "this", "kind", "constraints", "position")
         column = self.name(node.this)
         if node.args.get("kind") is None:
             raise self.refuse(node, "no type")
-        nullable: bool | None = None
-        default = None
+        out: dict[str, Any] = {"column": column, "nullable": None, "default": None, "comment": None}
+        charset = collate = None
         for constraint in node.args.get("constraints") or []:
             kind = constraint.args.get("kind")
             if isinstance(kind, exp.NotNullColumnConstraint):
-                nullable = bool(kind.args.get("allow_null"))
+                out["nullable"] = bool(kind.args.get("allow_null"))
             elif isinstance(kind, exp.DefaultColumnConstraint):
-                default = check_default(self.sql(kind.this))
-            else:
+                value = kind.this
+                if isinstance(value, exp.Collate) and self.dialect == "mysql":
+                    # `DEFAULT NULL COLLATE 'utf8_bin'`: MySQL's DEFAULT takes a literal, so COLLATE is
+                    # the column's own attribute (sqlglot reads it into the default expression)
+                    collate = self.charset_name(value.expression, node)
+                    value = value.this
+                out["default"] = check_default(self.sql(value))
+            elif isinstance(kind, exp.CharacterSetColumnConstraint):
+                charset = self.charset_name(kind.this, node)
+            elif isinstance(kind, exp.CollateColumnConstraint):
+                collate = self.charset_name(kind.this, node)
+            elif self.dialect != "mysql" and isinstance(
+                kind,
+                exp.CommentColumnConstraint
+                | exp.ComputedColumnConstraint
+                | exp.CharacterSetColumnConstraint
+                | exp.CollateColumnConstraint,
+            ):
+                # MySQL's column clauses; on the other engines they are another helper's (issue 15)
                 raise self.refuse(
-                    node, "only NULL, NOT NULL and DEFAULT; add keys and constraints with --add-index/--add-unique"
+                    node, f"column attribute {self.sql(constraint).split('(')[0].strip()} is not supported"
                 )
-        return column, self.type_sql(node.args["kind"]), nullable, default
+            elif isinstance(kind, exp.CommentColumnConstraint):
+                if not (isinstance(kind.this, exp.Literal) and kind.this.is_string):
+                    raise self.refuse(node, "COMMENT takes a quoted string")
+                out["comment"] = str(kind.this.this)
+            elif isinstance(kind, exp.ComputedColumnConstraint):
+                expression = kind.this.this if isinstance(kind.this, exp.Paren) else kind.this
+                out["generated"] = check_expression(self.sql(expression), f"generated expression of {column}")
+                out["stored"] = bool(kind.args.get("persisted"))
+            elif (
+                self.dialect == "mysql"
+                and isinstance(kind, exp.GeneratedAsIdentityColumnConstraint)
+                and kind.args.get("expression") is not None
+            ):
+                # MySQL's `GENERATED ALWAYS AS (expr)` without STORED: a VIRTUAL column
+                out["generated"] = check_expression(
+                    self.sql(kind.args["expression"]), f"generated expression of {column}"
+                )
+                out["stored"] = False
+            else:
+                clause = self.sql(constraint).split("(")[0].strip() or type(kind).__name__
+                raise self.refuse(
+                    node,
+                    f"column attribute {clause} is not supported: shadowswap maps NULL, NOT NULL, DEFAULT, "
+                    "CHARACTER SET, COLLATE, COMMENT and AS (expr) [STORED|VIRTUAL]; add keys with ADD INDEX / "
+                    "ADD UNIQUE",
+                )
+        type_sql = self.sql(node.args["kind"])
+        # MySQL: the character set and collation are part of the column's type
+        if charset:
+            type_sql += f" CHARACTER SET {charset}"
+        if collate:
+            type_sql += f" COLLATE {collate}"
+        out["type_sql"] = check_type(type_sql)
+        if out.get("generated") is not None and out["default"] is not None:
+            raise self.refuse(node, "a generated column has no DEFAULT")
+        position = node.args.get("position")
+        if position is not None and self.dialect != "mysql":
+            raise self.refuse(node, "FIRST / AFTER is MySQL's; the other engines add a column at the end")
+        if position is not None:
+            where = str(position.args.get("position") or "").upper()
+            if where == "FIRST":
+                out["position"] = ("first", None)
+            elif where == "AFTER" and position.this is not None:
+                out["position"] = ("after", self.name(position.this))
+            else:
+                raise self.refuse(node, f"column position {self.sql(position)!r}")
+        return out
+
+    def charset_name(self, node: Any, context: Any) -> str:
+        """A character set or collation name (bare or quoted), checked to be one word."""
+        from sqlglot import exp
+
+        if isinstance(node, exp.Column | exp.Identifier | exp.Var | exp.Literal):
+            text = str(node.name if isinstance(node, exp.Column) else node.this)
+            if re.fullmatch(r"[A-Za-z0-9_]+", text):
+                return text
+        raise self.refuse(context, f"invalid character set or collation {self.sql(node)!r}")
 
     def add_column(self, node: Any) -> AddColumn:
-        column, type_sql, nullable, default = self.column_definition(node)
-        return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default)
+        d = self.column_definition(node)
+        return AddColumn(
+            column=d["column"],
+            type_sql=d["type_sql"],
+            nullable=d["nullable"] is not False,
+            default=d["default"],
+            comment=d["comment"] or None,
+            generated=d.get("generated"),
+            stored=d.get("stored"),
+            position=d.get("position"),
+        )
 
     def modify_column(self, action: Any) -> None:
-        # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no default).
-        column, type_sql, nullable, default = self.column_definition(action.this)
+        # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no
+        # default, no comment, not generated, the table's character set).
+        d = self.column_definition(action.this)
+        column = d["column"]
         old = action.args.get("rename_from")
         if old is not None:
             old_name = self.name(old)
             if old_name != column:
                 self.order.append(RenameColumn(old_name, column))
                 column = old_name
-        self.set_once(column, "type_sql", type_sql, action)
-        self.set_once(column, "nullable", nullable is not False, action)
-        if default is not None:
-            self.set_once(column, "default", default, action)
+        self.set_once(column, "type_sql", d["type_sql"], action)
+        self.set_once(column, "nullable", d["nullable"] is not False, action)
+        if d["default"] is not None:
+            self.set_once(column, "default", d["default"], action)
         else:
             self.set_once(column, "drop_default", True, action)
+        self.set_once(column, "comment", d["comment"] or "", action)
+        self.set_once(column, "generated", d.get("generated") or "", action)
+        if d.get("generated"):
+            self.set_once(column, "stored", d["stored"], action)
+        if d.get("position") is not None:
+            self.set_once(column, "position", d["position"], action)
 
     def index_columns(self, node: Any, columns: list[Any]) -> tuple[str, ...]:
         from sqlglot import exp
@@ -610,6 +776,10 @@ class _DDL:
     def add_constraint(self, node: Any) -> AddIndex:
         from sqlglot import exp
 
+        if isinstance(node, exp.PrimaryKey) or (
+            isinstance(node, exp.Constraint) and any(isinstance(e, exp.PrimaryKey) for e in node.expressions)
+        ):
+            raise self.refuse(node, PRIMARY_KEY_SWAP)
         if isinstance(node, exp.IndexColumnConstraint) and node.this is not None:
             if node.args.get("kind") or node.args.get("index_type") or node.args.get("options"):
                 raise self.refuse(node)

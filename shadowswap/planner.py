@@ -183,6 +183,8 @@ def guard_fragments(
     for ch in changes:
         if isinstance(ch, AlterColumn | AddColumn) and ch.default is not None:
             ch = replace(ch, default=one_expression(ch.default, read, f"default for {ch.column}"))
+        if isinstance(ch, AlterColumn | AddColumn) and ch.generated:
+            ch = replace(ch, generated=one_expression(ch.generated, read, f"generated expression of {ch.column}"))
         out.append(ch)
     guarded = {name: one_expression(expr, read, f"--using expression for {name}") for name, expr in usings.items()}
     return out, guarded
@@ -224,6 +226,11 @@ class Target:
     using: str | None = None
     alter: AlterColumn | None = None
     add: AddColumn | None = None
+    #: None: the column's own (reflected) comment; "" none
+    comment: str | None = None
+    #: a generated column's expression and STORED-ness, as the new table declares it
+    generated: str | None = None
+    stored: bool | None = None
 
 
 @dataclass
@@ -302,6 +309,12 @@ def resolve(
                 target.default, target.default_changed = alter.default, True
             elif alter.drop_default:
                 target.default, target.default_changed = None, True
+            target.comment = alter.comment
+        computed = col.get("computed")
+        if alter is not None and alter.generated is not None:
+            target.generated, target.stored = alter.generated or None, alter.stored
+        elif computed:
+            target.generated, target.stored = str(computed["sqltext"]), computed.get("persisted")
         if source in pk:
             # a key column is NOT NULL even where the engine reflects it as nullable (SQLite); making
             # it nullable is refused (check primary-key-nullable)
@@ -319,8 +332,12 @@ def resolve(
                 default_changed=add.default is not None,
                 using=using_by_target.get(add.column),
                 add=add,
+                comment=add.comment,
+                generated=add.generated,
+                stored=add.stored,
             )
         )
+    targets = _place(targets, changes)
     return Resolved(
         targets=targets,
         drops=drops,
@@ -331,6 +348,84 @@ def resolve(
         recomputed=recomputed,
         hidden_indexes=hidden_indexes,
     )
+
+
+def fold_column_names(
+    ref: Reflection, changes: list[Change], usings: dict[str, str]
+) -> tuple[list[Change], dict[str, str]]:
+    """Where column names compare case-insensitively (MySQL), a change naming ``C2`` names the
+    table's ``c2``: each name that is not a column of the table (or one this plan adds or renames
+    to) as written is replaced by the one it matches ignoring case."""
+    known = [c["name"] for c in ref.columns]
+    known += [ch.new for ch in changes if isinstance(ch, RenameColumn)]
+    known += [ch.column for ch in changes if isinstance(ch, AddColumn)]
+    by_lower: dict[str, str] = {}
+    for name in known:
+        by_lower.setdefault(name.lower(), name)
+
+    def fold(name: str) -> str:
+        return name if name in known else by_lower.get(name.lower(), name)
+
+    def fold_position(position: Any) -> Any:
+        return position if position is None or position[1] is None else (position[0], fold(position[1]))
+
+    out: list[Change] = []
+    for ch in changes:
+        if isinstance(ch, AlterColumn):
+            folded = fold(ch.column)
+            restated = ch.comment is not None and ch.generated is not None  # MODIFY/CHANGE: the whole column
+            if (
+                restated
+                and folded != ch.column
+                and not any(isinstance(c, RenameColumn) and c.old == folded for c in changes)
+            ):
+                # `MODIFY C2 …` also names the column C2, as the engine's ALTER does
+                out.append(RenameColumn(folded, ch.column))
+            ch = replace(ch, column=folded, position=fold_position(ch.position))
+        elif isinstance(ch, AddColumn):
+            ch = replace(ch, position=fold_position(ch.position))
+        elif isinstance(ch, DropColumn):
+            ch = replace(ch, column=fold(ch.column))
+        elif isinstance(ch, RenameColumn):
+            ch = replace(ch, old=fold(ch.old))
+        elif isinstance(ch, AddIndex):
+            ch = replace(ch, columns=tuple(fold(c) for c in ch.columns))
+        out.append(ch)
+    return out, {fold(name): expr for name, expr in usings.items()}
+
+
+def _copy_only(ref: Reflection, changes: list[Change]) -> dict[str, str]:
+    """Changes whose column position, comment or generation the in-place path does not render:
+    made by the copy (description → why)."""
+    out = {}
+    for ch in changes:
+        if not isinstance(ch, AlterColumn | AddColumn):
+            continue
+        col = ref.column(ch.column) if isinstance(ch, AlterColumn) else None
+        comment_changes = ch.comment is not None and ch.comment != ((col or {}).get("comment") or "")
+        generated = bool(ch.generated) or (ch.generated == "" and bool((col or {}).get("computed")))
+        if ch.position is not None or comment_changes or generated:
+            out[ch.describe()] = "column position, comment and generated columns are made by the shadow copy"
+    return out
+
+
+def _place(targets: list[Target], changes: list[Change]) -> list[Target]:
+    """The new table's column order: each FIRST / AFTER moves its column, in the order written, as the
+    engine's ALTER does (AFTER names a column of the new table; the check column-position-unknown
+    refused one it does not have)."""
+    order = list(targets)
+    by_change = {id(t.alter or t.add): t for t in targets if (t.alter or t.add) is not None}
+    for ch in changes:
+        if not isinstance(ch, AlterColumn | AddColumn) or ch.position is None:
+            continue
+        target = by_change[id(ch)]
+        order.remove(target)
+        if ch.position[0] == "first":
+            order.insert(0, target)
+        else:
+            after = next(i for i, t in enumerate(order) if t.name == ch.position[1])
+            order.insert(after + 1, target)
+    return order
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -414,6 +509,8 @@ def _plan_from_reflection(
     strategy_name: str = "auto",
 ) -> Plan:
     table = ref.table
+    if dialect.column_names_fold_case:
+        changes, usings = fold_column_names(ref, changes, usings)
     resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table), engine=dialect.name)
     checks.run(
         "database",
@@ -421,9 +518,12 @@ def _plan_from_reflection(
     )
 
     facts = _facts(dialect, ref, resolved, changes)
+    by_copy = _copy_only(ref, changes)
     decisions = []
     for fact in facts:
         instant, reason = dialect.instant_reason(fact)
+        if instant and fact.description in by_copy:
+            instant, reason = False, by_copy[fact.description]
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
     chosen, why = strategy.choose(decisions, strategy_name)
     change_plans = []
@@ -500,18 +600,19 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
-        if col is not None and col.get("computed"):
+        if t.generated:
             # A generated column is the engine's to compute from the copied ones, as its blocking
-            # ALTER does: never written by the copy, the triggers or the replay, nor checksummed.
+            # ALTER does: never written by the copy, the triggers or the replay, nor checksummed
+            # (an added or changed one too: the shadow declares it with its new expression).
             defaulted.append(
                 ColumnPlan(
                     name=t.name,
-                    old_type=_type_sql(dialect, col["type"]),
+                    old_type=_type_sql(dialect, col["type"]) if col is not None else None,
                     new_type=new_type,
-                    old_nullable=bool(col["nullable"]),
+                    old_nullable=bool(col["nullable"]) if col is not None else None,
                     new_nullable=t.nullable,
-                    expression=f"GENERATED ALWAYS AS ({col['computed']['sqltext']})",
-                    changed=t.alter is not None,
+                    expression=f"GENERATED ALWAYS AS ({t.generated})",
+                    changed=t.alter is not None or t.add is not None,
                     source_column=t.source,
                 )
             )
@@ -620,6 +721,11 @@ def _shadow_plan(
         else:
             reflected = {"name": t.name, "type": None, "nullable": t.nullable, "default": t.default, "comment": None}
             type_ = ColumnTypeSQL(t.type_sql or "")
+        if t.comment is not None:
+            reflected["comment"] = t.comment or None
+        if t.generated != ((t.reflected or {}).get("computed") or {}).get("sqltext"):
+            # added, changed or no longer generated: the shadow declares what the change says
+            reflected["computed"] = {"sqltext": t.generated, "persisted": t.stored} if t.generated else None
         columns.append(dialect.shadow_column(reflected, type_, t.nullable, t.default))
 
     rename = resolved.target_name

@@ -55,6 +55,8 @@ class Case:
     flags: tuple[str, ...]
     alter: Mapping[str, Sequence[str]]
     probes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: options of ``execute`` (``--allow-destructive`` for a change that drops a column)
+    execute: tuple[str, ...] = ()
 
     def for_engine(self, what: Mapping[str, Sequence[str]], engine: str) -> list[str]:
         return [*what.get("*", ()), *what.get(engine, ())]
@@ -234,7 +236,7 @@ def migrate_both(case: Case, engine: str, tmp_path: Path) -> list[str]:
         run_sql(blocking, setup)
         run_sql(online, setup)
         blocking_alter(case, engine, blocking)
-        for args in (("plan", case.table, *case.flags), ("execute",), ("cleanup", "--drop-old", "--yes")):
+        for args in (("plan", case.table, *case.flags), ("execute", *case.execute), ("cleanup", "--drop-old", "--yes")):
             code, output = cli(*args, url=online, cwd=tmp_path / "online")
             if code != 0:
                 return [f"shadowswap {args[0]} exited {code}: {cli_error(output)}"]
@@ -1558,6 +1560,83 @@ CASES: list[Case] = [
 ]
 
 
+# MySQL/MariaDB column clauses of --ddl (issue 15): each ALTER run blocking and by shadowswap's copy.
+PEOPLE_MY = (
+    "CREATE TABLE people (id int auto_increment primary key, c1 int, c2 varchar(20) CHARACTER SET latin1,"
+    " e enum('a','b') NOT NULL DEFAULT 'a', qty int NOT NULL DEFAULT 0, note text COMMENT 'old note',"
+    " g int AS (qty * 3) STORED, s int AS (qty + 100) STORED, v int AS (qty - 1) VIRTUAL)"
+)
+PEOPLE_ROWS = (
+    "INSERT INTO people (c1, c2, e, qty, note) SELECT seq, concat('caf', char(233 using latin1), seq),"
+    " IF(seq % 2, 'a', 'b'), seq % 7, IF(seq % 5, concat('n', seq), NULL) FROM seq_1_to_150"
+)
+PEOPLE_PROBES = (
+    "INSERT INTO people (c2, qty) VALUES ('Zed', 5)",
+    "SELECT * FROM people WHERE c2 = 'zed' ORDER BY id",
+)
+
+
+def my_ddl_case(name: str, ddl: str, probes: Sequence[str] = PEOPLE_PROBES) -> Case:
+    """A MySQL ``--ddl`` on ``people``: the same statement run blocking and by shadowswap's copy."""
+    return Case(
+        name=name,
+        engines=(MY,),
+        table="people",
+        setup={MY: [PEOPLE_MY, PEOPLE_ROWS]},
+        flags=("--ddl", ddl, *SHADOW),
+        alter={MY: [ddl]},
+        probes={MY: probes},
+        execute=("--allow-destructive",) if "DROP" in ddl else (),
+    )
+
+
+MY_COLUMN_CASES = [
+    # the silent bug: COLLATE after DEFAULT NULL is the column's collation, not part of the default
+    my_ddl_case(
+        "my_change_enum_collate",
+        "ALTER TABLE people CHANGE e e enum('a','b') NULL DEFAULT NULL COLLATE 'utf8_bin'",
+        ("INSERT INTO people (c2, e) VALUES ('x', 'A')", "SELECT e FROM people WHERE c2 = 'x'"),
+    ),
+    # MySQL column names ignore case; a dropped name may be added again in the same statement
+    my_ddl_case(
+        "my_names_ignore_case",
+        "ALTER TABLE people MODIFY C2 varchar(30) CHARACTER SET latin1, DROP COLUMN c1, ADD COLUMN c1 bigint"
+        " DEFAULT 7",
+    ),
+    my_ddl_case(
+        "my_charset_collate_comment",
+        "ALTER TABLE people MODIFY c2 varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL"
+        " DEFAULT '' COMMENT 'the label', MODIFY note text CHARACTER SET latin1,"
+        " ADD COLUMN code char(3) CHARACTER SET ascii COLLATE ascii_bin COMMENT 'iso code' DEFAULT 'abc'",
+    ),
+    my_ddl_case(
+        "my_reorder",
+        "ALTER TABLE people MODIFY qty int NOT NULL DEFAULT 0 FIRST, ADD COLUMN tag varchar(10) AFTER id,"
+        " CHANGE c1 one int AFTER qty, ADD COLUMN first_one int DEFAULT 1 FIRST, MODIFY note text AFTER tag",
+    ),
+    my_ddl_case(
+        "my_generated",
+        "ALTER TABLE people ADD COLUMN twice int AS (qty * 2) STORED AFTER qty,"
+        " ADD COLUMN label varchar(40) AS (concat(c2, ':', e)) VIRTUAL,"
+        " MODIFY g bigint AS (qty * 4 + c1) STORED, MODIFY s int, DROP COLUMN v",
+        (
+            "INSERT INTO people (c1, qty) VALUES (10, 5)",
+            "UPDATE people SET qty = qty + 1 WHERE id < 20",
+            "INSERT INTO people (c1, qty, s) VALUES (11, 6, 42)",
+            "SELECT * FROM people WHERE id < 30 OR c1 >= 10 ORDER BY id",
+        ),
+    ),
+]
+CASES += MY_COLUMN_CASES
+
+MY_COLUMN_REFUSED = [
+    my_ddl_case("my_primary_key_swap", "ALTER TABLE people DROP PRIMARY KEY, ADD PRIMARY KEY (id, qty)"),
+    my_ddl_case("my_convert_to_charset", "ALTER TABLE people CONVERT TO CHARACTER SET utf8mb4"),
+    my_ddl_case("my_virtual_made_plain", "ALTER TABLE people MODIFY v int"),
+    my_ddl_case("my_after_unknown", "ALTER TABLE people ADD COLUMN x int AFTER nope"),
+]
+
+
 #: (case, engine, the first difference the harness printed) for each pair that differs today: these
 #: pairs are not collected. When a change closes one, `python tests/differential.py` says
 #: "no difference" for it: delete its line and the suite runs it from then on.
@@ -1649,7 +1728,13 @@ REFUSED_CASES: list[Case] = [
     ),
 ]
 
+REFUSED_CASES += MY_COLUMN_REFUSED
+
 REFUSED: list[tuple[str, str, str]] = [
+    ("my_primary_key_swap", MY, "DROP / ADD PRIMARY KEY: changing the primary key is not done online"),
+    ("my_convert_to_charset", MY, "CONVERT TO CHARACTER SET is not supported yet"),
+    ("my_virtual_made_plain", MY, "VIRTUAL generated column 'v' would become a plain column"),
+    ("my_after_unknown", MY, "AFTER nope: column 'nope' is not another column of the new table"),
     *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],
     *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),

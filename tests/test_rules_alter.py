@@ -203,9 +203,34 @@ DDL_ROWS: list[tuple[str, str, ChangeSet | str]] = [
      ChangeSet([AddIndex("ix", ("a", "b"), unique=True), DropIndex("old_ix")], table="t")),
     # MySQL's MODIFY restates the whole column: what it leaves out is reset
     ("mysql", "ALTER TABLE `T` MODIFY `Price` varchar(20) NOT NULL",
-     ChangeSet([AlterColumn("Price", "VARCHAR(20)", nullable=False, drop_default=True)], table="T")),
+     ChangeSet([AlterColumn("Price", "VARCHAR(20)", nullable=False, drop_default=True, comment="", generated="")],
+               table="T")),
     ("mysql", "ALTER TABLE t CHANGE a b int",
-     ChangeSet([RenameColumn("a", "b"), AlterColumn("a", "INT", nullable=True, drop_default=True)], table="t")),
+     ChangeSet([RenameColumn("a", "b"), AlterColumn("a", "INT", nullable=True, drop_default=True, comment="",
+                                                    generated="")], table="t")),
+    # issue 15: COLLATE after DEFAULT NULL is the column's collation (sqlglot reads it into the default)
+    ("mysql", "ALTER TABLE t CHANGE e e enum('a','b') NULL DEFAULT NULL COLLATE 'utf8_bin'",
+     ChangeSet([AlterColumn("e", "ENUM('a', 'b') COLLATE utf8_bin", nullable=True, default="NULL", comment="",
+                            generated="")], table="t")),
+    ("mysql", "ALTER TABLE t ADD COLUMN x varchar(5) DEFAULT 'a' COLLATE latin1_bin",
+     ChangeSet([AddColumn("x", "VARCHAR(5) COLLATE latin1_bin", default="'a'")], table="t")),
+    # CHARACTER SET / COLLATE are part of MySQL's type; COMMENT and the position are the column's
+    ("mysql", "ALTER TABLE t MODIFY c2 varchar(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL COMMENT 'hi'"
+              " AFTER c1",
+     ChangeSet([AlterColumn("c2", "VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin", nullable=False,
+                            drop_default=True, comment="hi", generated="", position=("after", "c1"))], table="t")),
+    ("mysql", "ALTER TABLE t ADD COLUMN x int FIRST, ADD COLUMN y text CHARSET latin1 COMMENT 'why' AFTER x",
+     ChangeSet([AddColumn("x", "INT", position=("first", None)),
+                AddColumn("y", "TEXT CHARACTER SET latin1", comment="why", position=("after", "x"))], table="t")),
+    ("mysql", "ALTER TABLE t DROP COLUMN c1, ADD COLUMN c1 int",
+     ChangeSet([DropColumn("c1"), AddColumn("c1", "INT")], table="t")),
+    # generated columns: added, restated with a new expression; the copy never writes them
+    ("mysql", "ALTER TABLE t ADD COLUMN g int AS (a + 1) STORED, ADD COLUMN v int GENERATED ALWAYS AS (a * 2)",
+     ChangeSet([AddColumn("g", "INT", generated="a + 1", stored=True),
+                AddColumn("v", "INT", generated="a * 2", stored=False)], table="t")),
+    ("mysql", "ALTER TABLE t MODIFY g bigint AS (a + 2) VIRTUAL",
+     ChangeSet([AlterColumn("g", "BIGINT", nullable=True, drop_default=True, comment="", generated="a + 2",
+                            stored=False)], table="t")),
     ("mysql", "ALTER TABLE t ADD INDEX ix (a), DROP INDEX old",
      ChangeSet([AddIndex("ix", ("a",)), DropIndex("old")], table="t")),
     # SQLite has no ALTER COLUMN: read as standard SQL instead
@@ -220,13 +245,23 @@ DDL_ROWS: list[tuple[str, str, ChangeSet | str]] = [
     ("postgres", "ALTER TABLE s.t ADD COLUMN x int", "schema-qualified tables are not supported"),
     ("postgres", "ALTER TABLE t ADD COLUMN IF NOT EXISTS x int", "cannot express"),
     ("postgres", "ALTER TABLE t ALTER COLUMN a TYPE int, ALTER COLUMN a TYPE bigint", "a changed twice"),
-    ("postgres", "ALTER TABLE t ADD COLUMN x int REFERENCES u (id)", "only NULL, NOT NULL and DEFAULT"),
+    ("postgres", "ALTER TABLE t ADD COLUMN x int REFERENCES u (id)", "column attribute REFERENCES"),
     ("postgres", "ALTER TABLE t ADD COLUMN x int DEFAULT (SELECT 1)", "invalid default expression"),
     ("postgres", "CREATE INDEX ix ON t (a DESC)", "descending index columns"),
     ("postgres", "CREATE INDEX ON t (a)", "give the index a name"),
     ("postgres", "CREATE INDEX ix ON t (lower(a))", "only plain columns in an index"),
     ("postgres", "ALTER TABLE t ALTER COLUMN a TYPE int USING 1; SELECT 2", "only ALTER TABLE"),
-    ("mysql", "ALTER TABLE t ADD COLUMN x int AFTER y", "FIRST / AFTER is not supported"),
+    # refused clauses name the clause and why, never a parser message
+    ("mysql", "ALTER TABLE t DROP PRIMARY KEY, ADD PRIMARY KEY (a, b)",
+     "DROP / ADD PRIMARY KEY: changing the primary key is not done online"),
+    ("mysql", "ALTER TABLE t ADD PRIMARY KEY (a)", "DROP / ADD PRIMARY KEY"),
+    ("mysql", "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+     "CONVERT TO CHARACTER SET is not supported yet"),
+    ("mysql", "ALTER TABLE t ADD COLUMN g int AS (a + 1) PERSISTENT", "PERSISTENT"),
+    ("mysql", "ALTER TABLE t MODIFY id int NOT NULL AUTO_INCREMENT", "column attribute AUTO_INCREMENT"),
+    ("mysql", "ALTER TABLE t ADD COLUMN x int INVISIBLE", "column attribute INVISIBLE"),
+    ("mysql", "ALTER TABLE t ADD COLUMN x varchar(5) COLLATE 'a b'", "invalid character set or collation"),
+    ("mysql", "ALTER TABLE t ADD COLUMN g int AS (a + 1) DEFAULT 1", "a generated column has no DEFAULT"),
     ("mysql", "ALTER TABLE t ADD COLUMN x int, ALGORITHM=INSTANT", "cannot express"),
 ]  # fmt: skip
 
@@ -327,3 +362,49 @@ def test_any_name_survives_quoting(name: str) -> None:
     assert parse_alter(f"{_quoted(name)}:bigint") == AlterColumn(name, "bigint")
     assert parse_rename(f"{_quoted(name)}:{_quoted(name + 'x')}") == RenameColumn(name, name + "x")
     assert parse_index(f"ix:({_quoted(name)})") == AddIndex("ix", (name,))
+
+
+# -- MySQL column clauses in any order (issue 15) ---------------------------------------------------
+
+_MY_TYPES = ["int", "varchar(20)", "text", "enum('a','b')"]
+_MY_CLAUSES = {
+    "charset": st.sampled_from(["utf8mb4", "latin1"]).map(lambda c: ("charset", c, f"CHARACTER SET {c}")),
+    "collate": st.sampled_from(["utf8mb4_bin", "latin1_bin"]).map(lambda c: ("collate", c, f"COLLATE {c}")),
+    "null": st.booleans().map(lambda n: ("null", n, "NULL" if n else "NOT NULL")),
+    "default": st.sampled_from(["1", "'x'", "NULL"]).map(lambda d: ("default", d, f"DEFAULT {d}")),
+    "comment": st.sampled_from(["c", "it''s"]).map(lambda c: ("comment", c.replace("''", "'"), f"COMMENT '{c}'")),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    type_sql=st.sampled_from(_MY_TYPES),
+    clauses=st.lists(st.sampled_from(sorted(_MY_CLAUSES)), unique=True).flatmap(
+        lambda keys: st.permutations(keys).flatmap(lambda ks: st.tuples(*[_MY_CLAUSES[k] for k in ks]))
+    ),
+    position=st.sampled_from([None, ("first", None), ("after", "c1")]),
+    modify=st.booleans(),
+)
+def test_mysql_column_clauses_in_any_order_map_exactly(
+    type_sql: str, clauses: tuple[tuple[str, Any, str], ...], position: Any, modify: bool
+) -> None:
+    """Each clause of a MySQL column definition, in any order (charset and collation before the others,
+    as MySQL's grammar has them) lands in its field, and none is lost or read into another."""
+    ordered = sorted(clauses, key=lambda c: c[0] not in ("charset", "collate"))
+    text = " ".join([type_sql, *(c[2] for c in ordered)])
+    if position is not None:
+        text += " FIRST" if position[0] == "first" else " AFTER c1"
+    verb = "MODIFY" if modify else "ADD COLUMN"
+    changes = parse_ddl(f"ALTER TABLE t {verb} x {text}", "mysql").changes
+    assert len(changes) == 1
+    change = changes[0]
+    got = dict((c[0], c[1]) for c in clauses)
+    assert isinstance(change, AlterColumn if modify else AddColumn)
+    assert change.type_sql is not None
+    words = change.type_sql.upper()
+    assert ("CHARACTER SET " + str(got.get("charset")).upper() in words) == ("charset" in got)
+    assert ("COLLATE " + str(got.get("collate")).upper() in words) == ("collate" in got)
+    assert change.nullable == (got.get("null", True))
+    assert change.default == got.get("default")
+    assert change.comment == (got.get("comment", "" if modify else None))
+    assert change.position == position
