@@ -1600,8 +1600,8 @@ MY_COLUMN_CASES = [
     # MySQL column names ignore case; a dropped name may be added again in the same statement
     my_ddl_case(
         "my_names_ignore_case",
-        "ALTER TABLE people MODIFY C2 varchar(30) CHARACTER SET latin1, DROP COLUMN c1, ADD COLUMN c1 bigint"
-        " DEFAULT 7",
+        "ALTER TABLE people MODIFY C2 varchar(30) CHARACTER SET latin1, DROP COLUMN c1,"
+        " ADD COLUMN c1 bigint DEFAULT 7",
     ),
     my_ddl_case(
         "my_charset_collate_comment",
