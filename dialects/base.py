@@ -229,6 +229,15 @@ class Dialect(ABC):
         """A read-only statement the server rejects when the default is not a value of the type."""
         return f"SELECT CAST(({default}) AS {type_sql}) WHERE 1 = 0"
 
+    def convert_charset(
+        self, conn: Connection, table: str, charset: str, collation: str | None
+    ) -> tuple[list[Any], dict[str, str]]:
+        """MySQL's ``CONVERT TO CHARACTER SET``: an ``AlterColumn`` per text column, and the table
+        options it changes (its default character set and collation)."""
+        from shadowswap.errors import UsageError
+
+        raise UsageError(f"CONVERT TO CHARACTER SET is MySQL's; {self.name} has no per-table character set")
+
     def unreflected_indexes(self, conn: Connection, table: str) -> dict[str, str]:
         """Indexes the Inspector does not report, name → definition (the planner checks them too)."""
         return {}

@@ -149,7 +149,22 @@ class DropIndex:
         return f"drop index {self.name}"
 
 
-Change = AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex
+@dataclass(frozen=True)
+class ConvertCharset:
+    """MySQL's ``CONVERT TO CHARACTER SET cs [COLLATE c]``: every text column and the table's default.
+
+    Which columns it converts, and what their types become, is the table's business: the planner
+    expands it into one ``AlterColumn`` per text column (``dialects/mysql/types.py``)."""
+
+    charset: str
+    collation: str | None = None
+    kind = "convert_charset"
+
+    def describe(self) -> str:
+        return f"convert to character set {self.charset}" + (f" collate {self.collation}" if self.collation else "")
+
+
+Change = AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex | ConvertCharset
 
 
 @dataclass
@@ -410,6 +425,15 @@ _MYSQL_COMMAND = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 
+
+def sqlglot_table(name: str) -> Any:
+    """A table name as written in a statement sqlglot read as a command, as sqlglot's Table."""
+    from sqlglot import exp
+
+    quoted = name.startswith("`")
+    return exp.Table(this=exp.Identifier(this=name[1:-1].replace("``", "`") if quoted else name, quoted=quoted))
+
+
 _CLAUSES = {
     "exists": "IF [NOT] EXISTS",
     "position": "FIRST / AFTER",
@@ -534,14 +558,25 @@ class _DDL:
         if not match:
             raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
         rest = match.group(2)
-        if re.match(r"(?i)CONVERT\s+TO\s+(CHARACTER\s+SET|CHARSET)\b", rest):
-            raise UsageError(
-                "--ddl: CONVERT TO CHARACTER SET is not supported yet: it converts every text column and the "
-                "table's default character set, and the new table's text types (TEXT → MEDIUMTEXT where the "
-                "characters no longer fit) are the engine's choice",
-                hint="restate each text column: MODIFY col TYPE CHARACTER SET utf8mb4 COLLATE ... (same NULL, "
-                "DEFAULT and COMMENT)",
+        if self.read == "mysql" and re.match(r"(?i)CONVERT\s+TO\s+(CHARACTER\s+SET|CHARSET)\b", rest):
+            convert = re.fullmatch(
+                r"(?i)CONVERT\s+TO\s+(?:CHARACTER\s+SET|CHARSET)\s*=?\s*'?([A-Za-z0-9_]+)'?"
+                r"(?:\s+COLLATE\s*=?\s*'?([A-Za-z0-9_]+)'?)?",
+                rest,
             )
+            if convert is None:
+                raise UsageError(
+                    f"--ddl: cannot express {rest!r}: CONVERT TO CHARACTER SET name [COLLATE name] is read alone, "
+                    "without other clauses in the same ALTER TABLE",
+                    hint="give the other changes in a second plan, or as --alter/--add options",
+                )
+            if convert.group(1).lower() in ("default", "binary"):
+                raise UsageError(
+                    f"--ddl: CONVERT TO CHARACTER SET {convert.group(1)} is not supported: name the character set",
+                )
+            self.set_table(sqlglot_table(match.group(1)))
+            self.order.append(ConvertCharset(convert.group(1).lower(), (convert.group(2) or "").lower() or None))
+            return
         if re.search(r"(?i)\bPERSISTENT\b", rest):
             raise UsageError(
                 "--ddl: PERSISTENT (MariaDB's word for STORED) is not read; write AS (expr) STORED",

@@ -21,6 +21,7 @@ from shadowswap.changes import (
     AlterColumn,
     Change,
     ChangeSet,
+    ConvertCharset,
     DropColumn,
     DropIndex,
     RenameColumn,
@@ -244,6 +245,10 @@ class Resolved:
     target_name: dict[str, str]
     recomputed: list[str]
     hidden_indexes: dict[str, str] = field(default_factory=dict)
+    #: table options the change sets (MySQL's CONVERT TO: the default character set and collation)
+    table_options: dict[str, str] = field(default_factory=dict)
+    #: columns CONVERT TO CHARACTER SET converts (they keep their own CHECK, as the engine keeps it)
+    converted: list[str] = field(default_factory=list)
 
 
 def resolve(
@@ -394,6 +399,31 @@ def fold_column_names(
     return out, {fold(name): expr for name, expr in usings.items()}
 
 
+def _expand_convert(
+    conn: Connection, dialect: Dialect, table: str, changes: list[Change]
+) -> tuple[list[Change], dict[str, str], list[str]]:
+    """MySQL's ``CONVERT TO CHARACTER SET``: one change per text column, as the engine converts them
+    (``convert_charset``), the table options it changes, and the columns it converts."""
+    converts = [ch for ch in changes if isinstance(ch, ConvertCharset)]
+    if not converts:
+        return changes, {}, []
+    if len(converts) > 1:
+        raise UsageError("CONVERT TO CHARACTER SET is given twice")
+    expanded, options = dialect.convert_charset(conn, table, converts[0].charset, converts[0].collation)
+    mine = {ch.column for ch in expanded}
+    for ch in changes:
+        named = ch.old if isinstance(ch, RenameColumn) else getattr(ch, "column", None)
+        if isinstance(ch, AlterColumn | DropColumn | RenameColumn) and named in mine:
+            raise UsageError(
+                f"CONVERT TO CHARACTER SET converts column {named!r}, which another change also changes: "
+                "give CONVERT TO in a plan of its own"
+            )
+    out: list[Change] = []
+    for ch in changes:
+        out.extend(expanded if isinstance(ch, ConvertCharset) else [ch])
+    return out, options, sorted(mine)
+
+
 def _copy_only(ref: Reflection, changes: list[Change]) -> dict[str, str]:
     """Changes whose column position, comment or generation the in-place path does not render:
     made by the copy (description → why)."""
@@ -509,9 +539,11 @@ def _plan_from_reflection(
     strategy_name: str = "auto",
 ) -> Plan:
     table = ref.table
+    changes, table_options, converted = _expand_convert(conn, dialect, table, changes)
     if dialect.column_names_fold_case:
         changes, usings = fold_column_names(ref, changes, usings)
     resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table), engine=dialect.name)
+    resolved.table_options, resolved.converted = table_options, converted
     checks.run(
         "database",
         checks.Context(ref=ref, changes=changes, engine=dialect.name, conn=conn, dialect=dialect, resolved=resolved),
@@ -524,6 +556,8 @@ def _plan_from_reflection(
         instant, reason = dialect.instant_reason(fact)
         if instant and fact.description in by_copy:
             instant, reason = False, by_copy[fact.description]
+        if instant and table_options:
+            instant, reason = False, "CONVERT TO CHARACTER SET changes the table's default too: made by the shadow copy"
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
     chosen, why = strategy.choose(decisions, strategy_name)
     change_plans = []
@@ -723,6 +757,8 @@ def _shadow_plan(
             type_ = ColumnTypeSQL(t.type_sql or "")
         if t.comment is not None:
             reflected["comment"] = t.comment or None
+        if t.source in resolved.converted:
+            reflected["mysql_keep_column_check"] = True
         if t.generated != ((t.reflected or {}).get("computed") or {}).get("sqltext"):
             # added, changed or no longer generated: the shadow declares what the change says
             reflected["computed"] = {"sqltext": t.generated, "persisted": t.stored} if t.generated else None
@@ -768,7 +804,8 @@ def _shadow_plan(
             constraints.append(sa.UniqueConstraint(*uq_columns, name=uq_name))
     for check in ref.check_constraints:
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
-    shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **dialect.shadow_table_options(conn, table))
+    options = {**dialect.shadow_table_options(conn, table), **resolved.table_options}
+    shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **options)
     # compiled before the foreign keys join the table: those are added after the copy
     # (not compiled twice: SQLAlchemy memoizes a table's constraints at its first compile)
     shadow_ddl = [] if layout.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)

@@ -1627,11 +1627,45 @@ MY_COLUMN_CASES = [
         ),
     ),
 ]
+MY_CONVERT_SETUP = [
+    "CREATE TABLE docs (id int auto_increment primary key, a varchar(10) CHARACTER SET latin1, b text,"
+    " c tinytext CHARACTER SET utf8mb3, d mediumtext, e enum('x','y'), f set('p','q'),"
+    " g char(3) CHARACTER SET ascii COLLATE ascii_bin, h varbinary(5), j json, k text CHARACTER SET utf8mb4,"
+    " up varchar(20) AS (upper(a)) VIRTUAL, KEY ix_a (a)) DEFAULT CHARSET latin1",
+    "INSERT INTO docs (a, b, c, d, e, f, g, h, j, k) SELECT concat('é', seq), repeat('ü', seq), 'ç', 'd',"
+    " IF(seq % 2, 'x', 'y'), 'p,q', 'abc', unhex('ff00'), concat('{\"n\": ', seq, '}'), 'k' FROM seq_1_to_120",
+]
+MY_CONVERT_PROBES = (
+    "INSERT INTO docs (a, j) VALUES ('ÉTÉ', '[1]')",
+    "INSERT INTO docs (j) VALUES ('not json')",
+    "SELECT id, a, up, b = 'Ü' FROM docs WHERE a = 'été'",
+)
+MY_COLUMN_CASES += [
+    Case(
+        name="my_convert_to_charset",
+        engines=(MY,),
+        table="docs",
+        setup={MY: MY_CONVERT_SETUP},
+        flags=("--ddl", "ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4", *SHADOW),
+        alter={MY: ["ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4"]},
+        probes={MY: MY_CONVERT_PROBES},
+    ),
+    Case(
+        name="my_convert_to_charset_collate",
+        engines=(MY,),
+        table="docs",
+        setup={MY: MY_CONVERT_SETUP},
+        # the server would choose in place: CONVERT TO is made by the copy all the same
+        flags=("--ddl", "ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+        alter={MY: ["ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"]},
+        probes={MY: MY_CONVERT_PROBES},
+    ),
+]
 CASES += MY_COLUMN_CASES
 
 MY_COLUMN_REFUSED = [
     my_ddl_case("my_primary_key_swap", "ALTER TABLE people DROP PRIMARY KEY, ADD PRIMARY KEY (id, qty)"),
-    my_ddl_case("my_convert_to_charset", "ALTER TABLE people CONVERT TO CHARACTER SET utf8mb4"),
+    my_ddl_case("my_convert_to_other_clauses", "ALTER TABLE people CONVERT TO CHARACTER SET utf8mb4, ADD x int"),
     my_ddl_case("my_virtual_made_plain", "ALTER TABLE people MODIFY v int"),
     my_ddl_case("my_after_unknown", "ALTER TABLE people ADD COLUMN x int AFTER nope"),
 ]
@@ -1732,7 +1766,7 @@ REFUSED_CASES += MY_COLUMN_REFUSED
 
 REFUSED: list[tuple[str, str, str]] = [
     ("my_primary_key_swap", MY, "DROP / ADD PRIMARY KEY: changing the primary key is not done online"),
-    ("my_convert_to_charset", MY, "CONVERT TO CHARACTER SET is not supported yet"),
+    ("my_convert_to_other_clauses", MY, "CONVERT TO CHARACTER SET name [COLLATE name] is read alone"),
     ("my_virtual_made_plain", MY, "VIRTUAL generated column 'v' would become a plain column"),
     ("my_after_unknown", MY, "AFTER nope: column 'nope' is not another column of the new table"),
     *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],
