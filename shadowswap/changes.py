@@ -42,8 +42,6 @@ def _describe_extras(comment: str | None, generated: str | None, stored: bool | 
     text = ""
     if generated:
         text += f" as ({generated}) {'stored' if stored else 'virtual'}"
-    elif generated == "":
-        text += " not generated"
     if comment is not None:
         text += f" comment {comment!r}"
     if position is not None:
@@ -299,22 +297,45 @@ def parse_column_definition(rest: str, type_required: bool = True) -> tuple[str 
 # -- command-line options ---------------------------------------------------------------------
 
 
+_POSITION_RE = re.compile(r'(^|\s+)(first|after\s+("(?:[^"]|"")+"|[^\s"]+))\s*$', re.IGNORECASE)
+
+
+def split_position(rest: str, option: str, spec: str) -> tuple[str, Position | None]:
+    """A trailing ``first`` or ``after COLUMN`` (MySQL's column position), and the text before it."""
+    match = _POSITION_RE.search(rest)
+    if not match or _outside_quotes(rest[: match.start()]).count("'") % 2:
+        return rest, None  # none, or the words are inside a quoted default ('x after y')
+    if match.group(3) is None:
+        return rest[: match.start()], ("first", None)
+    return rest[: match.start()], ("after", _unquote_name(match.group(3), option, spec))
+
+
 def parse_alter(spec: str) -> AlterColumn:
     column, rest = split_column_spec(spec, "--alter")
+    rest, position = split_position(rest, "--alter", spec)
     try:
         type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=False)
     except UsageError as exc:
         raise UsageError(f"--alter {spec!r}: {exc}", hint=exc.hint) from None
-    if type_sql is None and nullable is None and default is None and not drop_default:
+    if type_sql is None and nullable is None and default is None and not drop_default and position is None:
         raise UsageError(
             f"--alter {spec!r} changes nothing",
-            hint='give a type, null / not null, default EXPR or drop default, e.g. --alter "price:varchar(20)"',
+            hint="give a type, null / not null, default EXPR, drop default, first or after COLUMN, "
+            'e.g. --alter "price:varchar(20)"',
         )
-    return AlterColumn(column=column, type_sql=type_sql, nullable=nullable, default=default, drop_default=drop_default)
+    return AlterColumn(
+        column=column,
+        type_sql=type_sql,
+        nullable=nullable,
+        default=default,
+        drop_default=drop_default,
+        position=position,
+    )
 
 
 def parse_add(spec: str) -> AddColumn:
     column, rest = split_column_spec(spec, "--add")
+    rest, position = split_position(rest, "--add", spec)
     try:
         type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=True)
     except UsageError as exc:
@@ -322,7 +343,9 @@ def parse_add(spec: str) -> AddColumn:
     if drop_default:
         raise UsageError(f"--add {spec!r}: a new column has no default to drop")
     assert type_sql is not None
-    return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default)
+    return AddColumn(
+        column=column, type_sql=type_sql, nullable=nullable is not False, default=default, position=position
+    )
 
 
 def parse_drop(spec: str) -> DropColumn:

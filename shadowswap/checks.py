@@ -364,6 +364,22 @@ def column_position_unknown(ctx: Context) -> Outcome:
 
 
 @check(
+    "column-position-unsupported",
+    "database",
+    "FIRST / AFTER on an engine that adds a column at the end and cannot move one",
+    "leave the position out: PostgreSQL and SQLite add the column at the end, as their ALTER does",
+)
+def column_position_unsupported(ctx: Context) -> Outcome:
+    if ctx.dialect is None or ctx.dialect.maps_column_attributes:
+        return None
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn | AddColumn) and ch.position is not None:
+            where = "first" if ch.position[0] == "first" else f"after {ch.position[1]}"
+            return f"{where} ({ch.column}): {ctx.dialect.name} puts a new column at the end and cannot move one"
+    return None
+
+
+@check(
     "add-not-null-without-default",
     "table",
     "a new NOT NULL column has neither a default nor a --using expression for the existing rows",

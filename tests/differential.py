@@ -1661,6 +1661,18 @@ MY_COLUMN_CASES += [
         probes={MY: MY_CONVERT_PROBES},
     ),
 ]
+MY_COLUMN_CASES.append(
+    # the same through the option language: a trailing first / after COLUMN
+    items_case(
+        "my_options_position",
+        (MY,),
+        {},
+        flags=("--add", "note:varchar(50) after id", "--alter", "qty:first", "--alter", "name:after note", *SHADOW),
+        alter={MY: ["ALTER TABLE items ADD COLUMN note varchar(50) AFTER id, MODIFY qty int not null default 0 FIRST,"
+                    " MODIFY name varchar(40) not null AFTER note"]},
+        probes={MY: NEXT_ID},
+    )
+)
 CASES += MY_COLUMN_CASES
 
 MY_COLUMN_REFUSED = [
@@ -1668,6 +1680,7 @@ MY_COLUMN_REFUSED = [
     my_ddl_case("my_convert_to_other_clauses", "ALTER TABLE people CONVERT TO CHARACTER SET utf8mb4, ADD x int"),
     my_ddl_case("my_virtual_made_plain", "ALTER TABLE people MODIFY v int"),
     my_ddl_case("my_after_unknown", "ALTER TABLE people ADD COLUMN x int AFTER nope"),
+    items_case("position_not_mysql", (SQLITE, PG), {}, flags=("--add", "note:varchar(50) first", *SHADOW)),
 ]
 
 
@@ -1769,6 +1782,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("my_convert_to_other_clauses", MY, "CONVERT TO CHARACTER SET name [COLLATE name] is read alone"),
     ("my_virtual_made_plain", MY, "VIRTUAL generated column 'v' would become a plain column"),
     ("my_after_unknown", MY, "AFTER nope: column 'nope' is not another column of the new table"),
+    *[("position_not_mysql", e, "first (note): ") for e in (SQLITE, PG)],
     *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],
     *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),

@@ -59,6 +59,11 @@ ALTER_ROWS: list[tuple[str, AlterColumn]] = [
     ('"say ""hi""":int', AlterColumn('say "hi"', "int")),
     ("größe:bigint", AlterColumn("größe", "bigint")),
     ("a;b -- c:int", AlterColumn("a;b -- c", "int")),
+    # MySQL's column position (issue 15): a trailing first / after COLUMN, outside any quoted default
+    ("qty:first", AlterColumn("qty", position=("first", None))),
+    ("qty:int not null after name", AlterColumn("qty", "int", nullable=False, position=("after", "name"))),
+    ('qty:after "unit price"', AlterColumn("qty", position=("after", "unit price"))),
+    ("note:text default 'x after y'", AlterColumn("note", "text", default="'x after y'")),
 ]  # fmt: skip
 
 ALTER_REFUSALS: list[tuple[str, str]] = [
@@ -96,6 +101,11 @@ def test_alter_refused(spec: str, message: str) -> None:
 
 
 ADD_ROWS: list[tuple[str, AddColumn | str]] = [
+    ("note:varchar(50) after name", AddColumn("note", "varchar(50)", position=("after", "name"))),
+    (
+        "note:text not null default '' FIRST",
+        AddColumn("note", "text", nullable=False, default="''", position=("first", None)),
+    ),
     ("note:text", AddColumn("note", "text")),
     ("note:text not null default ''", AddColumn("note", "text", nullable=False, default="''")),
     ("note:text default 'x' not null", AddColumn("note", "text", nullable=False, default="'x'")),
@@ -414,3 +424,20 @@ def test_mysql_column_clauses_in_any_order_map_exactly(
     assert change.default == got.get("default")
     assert change.comment == (got.get("comment", "" if modify else None))
     assert change.position == position
+
+
+@pytest.mark.parametrize(
+    ("ddl", "options"),
+    [
+        ("ALTER TABLE t ADD COLUMN note varchar(50) AFTER name", {"add": ["note:varchar(50) after name"]}),
+        (
+            "ALTER TABLE t ADD COLUMN note text NOT NULL DEFAULT '' FIRST",
+            {"add": ["note:text not null default '' first"]},
+        ),
+    ],
+)
+def test_ddl_and_options_say_the_same_position(ddl: str, options: dict[str, list[str]]) -> None:
+    """Both ways of saying a column's position reach the same change (types aside, which --ddl spells upper case)."""
+    assert [c.describe().lower() for c in parse_ddl(ddl, "mysql").changes] == [
+        c.describe().lower() for c in parse_options(**options).changes
+    ]
