@@ -66,6 +66,8 @@ class AlterColumn:
     generated: str | None = None
     stored: bool | None = None
     position: Position | None = None
+    #: MySQL's MODIFY/CHANGE restate AUTO_INCREMENT: True kept (or added), False dropped; None as it is
+    auto_increment: bool | None = None
     kind = "alter"
 
     def describe(self) -> str:
@@ -78,6 +80,8 @@ class AlterColumn:
             text += f" default {self.default}"
         if self.drop_default:
             text += " drop default"
+        if self.auto_increment is not None:
+            text += " auto_increment" if self.auto_increment else " no auto_increment"
         return text + _describe_extras(self.comment, self.generated, self.stored, self.position)
 
 
@@ -681,7 +685,7 @@ class _DDL:
         else:
             raise self.refuse(action)
 
-    def column_definition(self, node: Any) -> dict[str, Any]:
+    def column_definition(self, node: Any, restating: bool = False) -> dict[str, Any]:
         """A column definition's parts: name, type (with MySQL's CHARACTER SET / COLLATE, which are
         part of the type there), NULL / NOT NULL, DEFAULT, COMMENT, AS (expr) [STORED|VIRTUAL] and
         FIRST / AFTER; any other attribute is refused by name."""
@@ -720,6 +724,8 @@ class _DDL:
                 raise self.refuse(
                     node, f"column attribute {self.sql(constraint).split('(')[0].strip()} is not supported"
                 )
+            elif isinstance(kind, exp.AutoIncrementColumnConstraint) and restating:
+                out["auto_increment"] = True
             elif isinstance(kind, exp.CommentColumnConstraint):
                 if not (isinstance(kind.this, exp.Literal) and kind.this.is_string):
                     raise self.refuse(node, "COMMENT takes a quoted string")
@@ -794,7 +800,7 @@ class _DDL:
     def modify_column(self, action: Any) -> None:
         # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no
         # default, no comment, not generated, the table's character set).
-        d = self.column_definition(action.this)
+        d = self.column_definition(action.this, restating=True)
         column = d["column"]
         old = action.args.get("rename_from")
         if old is not None:
@@ -814,6 +820,8 @@ class _DDL:
             self.set_once(column, "stored", d["stored"], action)
         if d.get("position") is not None:
             self.set_once(column, "position", d["position"], action)
+        # not restated, AUTO_INCREMENT is dropped from the column, as the engine drops it
+        self.set_once(column, "auto_increment", bool(d.get("auto_increment")), action)
 
     def index_columns(self, node: Any, columns: list[Any]) -> tuple[str, ...]:
         from sqlglot import exp

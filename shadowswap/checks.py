@@ -380,6 +380,21 @@ def column_position_unsupported(ctx: Context) -> Outcome:
 
 
 @check(
+    "auto-increment-added",
+    "table",
+    "MODIFY/CHANGE gives AUTO_INCREMENT to a column that does not have it",
+    "add AUTO_INCREMENT with a blocking ALTER TABLE; the copy keeps a column's AUTO_INCREMENT, it does not add one",
+)
+def auto_increment_added(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn) and ch.auto_increment:
+            col = ctx.reflection.column(ctx.source_of(ch.column) or ch.column)
+            if col is not None and col.get("autoincrement") is not True:
+                return f"AUTO_INCREMENT on column {ch.column!r}: the column has none, and the copy does not add one"
+    return None
+
+
+@check(
     "add-not-null-without-default",
     "table",
     "a new NOT NULL column has neither a default nor a --using expression for the existing rows",

@@ -434,8 +434,16 @@ def _copy_only(ref: Reflection, changes: list[Change]) -> dict[str, str]:
         col = ref.column(ch.column) if isinstance(ch, AlterColumn) else None
         comment_changes = ch.comment is not None and ch.comment != ((col or {}).get("comment") or "")
         generated = bool(ch.generated) or (ch.generated == "" and bool((col or {}).get("computed")))
-        if ch.position is not None or comment_changes or generated:
-            out[ch.describe()] = "column position, comment and generated columns are made by the shadow copy"
+        # the in-place path (alembic's MODIFY) does not restate AUTO_INCREMENT
+        auto_increment = (
+            isinstance(ch, AlterColumn)
+            and ch.auto_increment is not None
+            and bool((col or {}).get("autoincrement") is True or ch.auto_increment)
+        )
+        if ch.position is not None or comment_changes or generated or auto_increment:
+            out[ch.describe()] = (
+                "column position, comment, AUTO_INCREMENT and generated columns are made by the shadow copy"
+            )
     return out
 
 
@@ -759,6 +767,9 @@ def _shadow_plan(
             reflected["comment"] = t.comment or None
         if t.source in resolved.converted:
             reflected["mysql_keep_column_check"] = True
+        if t.alter is not None and t.alter.auto_increment is False:
+            # MODIFY without AUTO_INCREMENT drops it (adding one is refused: auto-increment-added)
+            reflected["autoincrement"] = False
         if t.generated != ((t.reflected or {}).get("computed") or {}).get("sqltext"):
             # added, changed or no longer generated: the shadow declares what the change says
             reflected["computed"] = {"sqltext": t.generated, "persisted": t.stored} if t.generated else None

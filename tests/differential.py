@@ -1673,6 +1673,18 @@ MY_COLUMN_CASES.append(
         probes={MY: NEXT_ID},
     )
 )
+MY_COLUMN_CASES += [
+    # MODIFY restates AUTO_INCREMENT: kept where written, dropped where not, as the engine does
+    items_case(
+        f"my_modify_id_{name}",
+        (MY,),
+        {},
+        flags=("--ddl", f"ALTER TABLE items MODIFY id bigint NOT NULL{clause}", *SHADOW),
+        alter={MY: [f"ALTER TABLE items MODIFY id bigint NOT NULL{clause}"]},
+        probes={MY: NEXT_ID},
+    )
+    for name, clause in (("keeps_auto_increment", " AUTO_INCREMENT"), ("drops_auto_increment", ""))
+]
 CASES += MY_COLUMN_CASES
 
 MY_COLUMN_REFUSED = [
@@ -1681,6 +1693,12 @@ MY_COLUMN_REFUSED = [
     my_ddl_case("my_virtual_made_plain", "ALTER TABLE people MODIFY v int"),
     my_ddl_case("my_after_unknown", "ALTER TABLE people ADD COLUMN x int AFTER nope"),
     items_case("position_not_mysql", (SQLITE, PG), {}, flags=("--add", "note:varchar(50) first", *SHADOW)),
+    items_case(
+        "my_auto_increment_added",
+        (MY,),
+        {MY: ["ALTER TABLE items ADD UNIQUE KEY uq_qty_id (qty, id)"]},
+        flags=("--ddl", "ALTER TABLE items MODIFY qty int NOT NULL AUTO_INCREMENT"),
+    ),
 ]
 
 
@@ -1783,6 +1801,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("my_virtual_made_plain", MY, "VIRTUAL generated column 'v' would become a plain column"),
     ("my_after_unknown", MY, "AFTER nope: column 'nope' is not another column of the new table"),
     *[("position_not_mysql", e, "first (note): ") for e in (SQLITE, PG)],
+    ("my_auto_increment_added", MY, "AUTO_INCREMENT on column 'qty': the column has none"),
     *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],
     *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),

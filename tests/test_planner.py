@@ -91,7 +91,7 @@ def test_ddl_parses_into_the_same_changes_as_the_options() -> None:
     # MySQL's MODIFY restates the whole column; CHANGE renames it too
     mysql = parse_ddl("ALTER TABLE t MODIFY COLUMN a varchar(20) NOT NULL, CHANGE COLUMN b c int", "mysql")
     # (comment "" and generated "": what MODIFY leaves out is reset, a comment and a generation too)
-    restated = {"comment": "", "generated": ""}
+    restated = {"comment": "", "generated": "", "auto_increment": False}
     assert AlterColumn("a", "VARCHAR(20)", nullable=False, drop_default=True, **restated) in mysql.changes
     assert RenameColumn("b", "c") in mysql.changes
     assert AlterColumn("b", "INT", nullable=True, drop_default=True, **restated) in mysql.changes
