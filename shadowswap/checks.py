@@ -352,10 +352,11 @@ def add_existing_column(ctx: Context) -> Outcome:
     "AFTER names a column of the new table (by its new name)",
 )
 def column_position_unknown(ctx: Context) -> Outcome:
-    names = set(ctx.target_names())
+    # positions are MySQL's, whose column names ignore case
+    names = {n.lower() for n in ctx.target_names()}
     for ch in ctx.changes:
         after = ch.position[1] if isinstance(ch, AlterColumn | AddColumn) and ch.position is not None else None
-        if after is not None and (after not in names or after == ch.column):  # type: ignore[union-attr]
+        if after is not None and (after.lower() not in names or after.lower() == ch.column.lower()):  # type: ignore[union-attr]
             return Refusal(
                 f"AFTER {after}: column {after!r} is not another column of the new table",
                 hint="columns: " + ", ".join(ctx.target_names()),

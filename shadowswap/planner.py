@@ -461,7 +461,13 @@ def _place(targets: list[Target], changes: list[Change]) -> list[Target]:
         if ch.position[0] == "first":
             order.insert(0, target)
         else:
-            after = next(i for i, t in enumerate(order) if t.name == ch.position[1])
+            # AFTER names a column of the new table; positions are MySQL's, whose names ignore case
+            # (`MODIFY A …, ADD … AFTER a`: the first clause renamed a to A)
+            named = str(ch.position[1])
+            after = next(
+                (i for i, t in enumerate(order) if t.name == named),
+                next(i for i, t in enumerate(order) if t.name.lower() == named.lower()),
+            )
             order.insert(after + 1, target)
     return order
 
