@@ -874,8 +874,8 @@ _INT_WIDTH = re.compile(r"\b(tinyint|smallint|mediumint|int|bigint)\(\d+\)")
 def _same_type(ctx: Context, reflected: Any, type_sql: str) -> bool:
     """``type_sql`` names the type the column has (MySQL's MODIFY restates it to move a column): ``INT``
     for a reflected ``INTEGER``/``int(11)``, case and spaces aside."""
-    if ctx.dialect is None or reflected is None:
-        return False
+    if ctx.dialect is None or reflected is None or not ctx.dialect.column_names_fold_case:
+        return False  # (MySQL only: its MODIFY restates a column's type to move or comment it)
 
     def norm(text: str) -> str:
         text = " ".join(text.lower().split()).replace("integer", "int")

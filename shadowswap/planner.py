@@ -229,7 +229,7 @@ class Target:
     add: AddColumn | None = None
     #: None: the column's own (reflected) comment; "" none
     comment: str | None = None
-    #: a generated column's expression and STORED-ness, as the new table declares it
+    #: a generated column's expression and STORED-ness, as the new table declares it (None: not generated)
     generated: str | None = None
     stored: bool | None = None
 
@@ -319,7 +319,8 @@ def resolve(
         if alter is not None and alter.generated is not None:
             target.generated, target.stored = alter.generated or None, alter.stored
         elif computed:
-            target.generated, target.stored = str(computed["sqltext"]), computed.get("persisted")
+            # (SQLite's reflection may give "" for an expression it could not read: still generated)
+            target.generated, target.stored = str(computed.get("sqltext") or ""), computed.get("persisted")
         if source in pk:
             # a key column is NOT NULL even where the engine reflects it as nullable (SQLite); making
             # it nullable is refused (check primary-key-nullable)
@@ -648,7 +649,7 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
-        if t.generated:
+        if t.generated is not None:
             # A generated column is the engine's to compute from the copied ones, as its blocking
             # ALTER does: never written by the copy, the triggers or the replay, nor checksummed
             # (an added or changed one too: the shadow declares it with its new expression).
@@ -776,9 +777,10 @@ def _shadow_plan(
         if t.alter is not None and t.alter.auto_increment is False:
             # MODIFY without AUTO_INCREMENT drops it (adding one is refused: auto-increment-added)
             reflected["autoincrement"] = False
-        if t.generated != ((t.reflected or {}).get("computed") or {}).get("sqltext"):
+        computed = (t.reflected or {}).get("computed")
+        if t.generated != (str(computed.get("sqltext") or "") if computed else None):
             # added, changed or no longer generated: the shadow declares what the change says
-            reflected["computed"] = {"sqltext": t.generated, "persisted": t.stored} if t.generated else None
+            reflected["computed"] = {"sqltext": t.generated, "persisted": t.stored} if t.generated is not None else None
         columns.append(dialect.shadow_column(reflected, type_, t.nullable, t.default))
 
     rename = resolved.target_name
