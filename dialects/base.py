@@ -81,6 +81,10 @@ class Dialect(ABC):
     repoints_referencing_keys = False
     #: sqlglot's name for this engine's SQL (parsing --ddl, types and defaults)
     sqlglot_dialect: str | None = None
+    #: column names compare case-insensitively (MySQL): a change's names are folded to the table's
+    column_names_fold_case = False
+    #: the shadow honours FIRST / AFTER, COMMENT and generated columns given in the changes (MySQL)
+    maps_column_attributes = False
     #: the type a value is rendered as when ``--check-casts`` compares it before and after
     text_type = "text"
 
@@ -232,6 +236,15 @@ class Dialect(ABC):
     def validate_default_sql(self, default: str, type_sql: str) -> str:
         """A read-only statement the server rejects when the default is not a value of the type."""
         return f"SELECT CAST(({default}) AS {type_sql}) WHERE 1 = 0"
+
+    def convert_charset(
+        self, conn: Connection, table: str, charset: str, collation: str | None
+    ) -> tuple[list[Any], dict[str, str]]:
+        """MySQL's ``CONVERT TO CHARACTER SET``: an ``AlterColumn`` per text column, and the table
+        options it changes (its default character set and collation)."""
+        from shadowswap.errors import UsageError
+
+        raise UsageError(f"CONVERT TO CHARACTER SET is MySQL's; {self.name} has no per-table character set")
 
     def unreflected_indexes(self, conn: Connection, table: str) -> dict[str, str]:
         """Indexes the Inspector does not report, name → definition (the planner checks them too)."""

@@ -39,13 +39,30 @@ STORAGE_MODES = ("plain", "external", "extended", "main")
 #: what ``AlterColumn.identity`` may say (PostgreSQL identity columns)
 IDENTITY_ACTIONS = ("add always", "add by default", "set always", "set by default", "drop", "drop if exists")
 
+#: where a column goes in the new table: ("first", None) or ("after", COLUMN) (MySQL's FIRST / AFTER)
+Position = tuple[str, str | None]
+
+
+def _describe_extras(comment: str | None, generated: str | None, stored: bool | None, position: Position | None) -> str:
+    text = ""
+    if generated:
+        text += f" as ({generated}) {'stored' if stored else 'virtual'}"
+    if comment is not None:
+        text += f" comment {comment!r}"
+    if position is not None:
+        text += " first" if position[0] == "first" else f" after {position[1]}"
+    return text
+
 
 @dataclass(frozen=True)
 class AlterColumn:
     """Change a column's type, nullability or default; ``type_sql`` None keeps the type.
 
     PostgreSQL's column settings (``statistics``, ``storage``, ``compression``) and identity
-    (``identity``: one of IDENTITY_ACTIONS) change the catalog only."""
+    (``identity``: one of IDENTITY_ACTIONS) change the catalog only. MySQL's ``comment``,
+    ``generated`` and ``position`` None keep what the column has; ``comment`` "" removes it,
+    ``generated`` "" makes a generated column a plain one (MySQL's MODIFY restating it).
+    """
 
     column: str
     type_sql: str | None = None
@@ -58,6 +75,12 @@ class AlterColumn:
     identity: str | None = None
     #: PostgreSQL's DROP EXPRESSION: a stored generated column becomes a plain one, keeping its values
     drop_expression: bool = False
+    comment: str | None = None
+    generated: str | None = None
+    stored: bool | None = None
+    position: Position | None = None
+    #: MySQL's MODIFY/CHANGE restate AUTO_INCREMENT: True kept (or added), False dropped; None as it is
+    auto_increment: bool | None = None
     kind = "alter"
 
     @property
@@ -90,7 +113,9 @@ class AlterColumn:
             text += f" {_identity_words(self.identity)}"
         if self.drop_expression:
             text += " drop expression"
-        return text
+        if self.auto_increment is not None:
+            text += " auto_increment" if self.auto_increment else " no auto_increment"
+        return text + _describe_extras(self.comment, self.generated, self.stored, self.position)
 
 
 def _identity_words(action: str) -> str:
@@ -109,9 +134,13 @@ class AddColumn:
     type_sql: str
     nullable: bool = True
     default: str | None = None
+    comment: str | None = None
+    #: a generated column's expression (never written by the copy: the engine computes it)
     generated: str | None = None
-    stored: bool = True
+    stored: bool | None = None
+    #: PostgreSQL identity: "always" or "by default"
     identity: str | None = None
+    position: Position | None = None
     kind = "add"
 
     def describe(self) -> str:
@@ -120,11 +149,9 @@ class AddColumn:
             text += " not null"
         if self.default is not None:
             text += f" default {self.default}"
-        if self.generated is not None:
-            text += f" generated always as ({self.generated}) {'stored' if self.stored else 'virtual'}"
         if self.identity is not None:
             text += f" generated {self.identity} as identity"
-        return text
+        return text + _describe_extras(self.comment, self.generated, self.stored, self.position)
 
 
 @dataclass(frozen=True)
@@ -204,8 +231,6 @@ class TableOption:
         return f"set {self.name} = {self.value}"
 
 
-Change = AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex | Rebuild | TableOption
-
 #: MySQL table options shadowswap carries and changes, as ``SHOW CREATE TABLE`` names them
 MYSQL_TABLE_OPTIONS = (
     "ENGINE",
@@ -260,6 +285,26 @@ def shape_table_option(name: str, value: str | None, where: str) -> TableOption:
     if value is not None and not _PG_VALUE.match(value):
         raise UsageError(f"{where}: the value of {lower} must be a number or a word, not {value!r}")
     return TableOption(lower, value)
+
+
+@dataclass(frozen=True)
+class ConvertCharset:
+    """MySQL's ``CONVERT TO CHARACTER SET cs [COLLATE c]``: every text column and the table's default.
+
+    Which columns it converts, and what their types become, is the table's business: the planner
+    expands it into one ``AlterColumn`` per text column (``dialects/mysql/types.py``)."""
+
+    charset: str
+    collation: str | None = None
+    kind = "convert_charset"
+
+    def describe(self) -> str:
+        return f"convert to character set {self.charset}" + (f" collate {self.collation}" if self.collation else "")
+
+
+Change = (
+    AlterColumn | AddColumn | DropColumn | RenameColumn | AddIndex | DropIndex | Rebuild | TableOption | ConvertCharset
+)
 
 
 @dataclass
@@ -478,8 +523,22 @@ def take_settings(rest: str) -> tuple[str, dict[str, Any]]:
     return f"{head.strip()} {tail.strip()}".strip(), found
 
 
+_POSITION_RE = re.compile(r'(^|\s+)(first|after\s+("(?:[^"]|"")+"|[^\s"]+))\s*$', re.IGNORECASE)
+
+
+def split_position(rest: str, option: str, spec: str) -> tuple[str, Position | None]:
+    """A trailing ``first`` or ``after COLUMN`` (MySQL's column position), and the text before it."""
+    match = _POSITION_RE.search(rest)
+    if not match or _outside_quotes(rest[: match.start()]).count("'") % 2:
+        return rest, None  # none, or the words are inside a quoted default ('x after y')
+    if match.group(3) is None:
+        return rest[: match.start()], ("first", None)
+    return rest[: match.start()], ("after", _unquote_name(match.group(3), option, spec))
+
+
 def parse_alter(spec: str) -> AlterColumn:
     column, rest = split_column_spec(spec, "--alter")
+    rest, position = split_position(rest, "--alter", spec)
     try:
         rest, settings = take_settings(rest)
         type_sql, nullable, default, drop_default = parse_column_definition(rest, type_required=False)
@@ -491,18 +550,33 @@ def parse_alter(spec: str) -> AlterColumn:
             hint="PostgreSQL's: [set] statistics N, [set] storage plain|external|extended|main, [set] compression "
             "METHOD, generated always|by default as identity, set generated always|by default, drop identity",
         )
-    if type_sql is None and nullable is None and default is None and not drop_default and not settings:
+    if (
+        type_sql is None
+        and nullable is None
+        and default is None
+        and not drop_default
+        and not settings
+        and position is None
+    ):
         raise UsageError(
             f"--alter {spec!r} changes nothing",
-            hint='give a type, null / not null, default EXPR or drop default, e.g. --alter "price:varchar(20)"',
+            hint="give a type, null / not null, default EXPR, drop default, first or after COLUMN, "
+            'e.g. --alter "price:varchar(20)"',
         )
     return AlterColumn(
-        column=column, type_sql=type_sql, nullable=nullable, default=default, drop_default=drop_default, **settings
+        column=column,
+        type_sql=type_sql,
+        nullable=nullable,
+        default=default,
+        drop_default=drop_default,
+        position=position,
+        **settings,
     )
 
 
 def parse_add(spec: str) -> AddColumn:
     column, rest = split_column_spec(spec, "--add")
+    rest, position = split_position(rest, "--add", spec)
     try:
         rest, generated, stored = take_generated(rest, "--add", spec)
         rest, settings = take_settings(rest)
@@ -526,8 +600,9 @@ def parse_add(spec: str) -> AddColumn:
         nullable=nullable is not False if identity is None else False,
         default=default,
         generated=generated,
-        stored=stored,
+        stored=stored if generated is not None else None,
         identity=identity.split(" ", 1)[1] if identity is not None else None,
+        position=position,
     )
 
 
@@ -633,6 +708,28 @@ def parse_options(
 
 
 # -- --ddl --------------------------------------------------------------------------------------
+
+
+#: Why a primary key swap is refused (design.md invariant 2: rows are tracked by the key).
+PRIMARY_KEY_SWAP = (
+    "DROP / ADD PRIMARY KEY: changing the primary key is not done online: the keyset copy, the change "
+    "log and its replays find rows by the current key, which the new table would not be keyed by; "
+    "run this ALTER blocking, in a maintenance window"
+)
+
+#: MySQL statements sqlglot reads as an opaque command, by the clause they start with
+_MYSQL_COMMAND = re.compile(
+    r"^\s*ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s+(.*?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def sqlglot_table(name: str) -> Any:
+    """A table name as written in a statement sqlglot read as a command, as sqlglot's Table."""
+    from sqlglot import exp
+
+    quoted = name.startswith("`")
+    return exp.Table(this=exp.Identifier(this=name[1:-1].replace("``", "`") if quoted else name, quoted=quoted))
 
 
 _CLAUSES = {
@@ -749,7 +846,8 @@ class _DDL:
             statement = normalize_identifiers(parsed, dialect=self.dialect)
             if isinstance(statement, exp.Command) and _RESET.match(str(statement.args.get("expression") or "")):
                 self.reset_options(statement)
-            elif isinstance(statement, exp.Command) and _is_alter_table(statement):
+            elif isinstance(statement, exp.Command) and _is_alter_table(statement) and self.read != "mysql":
+                # PostgreSQL's column clauses sqlglot does not read; MySQL's unread ones are command()'s
                 self.alter_command(statement)
             elif isinstance(statement, exp.Alter) and str(statement.args.get("kind", "")).upper() == "TABLE":
                 self.strict(statement, "this", "kind", "actions", "only", "options")
@@ -764,6 +862,8 @@ class _DDL:
                 self.strict(statement, "tables", "kind", "concurrently")
                 for table in statement.args.get("tables") or []:
                     self.order.append(DropIndex(self.name(table)))
+            elif isinstance(statement, exp.Command):
+                self.command(statement)
             else:
                 raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
         # an ALTER COLUMN's clauses (TYPE, SET NOT NULL, ...) become one change, where the first one stood
@@ -773,6 +873,43 @@ class _DDL:
         if not self.out.changes:
             raise UsageError("--ddl changes nothing")
         return self.out
+
+    def command(self, statement: Any) -> None:
+        """A statement sqlglot could not read: name the clause it stumbled on, never "only ALTER TABLE"."""
+        text = f"{statement.this} {statement.expression or ''}".strip() if statement.this else self.sql(statement)
+        match = _MYSQL_COMMAND.match(text)
+        if not match:
+            raise self.refuse(statement, "only ALTER TABLE, CREATE INDEX and DROP INDEX")
+        rest = match.group(2)
+        if self.read == "mysql" and re.match(r"(?i)CONVERT\s+TO\s+(CHARACTER\s+SET|CHARSET)\b", rest):
+            convert = re.fullmatch(
+                r"(?i)CONVERT\s+TO\s+(?:CHARACTER\s+SET|CHARSET)\s*=?\s*'?([A-Za-z0-9_]+)'?"
+                r"(?:\s+COLLATE\s*=?\s*'?([A-Za-z0-9_]+)'?)?",
+                rest,
+            )
+            if convert is None:
+                raise UsageError(
+                    f"--ddl: cannot express {rest!r}: CONVERT TO CHARACTER SET name [COLLATE name] is read alone, "
+                    "without other clauses in the same ALTER TABLE",
+                    hint="give the other changes in a second plan, or as --alter/--add options",
+                )
+            if convert.group(1).lower() in ("default", "binary"):
+                raise UsageError(
+                    f"--ddl: CONVERT TO CHARACTER SET {convert.group(1)} is not supported: name the character set",
+                )
+            self.set_table(sqlglot_table(match.group(1)))
+            self.order.append(ConvertCharset(convert.group(1).lower(), (convert.group(2) or "").lower() or None))
+            return
+        if re.search(r"(?i)\bPERSISTENT\b", rest):
+            raise UsageError(
+                "--ddl: PERSISTENT (MariaDB's word for STORED) is not read; write AS (expr) STORED",
+            )
+        clause = " ".join(rest.split()[:3])
+        raise UsageError(
+            f"--ddl: the ALTER TABLE clause {clause!r} is not understood (sqlglot cannot parse it)",
+            hint="shadowswap understands ADD/DROP/RENAME/MODIFY/CHANGE/ALTER COLUMN, ADD/DROP INDEX, ADD UNIQUE; "
+            "use the --alter/--add/... options for the rest",
+        )
 
     def strict(self, node: Any, *allowed: str) -> None:
         """Refuse a clause we do not map (IF EXISTS, ALGORITHM=, AFTER col, CASCADE, ...) rather than drop it."""
@@ -824,6 +961,8 @@ class _DDL:
         elif isinstance(action, exp.AddConstraint):
             for constraint in action.expressions:
                 self.order.append(self.add_constraint(constraint))
+        elif isinstance(action, exp.DropPrimaryKey):
+            raise self.refuse(action, PRIMARY_KEY_SWAP)
         else:
             raise self.refuse(action)
 
@@ -918,71 +1057,150 @@ class _DDL:
         else:
             raise self.refuse(action)
 
-    def column_definition(self, node: Any) -> tuple[str, str, bool | None, str | None]:
-        column, type_sql, nullable, default, extra = self.column_definition_ext(node)
-        if extra:
-            raise self.refuse(node, "a generated or identity column cannot be restated by MODIFY/CHANGE")
-        return column, type_sql, nullable, default
-
-    def column_definition_ext(self, node: Any) -> tuple[str, str, bool | None, str | None, dict[str, Any]]:
-        """A column's definition, with a generated expression or identity (``extra``) where it has one."""
+    def column_definition(self, node: Any, restating: bool = False) -> dict[str, Any]:
+        """A column definition's parts: name, type (with MySQL's CHARACTER SET / COLLATE, which are
+        part of the type there), NULL / NOT NULL, DEFAULT, COMMENT, AS (expr) [STORED|VIRTUAL] and
+        FIRST / AFTER; PostgreSQL's GENERATED ... AS IDENTITY; any other attribute is refused by name."""
         from sqlglot import exp
 
-        self.strict(node, "this", "kind", "constraints")
+        self.strict(node, "this", "kind", "constraints", "position")
         column = self.name(node.this)
         if node.args.get("kind") is None:
             raise self.refuse(node, "no type")
-        nullable: bool | None = None
-        default = None
-        extra: dict[str, Any] = {}
+        out: dict[str, Any] = {"column": column, "nullable": None, "default": None, "comment": None}
+        charset = collate = None
         for constraint in node.args.get("constraints") or []:
             kind = constraint.args.get("kind")
             if isinstance(kind, exp.NotNullColumnConstraint):
-                nullable = bool(kind.args.get("allow_null"))
+                out["nullable"] = bool(kind.args.get("allow_null"))
             elif isinstance(kind, exp.DefaultColumnConstraint):
-                default = check_default(self.sql(kind.this))
+                value = kind.this
+                if isinstance(value, exp.Collate) and self.dialect == "mysql":
+                    # `DEFAULT NULL COLLATE 'utf8_bin'`: MySQL's DEFAULT takes a literal, so COLLATE is
+                    # the column's own attribute (sqlglot reads it into the default expression)
+                    collate = self.charset_name(value.expression, node)
+                    value = value.this
+                out["default"] = check_default(self.sql(value))
+            elif isinstance(kind, exp.CharacterSetColumnConstraint):
+                charset = self.charset_name(kind.this, node)
+            elif isinstance(kind, exp.CollateColumnConstraint):
+                collate = self.charset_name(kind.this, node)
+            elif self.dialect != "mysql" and isinstance(
+                kind,
+                exp.CommentColumnConstraint
+                | exp.CharacterSetColumnConstraint
+                | exp.CollateColumnConstraint,
+            ):
+                # MySQL's column clauses; on the other engines they are another helper's (issue 15)
+                raise self.refuse(
+                    node, f"column attribute {self.sql(constraint).split('(')[0].strip()} is not supported"
+                )
+            elif isinstance(kind, exp.AutoIncrementColumnConstraint) and restating:
+                out["auto_increment"] = True
+            elif isinstance(kind, exp.CommentColumnConstraint):
+                if not (isinstance(kind.this, exp.Literal) and kind.this.is_string):
+                    raise self.refuse(node, "COMMENT takes a quoted string")
+                out["comment"] = str(kind.this.this)
             elif isinstance(kind, exp.ComputedColumnConstraint):
-                expr = kind.this.this if isinstance(kind.this, exp.Paren) else kind.this
+                expression = kind.this.this if isinstance(kind.this, exp.Paren) else kind.this
+                out["generated"] = check_expression(self.sql(expression), f"generated expression of {column}")
                 persisted = kind.args.get("persisted")
-                extra["generated"] = check_expression(self.sql(expr), "generated expression")
-                # PostgreSQL's are STORED (its only kind); SQLite's are VIRTUAL unless said
-                extra["stored"] = bool(persisted) if persisted is not None else self.dialect != "sqlite"
+                # MySQL's and SQLite's are VIRTUAL unless said; PostgreSQL's are STORED (its only kind)
+                out["stored"] = bool(persisted) if persisted is not None else self.dialect not in ("sqlite", "mysql")
+            elif (
+                self.dialect == "mysql"
+                and isinstance(kind, exp.GeneratedAsIdentityColumnConstraint)
+                and kind.args.get("expression") is not None
+            ):
+                # MySQL's `GENERATED ALWAYS AS (expr)` without STORED: a VIRTUAL column
+                out["generated"] = check_expression(
+                    self.sql(kind.args["expression"]), f"generated expression of {column}"
+                )
+                out["stored"] = False
             elif isinstance(kind, exp.GeneratedAsIdentityColumnConstraint) and kind.this is not None:
                 options = [k for k, v in kind.args.items() if k not in ("this", "on_null") and v not in (None, False)]
                 if options or kind.args.get("on_null"):
                     raise self.refuse(node, _IDENTITY_OPTIONS)
-                extra["identity"] = "always" if kind.this else "by default"
+                out["identity"] = "always" if kind.this else "by default"
             else:
+                clause = self.sql(constraint).split("(")[0].strip() or type(kind).__name__
                 raise self.refuse(
                     node,
-                    "only NULL, NOT NULL, DEFAULT, GENERATED ALWAYS AS (...) and identity; add keys and constraints "
-                    "with --add-index/--add-unique",
+                    f"column attribute {clause} is not supported: shadowswap maps NULL, NOT NULL, DEFAULT, "
+                    "CHARACTER SET, COLLATE, COMMENT, AS (expr) [STORED|VIRTUAL] and identity; "
+                    "add keys with ADD INDEX / ADD UNIQUE",
                 )
-        if extra and default is not None:
-            raise self.refuse(node, "a generated or identity column has no default")
-        return column, self.type_sql(node.args["kind"]), nullable, default, extra
+        type_sql = self.type_sql(node.args["kind"])
+        # MySQL: the character set and collation are part of the column's type
+        if charset:
+            type_sql += f" CHARACTER SET {charset}"
+        if collate:
+            type_sql += f" COLLATE {collate}"
+        out["type_sql"] = check_type(type_sql) if charset or collate else type_sql
+        if (out.get("generated") is not None or out.get("identity")) and out["default"] is not None:
+            raise self.refuse(node, "a generated or identity column has no DEFAULT")
+        position = node.args.get("position")
+        if position is not None and self.dialect != "mysql":
+            raise self.refuse(node, "FIRST / AFTER is MySQL's; the other engines add a column at the end")
+        if position is not None:
+            where = str(position.args.get("position") or "").upper()
+            if where == "FIRST":
+                out["position"] = ("first", None)
+            elif where == "AFTER" and position.this is not None:
+                out["position"] = ("after", self.name(position.this))
+            else:
+                raise self.refuse(node, f"column position {self.sql(position)!r}")
+        return out
+
+    def charset_name(self, node: Any, context: Any) -> str:
+        """A character set or collation name (bare or quoted), checked to be one word."""
+        from sqlglot import exp
+
+        if isinstance(node, exp.Column | exp.Identifier | exp.Var | exp.Literal):
+            text = str(node.name if isinstance(node, exp.Column) else node.this)
+            if re.fullmatch(r"[A-Za-z0-9_]+", text):
+                return text
+        raise self.refuse(context, f"invalid character set or collation {self.sql(node)!r}")
 
     def add_column(self, node: Any) -> AddColumn:
-        column, type_sql, nullable, default, extra = self.column_definition_ext(node)
-        if extra.get("identity"):
-            nullable = False  # an identity column is NOT NULL
-        return AddColumn(column=column, type_sql=type_sql, nullable=nullable is not False, default=default, **extra)
+        d = self.column_definition(node)
+        return AddColumn(
+            column=d["column"],
+            type_sql=d["type_sql"],
+            nullable=d["nullable"] is not False and not d.get("identity"),  # an identity column is NOT NULL
+            default=d["default"],
+            comment=d["comment"] or None,
+            generated=d.get("generated"),
+            stored=d.get("stored"),
+            identity=d.get("identity"),
+            position=d.get("position"),
+        )
 
     def modify_column(self, action: Any) -> None:
-        # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no default).
-        column, type_sql, nullable, default = self.column_definition(action.this)
+        # MySQL's MODIFY/CHANGE restate the whole column: what is not restated is reset (NULL, no
+        # default, no comment, not generated, the table's character set).
+        d = self.column_definition(action.this, restating=True)
+        column = d["column"]
         old = action.args.get("rename_from")
         if old is not None:
             old_name = self.name(old)
             if old_name != column:
                 self.order.append(RenameColumn(old_name, column))
                 column = old_name
-        self.set_once(column, "type_sql", type_sql, action)
-        self.set_once(column, "nullable", nullable is not False, action)
-        if default is not None:
-            self.set_once(column, "default", default, action)
+        self.set_once(column, "type_sql", d["type_sql"], action)
+        self.set_once(column, "nullable", d["nullable"] is not False, action)
+        if d["default"] is not None:
+            self.set_once(column, "default", d["default"], action)
         else:
             self.set_once(column, "drop_default", True, action)
+        self.set_once(column, "comment", d["comment"] or "", action)
+        self.set_once(column, "generated", d.get("generated") or "", action)
+        if d.get("generated"):
+            self.set_once(column, "stored", d["stored"], action)
+        if d.get("position") is not None:
+            self.set_once(column, "position", d["position"], action)
+        # not restated, AUTO_INCREMENT is dropped from the column, as the engine drops it
+        self.set_once(column, "auto_increment", bool(d.get("auto_increment")), action)
 
     def index_columns(self, node: Any, columns: list[Any]) -> tuple[str, ...]:
         from sqlglot import exp
@@ -1003,6 +1221,10 @@ class _DDL:
     def add_constraint(self, node: Any) -> AddIndex:
         from sqlglot import exp
 
+        if isinstance(node, exp.PrimaryKey) or (
+            isinstance(node, exp.Constraint) and any(isinstance(e, exp.PrimaryKey) for e in node.expressions)
+        ):
+            raise self.refuse(node, PRIMARY_KEY_SWAP)
         if isinstance(node, exp.IndexColumnConstraint) and node.this is not None:
             if node.args.get("kind") or node.args.get("index_type") or node.args.get("options"):
                 raise self.refuse(node)
@@ -1140,10 +1362,7 @@ _COLUMN_CLAUSE_RE = re.compile(rf"^alter\s+(?:column\s+)?({_NAME_TEXT})\s+(.*)$"
 _IDENTITY_OPTIONS = (
     "identity sequence options (START WITH, INCREMENT BY, ...) are not supported; add the identity, then ALTER SEQUENCE"
 )
-_PRIMARY_KEY_SWAP = (
-    "a primary key swap: the copy, the change log and the verification track rows by the table's current "
-    "primary key, which shadowswap keeps; change the key with a blocking ALTER TABLE in a maintenance window"
-)
+_PRIMARY_KEY_SWAP = PRIMARY_KEY_SWAP
 
 
 def _is_alter_table(statement: Any) -> bool:
@@ -1164,6 +1383,8 @@ def _why_not(action: str) -> str:
         return _PRIMARY_KEY_SWAP
     if re.search(r"\bADD\s+GENERATED\b.*\bIDENTITY\s*\(", words):
         return _IDENTITY_OPTIONS
+    if re.search(r"^CONVERT\s+TO\b", words):
+        return "CONVERT TO CHARACTER SET is MySQL's; this engine's column types carry their encoding from the database"
     if re.search(r"^(SET\s+WITHOUT\s+)?CLUSTER\b", words):
         # CLUSTER ON only marks the index a later blocking CLUSTER reads; the online equivalent of
         # that CLUSTER is the ordered rebuild

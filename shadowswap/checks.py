@@ -30,6 +30,7 @@ docs/planning.md names each check (a test keeps the two in step).
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -352,13 +353,65 @@ def drop_twice(ctx: Context) -> Outcome:
 
 @check("add-existing-column", "table", "an added column's name is taken", "choose another name")
 def add_existing_column(ctx: Context) -> Outcome:
-    # a column the same changes drop frees its name (DROP COLUMN c, ADD COLUMN c ...: a new column c)
-    taken = set(ctx.original) - set(ctx.drops)
+    # a column this plan drops frees its name (`DROP COLUMN c1, ADD COLUMN c1 …`); MySQL compares
+    # column names ignoring case
+    fold = str.lower if ctx.engine == "mysql" else str
+    taken = {fold(c) for c in ctx.original if c not in ctx.drops}
     for ch in ctx.changes:
         if isinstance(ch, AddColumn):
-            if ch.column in taken:
+            if fold(ch.column) in taken:
                 return _exists(ctx, ch.column)
-            taken.add(ch.column)
+            taken.add(fold(ch.column))
+    return None
+
+
+@check(
+    "column-position-unknown",
+    "table",
+    "FIRST / AFTER names a column the new table does not have",
+    "AFTER names a column of the new table (by its new name)",
+)
+def column_position_unknown(ctx: Context) -> Outcome:
+    # positions are MySQL's, whose column names ignore case
+    names = {n.lower() for n in ctx.target_names()}
+    for ch in ctx.changes:
+        after = ch.position[1] if isinstance(ch, AlterColumn | AddColumn) and ch.position is not None else None
+        if after is not None and (after.lower() not in names or after.lower() == ch.column.lower()):  # type: ignore[union-attr]
+            return Refusal(
+                f"AFTER {after}: column {after!r} is not another column of the new table",
+                hint="columns: " + ", ".join(ctx.target_names()),
+            )
+    return None
+
+
+@check(
+    "column-position-unsupported",
+    "database",
+    "FIRST / AFTER on an engine that adds a column at the end and cannot move one",
+    "leave the position out: PostgreSQL and SQLite add the column at the end, as their ALTER does",
+)
+def column_position_unsupported(ctx: Context) -> Outcome:
+    if ctx.dialect is None or ctx.dialect.maps_column_attributes:
+        return None
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn | AddColumn) and ch.position is not None:
+            where = "first" if ch.position[0] == "first" else f"after {ch.position[1]}"
+            return f"{where} ({ch.column}): {ctx.dialect.name} puts a new column at the end and cannot move one"
+    return None
+
+
+@check(
+    "auto-increment-added",
+    "table",
+    "MODIFY/CHANGE gives AUTO_INCREMENT to a column that does not have it",
+    "add AUTO_INCREMENT with a blocking ALTER TABLE; the copy keeps a column's AUTO_INCREMENT, it does not add one",
+)
+def auto_increment_added(ctx: Context) -> Outcome:
+    for ch in ctx.changes:
+        if isinstance(ch, AlterColumn) and ch.auto_increment:
+            col = ctx.reflection.column(ctx.source_of(ch.column) or ch.column)
+            if col is not None and col.get("autoincrement") is not True:
+                return f"AUTO_INCREMENT on column {ch.column!r}: the column has none, and the copy does not add one"
     return None
 
 
@@ -940,8 +993,11 @@ def generated_column_changed(ctx: Context) -> Outcome:
     # recomputes it, the copy never writes it. A change under it (the engines' own ALTER refuses most
     # of them) is refused.
     pk = ctx.pk
-    retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    retyped = _retyped(ctx)
     plain = {t.source for t in ctx.plan.targets if t.alter is not None and t.alter.drop_expression}
+    # restated by MySQL's MODIFY/CHANGE as generated (new expression), or a STORED one made plain
+    # (its stored values are copied, as the engine keeps them): the shadow declares what it says
+    retyped -= _restated_generated(ctx)
     for col in ctx.reflection.columns:
         name = col["name"]
         if col.get("computed") and name not in plain and (name in pk or name in ctx.plan.renames or name in retyped):
@@ -957,11 +1013,14 @@ def generated_column_changed(ctx: Context) -> Outcome:
     "drop the generated column first (--drop NAME) and add it again after the migration",
 )
 def generated_column_over_changed_column(ctx: Context) -> Outcome:
-    retyped = {t.source for t in ctx.plan.targets if t.source and (t.type_sql or t.using) is not None}
+    retyped = _retyped(ctx)
+    restated = _restated_generated(ctx)
     plain = {t.source for t in ctx.plan.targets if t.alter is not None and t.alter.drop_expression}
     for col in ctx.reflection.columns:
         computed = col.get("computed")
-        if not computed or col["name"] in ctx.plan.drops or col["name"] in plain:  # dropped: nothing to carry
+        if not computed or col["name"] in ctx.plan.drops or col["name"] in plain or col["name"] in restated:
+            # dropped or made plain: nothing to carry; restated: an expression over the new table,
+            # as the engine reads it
             continue
         changed = [*ctx.plan.drops, *ctx.plan.renames, *retyped]
         if ctx.dialect is not None and ctx.dialect.renames_columns_in_constraints:
@@ -975,6 +1034,61 @@ def generated_column_over_changed_column(ctx: Context) -> Outcome:
                 "renames or converts",
                 hint=f"drop the generated column first (--drop {col['name']}) and add it again after the migration",
             )
+    return None
+
+
+def _restated_generated(ctx: Context) -> set[str]:
+    """Generated columns a change restates (MySQL's MODIFY/CHANGE): given a new expression or made
+    plain (a VIRTUAL one is refused by generated-virtual-made-plain)."""
+    out = set()
+    for t in ctx.plan.targets:
+        computed = (t.reflected or {}).get("computed")
+        if t.source is not None and computed and t.alter is not None and t.alter.generated is not None:
+            out.add(t.source)
+    return out
+
+
+_INT_WIDTH = re.compile(r"\b(tinyint|smallint|mediumint|int|bigint)\(\d+\)")
+
+
+def _same_type(ctx: Context, reflected: Any, type_sql: str) -> bool:
+    """``type_sql`` names the type the column has (MySQL's MODIFY restates it to move a column): ``INT``
+    for a reflected ``INTEGER``/``int(11)``, case and spaces aside."""
+    if ctx.dialect is None or reflected is None or not ctx.dialect.column_names_fold_case:
+        return False  # (MySQL only: its MODIFY restates a column's type to move or comment it)
+
+    def norm(text: str) -> str:
+        text = " ".join(text.lower().split()).replace("integer", "int")
+        return _INT_WIDTH.sub(r"\1", text).replace(" (", "(").replace(", ", ",")
+
+    return norm(_type_sql(ctx.dialect, reflected)) == norm(type_sql)
+
+
+def _retyped(ctx: Context) -> set[str]:
+    """Original columns whose values the copy converts: a new type (not one restating the column's
+    own), or a --using expression."""
+    out = set()
+    for t in ctx.plan.targets:
+        if t.source is None:
+            continue
+        if t.using is not None or (
+            t.type_sql is not None and not _same_type(ctx, (t.reflected or {}).get("type"), t.type_sql)
+        ):
+            out.add(t.source)
+    return out
+
+
+@check(
+    "generated-virtual-made-plain",
+    "shadow",
+    "a VIRTUAL generated column is made a plain column; the engine's ALTER refuses it too (it has no stored values)",
+    "drop the column and add a plain one, or make it STORED first",
+)
+def generated_virtual_made_plain(ctx: Context) -> Outcome:
+    for t in ctx.plan.targets:
+        computed = (t.reflected or {}).get("computed")
+        if t.alter is not None and computed and t.alter.generated == "" and not computed.get("persisted"):
+            return f"VIRTUAL generated column {t.source!r} would become a plain column: it has no stored values to copy"
     return None
 
 

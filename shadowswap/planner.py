@@ -21,6 +21,7 @@ from shadowswap.changes import (
     AlterColumn,
     Change,
     ChangeSet,
+    ConvertCharset,
     DropColumn,
     DropIndex,
     Rebuild,
@@ -206,6 +207,8 @@ def guard_fragments(
     for ch in changes:
         if isinstance(ch, AlterColumn | AddColumn) and ch.default is not None:
             ch = replace(ch, default=one_expression(ch.default, read, f"default for {ch.column}"))
+        if isinstance(ch, AlterColumn | AddColumn) and ch.generated:
+            ch = replace(ch, generated=one_expression(ch.generated, read, f"generated expression of {ch.column}"))
         out.append(ch)
     guarded = {name: one_expression(expr, read, f"--using expression for {name}") for name, expr in usings.items()}
     return out, guarded
@@ -249,6 +252,11 @@ class Target:
     using: str | None = None
     alter: AlterColumn | None = None
     add: AddColumn | None = None
+    #: None: the column's own (reflected) comment; "" none
+    comment: str | None = None
+    #: a generated column's expression and STORED-ness, as the new table declares it (None: not generated)
+    generated: str | None = None
+    stored: bool | None = None
 
 
 @dataclass
@@ -264,6 +272,11 @@ class Resolved:
     hidden_indexes: dict[str, str] = field(default_factory=dict)
     #: table-level options the new table sets (value) or resets (None), in the order given
     table_options: list[TableOption] = field(default_factory=list)
+    #: what MySQL's CONVERT TO changes of the table (its default character set and collation), as
+    #: SQLAlchemy table keywords
+    convert_options: dict[str, str] = field(default_factory=dict)
+    #: columns CONVERT TO CHARACTER SET converts (they keep their own CHECK, as the engine keeps it)
+    converted: list[str] = field(default_factory=list)
 
 
 def resolve(
@@ -329,6 +342,15 @@ def resolve(
                 target.default, target.default_changed = alter.default, True
             elif alter.drop_default:
                 target.default, target.default_changed = None, True
+            target.comment = alter.comment
+        computed = col.get("computed")
+        if alter is not None and alter.generated is not None:
+            target.generated, target.stored = alter.generated or None, alter.stored
+        elif alter is not None and alter.drop_expression:
+            pass  # PostgreSQL's DROP EXPRESSION: a plain column, its values copied
+        elif computed:
+            # (SQLite's reflection may give "" for an expression it could not read: still generated)
+            target.generated, target.stored = str(computed.get("sqltext") or ""), computed.get("persisted")
         if source in pk:
             # a key column is NOT NULL even where the engine reflects it as nullable (SQLite); making
             # it nullable is refused (check primary-key-nullable)
@@ -346,8 +368,12 @@ def resolve(
                 default_changed=add.default is not None,
                 using=using_by_target.get(add.column),
                 add=add,
+                comment=add.comment,
+                generated=add.generated,
+                stored=add.stored,
             )
         )
+    targets = _place(targets, changes)
     return Resolved(
         targets=targets,
         drops=drops,
@@ -359,6 +385,123 @@ def resolve(
         hidden_indexes=hidden_indexes,
         table_options=[ch for ch in changes if isinstance(ch, TableOption)],
     )
+
+
+def fold_column_names(
+    ref: Reflection, changes: list[Change], usings: dict[str, str]
+) -> tuple[list[Change], dict[str, str]]:
+    """Where column names compare case-insensitively (MySQL), a change naming ``C2`` names the
+    table's ``c2``: each name that is not a column of the table (or one this plan adds or renames
+    to) as written is replaced by the one it matches ignoring case."""
+    known = [c["name"] for c in ref.columns]
+    known += [ch.new for ch in changes if isinstance(ch, RenameColumn)]
+    known += [ch.column for ch in changes if isinstance(ch, AddColumn)]
+    by_lower: dict[str, str] = {}
+    for name in known:
+        by_lower.setdefault(name.lower(), name)
+
+    def fold(name: str) -> str:
+        return name if name in known else by_lower.get(name.lower(), name)
+
+    def fold_position(position: Any) -> Any:
+        return position if position is None or position[1] is None else (position[0], fold(position[1]))
+
+    out: list[Change] = []
+    for ch in changes:
+        if isinstance(ch, AlterColumn):
+            folded = fold(ch.column)
+            restated = ch.comment is not None and ch.generated is not None  # MODIFY/CHANGE: the whole column
+            if (
+                restated
+                and folded != ch.column
+                and not any(isinstance(c, RenameColumn) and c.old == folded for c in changes)
+            ):
+                # `MODIFY C2 …` also names the column C2, as the engine's ALTER does
+                out.append(RenameColumn(folded, ch.column))
+            ch = replace(ch, column=folded, position=fold_position(ch.position))
+        elif isinstance(ch, AddColumn):
+            ch = replace(ch, position=fold_position(ch.position))
+        elif isinstance(ch, DropColumn):
+            ch = replace(ch, column=fold(ch.column))
+        elif isinstance(ch, RenameColumn):
+            ch = replace(ch, old=fold(ch.old))
+        elif isinstance(ch, AddIndex):
+            ch = replace(ch, columns=tuple(fold(c) for c in ch.columns))
+        out.append(ch)
+    return out, {fold(name): expr for name, expr in usings.items()}
+
+
+def _expand_convert(
+    conn: Connection, dialect: Dialect, table: str, changes: list[Change]
+) -> tuple[list[Change], dict[str, str], list[str]]:
+    """MySQL's ``CONVERT TO CHARACTER SET``: one change per text column, as the engine converts them
+    (``convert_charset``), the table options it changes, and the columns it converts."""
+    converts = [ch for ch in changes if isinstance(ch, ConvertCharset)]
+    if not converts:
+        return changes, {}, []
+    if len(converts) > 1:
+        raise UsageError("CONVERT TO CHARACTER SET is given twice")
+    expanded, options = dialect.convert_charset(conn, table, converts[0].charset, converts[0].collation)
+    mine = {ch.column for ch in expanded}
+    for ch in changes:
+        named = ch.old if isinstance(ch, RenameColumn) else getattr(ch, "column", None)
+        if isinstance(ch, AlterColumn | DropColumn | RenameColumn) and named in mine:
+            raise UsageError(
+                f"CONVERT TO CHARACTER SET converts column {named!r}, which another change also changes: "
+                "give CONVERT TO in a plan of its own"
+            )
+    out: list[Change] = []
+    for ch in changes:
+        out.extend(expanded if isinstance(ch, ConvertCharset) else [ch])
+    return out, options, sorted(mine)
+
+
+def _copy_only(ref: Reflection, changes: list[Change]) -> dict[str, str]:
+    """Changes whose column position, comment or generation the in-place path does not render:
+    made by the copy (description → why)."""
+    out = {}
+    for ch in changes:
+        if not isinstance(ch, AlterColumn | AddColumn):
+            continue
+        col = ref.column(ch.column) if isinstance(ch, AlterColumn) else None
+        comment_changes = ch.comment is not None and ch.comment != ((col or {}).get("comment") or "")
+        generated = bool(ch.generated) or (ch.generated == "" and bool((col or {}).get("computed")))
+        # the in-place path (alembic's MODIFY) does not restate AUTO_INCREMENT
+        auto_increment = (
+            isinstance(ch, AlterColumn)
+            and ch.auto_increment is not None
+            and bool((col or {}).get("autoincrement") is True or ch.auto_increment)
+        )
+        if ch.position is not None or comment_changes or generated or auto_increment:
+            out[ch.describe()] = (
+                "column position, comment, AUTO_INCREMENT and generated columns are made by the shadow copy"
+            )
+    return out
+
+
+def _place(targets: list[Target], changes: list[Change]) -> list[Target]:
+    """The new table's column order: each FIRST / AFTER moves its column, in the order written, as the
+    engine's ALTER does (AFTER names a column of the new table; the check column-position-unknown
+    refused one it does not have)."""
+    order = list(targets)
+    by_change = {id(t.alter or t.add): t for t in targets if (t.alter or t.add) is not None}
+    for ch in changes:
+        if not isinstance(ch, AlterColumn | AddColumn) or ch.position is None:
+            continue
+        target = by_change[id(ch)]
+        order.remove(target)
+        if ch.position[0] == "first":
+            order.insert(0, target)
+        else:
+            # AFTER names a column of the new table; positions are MySQL's, whose names ignore case
+            # (`MODIFY A …, ADD … AFTER a`: the first clause renamed a to A)
+            named = str(ch.position[1])
+            after = next(
+                (i for i, t in enumerate(order) if t.name == named),
+                next(i for i, t in enumerate(order) if t.name.lower() == named.lower()),
+            )
+            order.insert(after + 1, target)
+    return order
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -489,9 +632,13 @@ def _plan_from_reflection(
             "--transform computes columns in Python, so the rows are copied: --strategy instant cannot run it",
             hint="drop --strategy instant (auto copies)",
         )
-    if dialect.name == "sqlite":
+    changes, convert_options, converted = _expand_convert(conn, dialect, table, changes)
+    if dialect.column_names_fold_case:
+        changes, usings = fold_column_names(ref, changes, usings)
+    elif dialect.name == "sqlite":
         changes, usings = fold_names(ref, changes, usings)
     resolved = resolve(ref, changes, usings, dialect.unreflected_indexes(conn, table), engine=dialect.name)
+    resolved.convert_options, resolved.converted = convert_options, converted
     checks.run(
         "database",
         checks.Context(
@@ -506,9 +653,14 @@ def _plan_from_reflection(
     )
 
     facts = _facts(dialect, ref, resolved, changes)
+    by_copy = _copy_only(ref, changes)
     decisions = []
     for fact in facts:
         instant, reason = _table_level_reason(fact) or dialect.instant_reason(fact)
+        if instant and fact.description in by_copy:
+            instant, reason = False, by_copy[fact.description]
+        if instant and convert_options:
+            instant, reason = False, "CONVERT TO CHARACTER SET changes the table's default too: made by the shadow copy"
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
     chosen, why = strategy.choose(decisions, strategy.SHADOW if transform is not None else strategy_name)
     if transform is not None and strategy_name != strategy.SHADOW:
@@ -613,18 +765,19 @@ def _column_plans(
         col = t.reflected
         new_type = (t.type_sql or _type_sql(dialect, col["type"])) if col is not None else t.type_sql
         assert new_type is not None
-        if col is not None and col.get("computed") and not (t.alter is not None and t.alter.drop_expression):
+        if t.generated is not None:
             # A generated column is the engine's to compute from the copied ones, as its blocking
-            # ALTER does: never written by the copy, the triggers or the replay, nor checksummed.
+            # ALTER does: never written by the copy, the triggers or the replay, nor checksummed
+            # (an added or changed one too: the shadow declares it with its new expression).
             defaulted.append(
                 ColumnPlan(
                     name=t.name,
-                    old_type=_type_sql(dialect, col["type"]),
+                    old_type=_type_sql(dialect, col["type"]) if col is not None else None,
                     new_type=new_type,
-                    old_nullable=bool(col["nullable"]),
+                    old_nullable=bool(col["nullable"]) if col is not None else None,
                     new_nullable=t.nullable,
-                    expression=f"GENERATED ALWAYS AS ({col['computed']['sqltext']})",
-                    changed=t.alter is not None,
+                    expression=f"GENERATED ALWAYS AS ({t.generated})",
+                    changed=t.alter is not None or t.add is not None,
                     source_column=t.source,
                 )
             )
@@ -633,21 +786,6 @@ def _column_plans(
             expression = f"({qualify(t.using, source_columns, dialect.sqlglot_dialect)})"
             if t.type_sql is not None:
                 expression = dialect.cast_sql(expression, t.type_sql)
-        elif t.source is None and t.add is not None and t.add.generated is not None:
-            # an added generated column: the engine computes it, as for the table's own (above)
-            defaulted.append(
-                ColumnPlan(
-                    name=t.name,
-                    old_type=None,
-                    new_type=new_type,
-                    old_nullable=None,
-                    new_nullable=t.nullable,
-                    expression=f"GENERATED ALWAYS AS ({t.add.generated})",
-                    changed=True,
-                    source_column=None,
-                )
-            )
-            continue
         elif t.source is None:
             # an added column: its server default (NULL without one) fills the old rows and new ones
             defaulted.append(
@@ -783,14 +921,21 @@ def _shadow_plan(
     for t in resolved.targets:
         if t.reflected is not None:
             reflected = {**t.reflected, "name": t.name}
-            if t.alter is not None and t.alter.drop_expression:
-                reflected.pop("computed", None)  # DROP EXPRESSION: a plain column, its values copied
             type_: sa.types.TypeEngine[Any] = ColumnTypeSQL(t.type_sql) if t.type_sql else t.reflected["type"]
         else:
             reflected = {"name": t.name, "type": None, "nullable": t.nullable, "default": t.default, "comment": None}
-            if t.add is not None and t.add.generated is not None:
-                reflected["computed"] = {"sqltext": t.add.generated, "persisted": t.add.stored}
             type_ = ColumnTypeSQL(t.type_sql or "")
+        if t.comment is not None:
+            reflected["comment"] = t.comment or None
+        if t.source in resolved.converted:
+            reflected["mysql_keep_column_check"] = True
+        if t.alter is not None and t.alter.auto_increment is False:
+            # MODIFY without AUTO_INCREMENT drops it (adding one is refused: auto-increment-added)
+            reflected["autoincrement"] = False
+        computed = (t.reflected or {}).get("computed")
+        if t.generated != (str(computed.get("sqltext") or "") if computed else None):
+            # added, changed or no longer generated: the shadow declares what the change says
+            reflected["computed"] = {"sqltext": t.generated, "persisted": t.stored} if t.generated is not None else None
         columns.append(dialect.shadow_column(reflected, type_, t.nullable, t.default))
 
     rename = resolved.target_name
@@ -833,7 +978,7 @@ def _shadow_plan(
             constraints.append(sa.UniqueConstraint(*uq_columns, name=uq_name))
     for check in ref.check_constraints:
         constraints.append(sa.CheckConstraint(sa.text(check["sqltext"]), name=check.get("name")))
-    table_options = dialect.shadow_table_options(conn, table)
+    table_options = {**dialect.shadow_table_options(conn, table), **resolved.convert_options}
     if resolved.table_options:
         table_options = dialect.change_table_options(conn, table, table_options, resolved.table_options)
     shadow_table = sa.Table(shadow, metadata, *columns, *constraints, **table_options)

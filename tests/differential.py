@@ -55,6 +55,8 @@ class Case:
     flags: tuple[str, ...]
     alter: Mapping[str, Sequence[str]]
     probes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: options of ``execute`` (``--allow-destructive`` for a change that drops a column)
+    execute: tuple[str, ...] = ()
 
     def for_engine(self, what: Mapping[str, Sequence[str]], engine: str) -> list[str]:
         return [*what.get("*", ()), *what.get(engine, ())]
@@ -234,7 +236,8 @@ def migrate_both(case: Case, engine: str, tmp_path: Path) -> list[str]:
         run_sql(blocking, setup)
         run_sql(online, setup)
         blocking_alter(case, engine, blocking)
-        execute = ("execute", "--allow-destructive")  # a case that drops a column says so in its flags
+        # a case that drops a column needs --allow-destructive; other execute options are the Case's
+        execute = ("execute", "--allow-destructive", *case.execute)
         for args in (("plan", case.table, *case.flags), execute, ("cleanup", "--drop-old", "--yes")):
             code, output = cli(*args, url=online, cwd=tmp_path / "online")
             if code != 0:
@@ -1751,6 +1754,148 @@ CASES: list[Case] = [
 ]
 
 
+# MySQL/MariaDB column clauses of --ddl (issue 15): each ALTER run blocking and by shadowswap's copy.
+PEOPLE_MY = (
+    "CREATE TABLE people (id int auto_increment primary key, c1 int, c2 varchar(20) CHARACTER SET latin1,"
+    " e enum('a','b') NOT NULL DEFAULT 'a', qty int NOT NULL DEFAULT 0, note text COMMENT 'old note',"
+    " g int AS (qty * 3) STORED, s int AS (qty + 100) STORED, v int AS (qty - 1) VIRTUAL)"
+)
+PEOPLE_ROWS = (
+    "INSERT INTO people (c1, c2, e, qty, note) SELECT seq, concat('caf', char(233 using latin1), seq),"
+    " IF(seq % 2, 'a', 'b'), seq % 7, IF(seq % 5, concat('n', seq), NULL) FROM seq_1_to_150"
+)
+PEOPLE_PROBES = (
+    "INSERT INTO people (c2, qty) VALUES ('Zed', 5)",
+    "SELECT * FROM people WHERE c2 = 'zed' ORDER BY id",
+)
+
+
+def my_ddl_case(name: str, ddl: str, probes: Sequence[str] = PEOPLE_PROBES) -> Case:
+    """A MySQL ``--ddl`` on ``people``: the same statement run blocking and by shadowswap's copy."""
+    return Case(
+        name=name,
+        engines=(MY,),
+        table="people",
+        setup={MY: [PEOPLE_MY, PEOPLE_ROWS]},
+        flags=("--ddl", ddl, *SHADOW),
+        alter={MY: [ddl]},
+        probes={MY: probes},
+        execute=("--allow-destructive",) if "DROP" in ddl else (),
+    )
+
+
+MY_COLUMN_CASES = [
+    # the silent bug: COLLATE after DEFAULT NULL is the column's collation, not part of the default
+    my_ddl_case(
+        "my_change_enum_collate",
+        "ALTER TABLE people CHANGE e e enum('a','b') NULL DEFAULT NULL COLLATE 'utf8_bin'",
+        ("INSERT INTO people (c2, e) VALUES ('x', 'A')", "SELECT e FROM people WHERE c2 = 'x'"),
+    ),
+    # MySQL column names ignore case; a dropped name may be added again in the same statement
+    my_ddl_case(
+        "my_names_ignore_case",
+        "ALTER TABLE people MODIFY C2 varchar(30) CHARACTER SET latin1, DROP COLUMN c1,"
+        " ADD COLUMN c1 bigint DEFAULT 7",
+    ),
+    my_ddl_case(
+        "my_charset_collate_comment",
+        "ALTER TABLE people MODIFY c2 varchar(20) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL"
+        " DEFAULT '' COMMENT 'the label', MODIFY note text CHARACTER SET latin1,"
+        " ADD COLUMN code char(3) CHARACTER SET ascii COLLATE ascii_bin COMMENT 'iso code' DEFAULT 'abc'",
+    ),
+    my_ddl_case(
+        "my_reorder",
+        "ALTER TABLE people MODIFY qty int NOT NULL DEFAULT 0 FIRST, ADD COLUMN tag varchar(10) AFTER id,"
+        " CHANGE c1 one int AFTER qty, ADD COLUMN first_one int DEFAULT 1 FIRST, MODIFY note text AFTER tag",
+    ),
+    my_ddl_case(
+        "my_generated",
+        "ALTER TABLE people ADD COLUMN twice int AS (qty * 2) STORED AFTER qty,"
+        " ADD COLUMN label varchar(40) AS (concat(c2, ':', e)) VIRTUAL,"
+        " MODIFY g bigint AS (qty * 4 + c1) STORED, MODIFY s int, DROP COLUMN v",
+        (
+            "INSERT INTO people (c1, qty) VALUES (10, 5)",
+            "UPDATE people SET qty = qty + 1 WHERE id < 20",
+            "INSERT INTO people (c1, qty, s) VALUES (11, 6, 42)",
+            "SELECT * FROM people WHERE id < 30 OR c1 >= 10 ORDER BY id",
+        ),
+    ),
+]
+MY_CONVERT_SETUP = [
+    "CREATE TABLE docs (id int auto_increment primary key, a varchar(10) CHARACTER SET latin1, b text,"
+    " c tinytext CHARACTER SET utf8mb3, d mediumtext, e enum('x','y'), f set('p','q'),"
+    " g char(3) CHARACTER SET ascii COLLATE ascii_bin, h varbinary(5), j json, k text CHARACTER SET utf8mb4,"
+    " up varchar(20) AS (upper(a)) VIRTUAL, KEY ix_a (a)) DEFAULT CHARSET latin1",
+    "INSERT INTO docs (a, b, c, d, e, f, g, h, j, k) SELECT concat('é', seq), repeat('ü', seq), 'ç', 'd',"
+    " IF(seq % 2, 'x', 'y'), 'p,q', 'abc', unhex('ff00'), concat('{\"n\": ', seq, '}'), 'k' FROM seq_1_to_120",
+]
+MY_CONVERT_PROBES = (
+    "INSERT INTO docs (a, j) VALUES ('ÉTÉ', '[1]')",
+    "INSERT INTO docs (j) VALUES ('not json')",
+    "SELECT id, a, up, b = 'Ü' FROM docs WHERE a = 'été'",
+)
+MY_COLUMN_CASES += [
+    Case(
+        name="my_convert_to_charset",
+        engines=(MY,),
+        table="docs",
+        setup={MY: MY_CONVERT_SETUP},
+        flags=("--ddl", "ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4", *SHADOW),
+        alter={MY: ["ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4"]},
+        probes={MY: MY_CONVERT_PROBES},
+    ),
+    Case(
+        name="my_convert_to_charset_collate",
+        engines=(MY,),
+        table="docs",
+        setup={MY: MY_CONVERT_SETUP},
+        # the server would choose in place: CONVERT TO is made by the copy all the same
+        flags=("--ddl", "ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+        alter={MY: ["ALTER TABLE docs CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"]},
+        probes={MY: MY_CONVERT_PROBES},
+    ),
+]
+MY_COLUMN_CASES.append(
+    # the same through the option language: a trailing first / after COLUMN
+    items_case(
+        "my_options_position",
+        (MY,),
+        {},
+        flags=("--add", "note:varchar(50) after id", "--alter", "qty:first", "--alter", "name:after note", *SHADOW),
+        alter={MY: ["ALTER TABLE items ADD COLUMN note varchar(50) AFTER id, MODIFY qty int not null default 0 FIRST,"
+                    " MODIFY name varchar(40) not null AFTER note"]},
+        probes={MY: NEXT_ID},
+    )
+)
+MY_COLUMN_CASES += [
+    # MODIFY restates AUTO_INCREMENT: kept where written, dropped where not, as the engine does
+    items_case(
+        f"my_modify_id_{name}",
+        (MY,),
+        {},
+        flags=("--ddl", f"ALTER TABLE items MODIFY id bigint NOT NULL{clause}", *SHADOW),
+        alter={MY: [f"ALTER TABLE items MODIFY id bigint NOT NULL{clause}"]},
+        probes={MY: NEXT_ID},
+    )
+    for name, clause in (("keeps_auto_increment", " AUTO_INCREMENT"), ("drops_auto_increment", ""))
+]
+CASES += MY_COLUMN_CASES
+
+MY_COLUMN_REFUSED = [
+    my_ddl_case("my_primary_key_swap", "ALTER TABLE people DROP PRIMARY KEY, ADD PRIMARY KEY (id, qty)"),
+    my_ddl_case("my_convert_to_other_clauses", "ALTER TABLE people CONVERT TO CHARACTER SET utf8mb4, ADD x int"),
+    my_ddl_case("my_virtual_made_plain", "ALTER TABLE people MODIFY v int"),
+    my_ddl_case("my_after_unknown", "ALTER TABLE people ADD COLUMN x int AFTER nope"),
+    items_case("position_not_mysql", (SQLITE, PG), {}, flags=("--add", "note:varchar(50) first", *SHADOW)),
+    items_case(
+        "my_auto_increment_added",
+        (MY,),
+        {MY: ["ALTER TABLE items ADD UNIQUE KEY uq_qty_id (qty, id)"]},
+        flags=("--ddl", "ALTER TABLE items MODIFY qty int NOT NULL AUTO_INCREMENT"),
+    ),
+]
+
+
 #: (case, engine, the first difference the harness printed) for each pair that differs today: these
 #: pairs are not collected. When a change closes one, `python tests/differential.py` says
 #: "no difference" for it: delete its line and the suite runs it from then on.
@@ -1909,7 +2054,15 @@ REFUSED_CASES: list[Case] = [
     ),
 ]
 
+REFUSED_CASES += MY_COLUMN_REFUSED
+
 REFUSED: list[tuple[str, str, str]] = [
+    ("my_primary_key_swap", MY, "DROP / ADD PRIMARY KEY: changing the primary key is not done online"),
+    ("my_convert_to_other_clauses", MY, "CONVERT TO CHARACTER SET name [COLLATE name] is read alone"),
+    ("my_virtual_made_plain", MY, "VIRTUAL generated column 'v' would become a plain column"),
+    ("my_after_unknown", MY, "AFTER nope: column 'nope' is not another column of the new table"),
+    *[("position_not_mysql", e, "first (note): ") for e in (SQLITE, PG)],
+    ("my_auto_increment_added", MY, "AUTO_INCREMENT on column 'qty': the column has none"),
     *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],
     *[("generated_over_dropped_column", e, "generated column 'twice' is computed from column 'qty'") for e in ALL],
     ("pg_materialized_view", PG, "materialized view 'mv_items' depends on 'items'"),

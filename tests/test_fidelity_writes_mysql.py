@@ -8,7 +8,7 @@ import time
 import sqlalchemy as sa
 from harness import Writers, compare, create_products
 
-from shadowswap.changes import parse_alter
+from shadowswap.changes import parse_alter, parse_ddl
 from shadowswap.db import connect
 from shadowswap.executor import Executor, Options
 from shadowswap.planner import build_plan
@@ -111,3 +111,51 @@ def test_mysql_foreign_keys_from_and_to_the_table_hold_through_the_swap(mysql_ur
     with engine.begin() as conn:  # the old table's rows no longer hold the category
         conn.exec_driver_sql("UPDATE products SET category_id = NULL WHERE category_id = 2")
         conn.exec_driver_sql("DELETE FROM categories WHERE id = 2")
+
+
+def test_mysql_reorder_collation_and_generated_columns_under_writers(mysql_url: str) -> None:
+    """Issue 15: one --ddl that moves columns (FIRST / AFTER), changes a column's character set and
+    collation and adds generated columns, run while the application writes. The copy, the triggers
+    and the replays never write a generated column: the engine computes them on the new table from
+    what the writers committed; every other value is the writers', in the order the ALTER gives."""
+    engine, dialect = connect(mysql_url)
+    initial = create_products(engine, 1_500, seed=11)
+    ddl = (
+        "ALTER TABLE products MODIFY description text CHARACTER SET utf8mb4 COLLATE utf8mb4_bin AFTER id,"
+        " MODIFY stock_quantity int NOT NULL DEFAULT 0 COMMENT 'units' FIRST,"
+        " ADD COLUMN stock_value decimal(16,2) AS (price * stock_quantity) STORED AFTER price,"
+        " ADD COLUMN name_length int AS (char_length(name)) VIRTUAL AFTER name"
+    )
+    plan = build_plan(engine, dialect, "products", parse_ddl(ddl, "mysql"))
+    assert plan.strategy == "shadow"
+    copied = {c.name for c in plan.columns}
+    assert {"stock_value", "name_length"} <= {c.name for c in plan.default_columns}
+    assert not copied & {"stock_value", "name_length"}
+    # the triggers (and the copy and replays, which insert plan.columns) never write a generated column
+    for sql in plan.trigger_ddl:
+        assert "`stock_value`" not in sql and "`name_length`" not in sql, sql
+    with Writers(mysql_url, initial, threads=3, seed=11) as writers:
+        time.sleep(0.2)
+        Executor(engine, dialect, plan, Options(chunk_size=200, chunk_time=0.02)).run()
+        time.sleep(0.3)  # writes after the swap reach the new table too
+    stats = writers.total
+    assert stats.errors == []
+    assert stats.inserts and stats.updates and stats.rekeys and stats.deletes
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        order = [r[0] for r in conn.exec_driver_sql("SHOW COLUMNS FROM products")]
+        collation = conn.exec_driver_sql(
+            "SELECT collation_name, column_comment FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name = 'products' AND column_name IN ('description',"
+            " 'stock_quantity') ORDER BY column_name"
+        ).fetchall()
+        wrong = conn.exec_driver_sql(
+            "SELECT count(*) FROM products WHERE NOT (stock_value <=> price * stock_quantity)"
+            " OR NOT (name_length <=> char_length(name))"
+        ).scalar()
+    assert order == [
+        "stock_quantity", "id", "description", "name", "name_length", "sku", "price", "stock_value", "is_active",
+        "created_at", "updated_at",
+    ]  # fmt: skip
+    assert [tuple(r) for r in collation] == [("utf8mb4_bin", ""), (None, "units")]
+    assert wrong == 0

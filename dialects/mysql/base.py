@@ -50,6 +50,9 @@ class MySQLBase(Dialect):
     repoints_referencing_keys = True
     sqlglot_dialect = "mysql"
     text_type = "CHAR"
+    # `MODIFY C2 …` names column c2: column names are case-insensitive on every platform
+    column_names_fold_case = True
+    maps_column_attributes = True
 
     @property
     def is_mariadb(self) -> bool:

@@ -96,6 +96,60 @@ class MySQLTypes(MySQLBase):
             changes = f"NOT (BINARY CAST({back} AS CHAR) <=> BINARY CAST({src} AS CHAR))"
         return " OR ".join(f"({f})" for f in fails), changes
 
+    def convert_charset(
+        self, conn: Any, table: str, charset: str, collation: str | None
+    ) -> tuple[list[Any], dict[str, str]]:
+        """``CONVERT TO CHARACTER SET cs [COLLATE c]`` as the engine makes it: every column with a
+        character set (CHAR, VARCHAR, the TEXTs, ENUM, SET; MariaDB's JSON too) gets ``cs`` and ``c``
+        (the character set's default collation when none is given), a TEXT type grows to the next one
+        where its characters no longer fit in bytes (latin1 TEXT → utf8mb4 MEDIUMTEXT: the engine
+        keeps as many characters as before, never fewer), VARCHAR and CHAR keep their length in
+        characters, and the table's default character set and collation become ``cs`` and ``c``."""
+        from shadowswap.changes import AlterColumn
+        from shadowswap.errors import UsageError
+
+        found = conn.execute(
+            sa.text(
+                "SELECT MAXLEN, DEFAULT_COLLATE_NAME FROM information_schema.CHARACTER_SETS"
+                " WHERE CHARACTER_SET_NAME = :cs"
+            ),
+            {"cs": charset},
+        ).fetchone()
+        if found is None:
+            raise UsageError(f"CONVERT TO CHARACTER SET {charset}: the server has no character set {charset!r}")
+        new_max, default_collation = int(found[0]), str(found[1])
+        if collation is None:
+            collation = default_collation
+        elif not conn.execute(
+            sa.text(
+                "SELECT 1 FROM information_schema.COLLATIONS WHERE COLLATION_NAME = :c AND CHARACTER_SET_NAME = :cs"
+            ),
+            {"c": collation, "cs": charset},
+        ).fetchone():
+            raise UsageError(f"CONVERT TO CHARACTER SET {charset} COLLATE {collation}: not a collation of {charset}")
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, cs.MAXLEN, c.GENERATION_EXPRESSION,"
+                " c.EXTRA FROM information_schema.COLUMNS c JOIN information_schema.CHARACTER_SETS cs"
+                " ON cs.CHARACTER_SET_NAME = c.CHARACTER_SET_NAME"
+                " WHERE c.TABLE_SCHEMA = DATABASE() AND c.TABLE_NAME = :t ORDER BY c.ORDINAL_POSITION"
+            ),
+            {"t": table},
+        ).fetchall()
+        changes = []
+        for name, data_type, column_type, old_max, generation, extra in rows:
+            type_sql = str(column_type)
+            kind = str(data_type).lower()
+            if kind in _TEXT_SIZES:
+                type_sql = _grown_text(kind, int(old_max), new_max)
+            type_sql += f" CHARACTER SET {charset} COLLATE {collation}"
+            generated: dict[str, Any] = {}
+            if generation:
+                # restated with its own expression: the engine recomputes it in the new character set
+                generated = {"generated": str(generation), "stored": "STORED" in str(extra).upper()}
+            changes.append(AlterColumn(column=str(name), type_sql=type_sql, **generated))
+        return changes, {"mysql_default charset": charset, "mysql_collate": collation}
+
     def _trigger_value(self, plan: Plan, column: ColumnPlan, record: str) -> str:
         """``column``'s copy expression over a trigger's NEW/OLD row (invariant 1: the same expression).
 
@@ -125,9 +179,10 @@ class MySQLTypes(MySQLBase):
     ) -> sa.Column[Any]:
         column = self._shadow_column(reflected, type_, nullable, default)
         check = reflected.get("mysql_column_check")
-        if check and type_ is reflected.get("type"):
+        if check and (type_ is reflected.get("type") or reflected.get("mysql_keep_column_check")):
             # A column's own CHECK (MariaDB's JSON is LONGTEXT … CHECK (json_valid(col))) stays with
-            # it, as in a blocking ALTER; a new type drops it there too (MODIFY replaces the column).
+            # it, as in a blocking ALTER; a new type drops it there too (MODIFY replaces the column),
+            # but CONVERT TO CHARACTER SET keeps it.
             column._init_items(sa.CheckConstraint(sa.text(check)))
         return column
 
@@ -149,6 +204,16 @@ class MySQLTypes(MySQLBase):
             autoincrement=True,
             comment=reflected.get("comment"),
         )
+
+
+#: the TEXT types by their size in bytes, smallest first
+_TEXT_SIZES = {"tinytext": 255, "text": 65_535, "mediumtext": 16_777_215, "longtext": 4_294_967_295}
+
+
+def _grown_text(kind: str, old_max: int, new_max: int) -> str:
+    """The TEXT type holding as many characters of ``new_max`` bytes as ``kind`` held of ``old_max``."""
+    needed = _TEXT_SIZES[kind] // old_max * new_max
+    return next((name for name, size in _TEXT_SIZES.items() if size >= needed), "longtext")
 
 
 def _split_type(type_sql: str) -> tuple[str, str, str]:
