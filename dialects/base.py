@@ -491,6 +491,11 @@ class Dialect(ABC):
         """Pin on the shadow's columns whatever they took from a table default the plan changes."""
         return None
 
+    def table_option_in_place(self, name: str | None) -> str | None:
+        """Why the table option ``name`` is set in place, with no rewrite and no lock that blocks
+        writes (None: the copy sets it); the statements are ``table_option_sql``'s."""
+        return None
+
     def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
         """Statements the swap runs on the new table after carrying the old one's surroundings."""
         return []

@@ -453,7 +453,8 @@ def _plan_from_reflection(
     facts = _facts(dialect, ref, resolved, changes)
     decisions = []
     for fact in facts:
-        instant, reason = _table_level_reason(fact) or dialect.instant_reason(fact)
+        in_place = dialect.table_option_in_place(fact.column) if fact.kind == "table_option" else None
+        instant, reason = (True, in_place) if in_place else _table_level_reason(fact) or dialect.instant_reason(fact)
         decisions.append(Decision(fact, instant, reason, _destructive(dialect, fact)))
     chosen, why = strategy.choose(decisions, strategy_name)
     change_plans = []
@@ -496,6 +497,8 @@ def _plan_from_reflection(
             post_swap_sql=[],
         )
         plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
+        # table options made in place (PostgreSQL's storage parameters): the engine's own statements
+        plan.instant_sql += dialect.table_option_sql(conn, plan, resolved.table_options)
         plan.notes = dialect.instant_plan_notes()
         return plan
     plan = _shadow_plan(conn, dialect, ref, resolved, common, order_by)

@@ -1741,10 +1741,22 @@ TABLE_CASES: list[Case] = [
         },
     ),
     items_case(
+        "pg_storage_parameters_copy",
+        (PG,),
+        {PG: ["ALTER TABLE items SET (fillfactor = 90, autovacuum_enabled = false)"]},
+        flags=(
+            "--ddl",
+            "ALTER TABLE items SET (fillfactor = 70); ALTER TABLE items RESET (autovacuum_enabled)",
+            *SHADOW,
+        ),
+        alter={PG: ["ALTER TABLE items SET (fillfactor = 70)", "ALTER TABLE items RESET (autovacuum_enabled)"]},
+    ),
+    items_case(
         "pg_storage_parameters_option",
         (PG,),
         {PG: ["ALTER TABLE items SET (fillfactor = 90)"]},
-        flags=("--table-option", "fillfactor", "--table-option", "toast.autovacuum_enabled=false"),
+        # with --rebuild: made by the copy (alone, a storage parameter is set in place)
+        flags=("--table-option", "fillfactor", "--table-option", "toast.autovacuum_enabled=false", "--rebuild"),
         alter={
             PG: ["ALTER TABLE items RESET (fillfactor)", "ALTER TABLE items SET (toast.autovacuum_enabled = false)"]
         },

@@ -60,6 +60,17 @@ class PostgresTableOptions(PostgresBase):
             out.pop("postgresql_with", None)
         return out
 
+    def table_option_in_place(self, name: str | None) -> str | None:
+        if name is None or name in ("TABLESPACE", "LOGGED") or not _PARAMETER.match(name):
+            return None  # SET TABLESPACE and SET [UN]LOGGED rewrite the table under ACCESS EXCLUSIVE
+        # SET/RESET of a storage parameter takes SHARE UPDATE EXCLUSIVE (fillfactor, autovacuum_*,
+        # toast_tuple_target, parallel_workers; reads and writes go on) or a brief ACCESS EXCLUSIVE for
+        # a few others, under the lock timeout either way; the rows stay where they are
+        return (
+            "SET/RESET of a storage parameter changes the catalog only; existing pages keep their fill "
+            "until rewritten (add --rebuild to repack them)"
+        )
+
     def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
         t = self.q(plan.table)
         out = []
