@@ -479,6 +479,11 @@ class Dialect(ABC):
         """Why this engine cannot set ``option`` on the new table by copy-and-swap (None: it can)."""
         return f"{self.name} has no table option {option.name} shadowswap can set"
 
+    def table_option_invalid(self, conn: Connection, option: TableOption) -> str | None:
+        """Why the database would not accept ``option``'s value (None: it would, as far as can be
+        told without creating a table: planning writes nothing)."""
+        return None
+
     def change_table_options(
         self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
     ) -> dict[str, Any]:

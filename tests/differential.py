@@ -1786,6 +1786,9 @@ REFUSED_CASES += [
     items_case("pg_mysql_table_option", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET (row_format = 1)")),
     items_case("my_order_by", (MY,), {MY: ["CREATE INDEX ix_qty ON items (qty)"]}, flags=("--order-by", "ix_qty")),
     items_case("pg_order_by_unknown", (PG,), {}, flags=("--order-by", "ix_nope")),
+    items_case("pg_tablespace_unknown", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET TABLESPACE nope")),
+    items_case("pg_fillfactor_range", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET (fillfactor = 5)")),
+    items_case("my_charset_unknown", (MY,), {}, flags=("--ddl", "ALTER TABLE items DEFAULT CHARSET=utf9")),
     items_case(
         "pg_order_by_key_change",
         (PG,),
@@ -1799,6 +1802,9 @@ REFUSED += [
     ("pg_mysql_table_option", PG, "ROW_FORMAT is a MySQL table option; PostgreSQL has none by that name"),
     ("my_order_by", MY, "--order-by ix_qty: mysql stores a table's rows in its key order"),
     ("pg_order_by_unknown", PG, "--order-by: table 'items' has no index 'ix_nope'"),
+    ("pg_tablespace_unknown", PG, "table option 'set TABLESPACE = nope': tablespace 'nope' does not exist"),
+    ("pg_fillfactor_range", PG, "fillfactor takes a whole number from 10 to 100, not '5'"),
+    ("my_charset_unknown", MY, "character set 'utf9' is unknown to this server"),
     ("pg_order_by_key_change", PG, "--order-by ix_qty: this plan copies with direct dual-write"),
 ]
 

@@ -38,6 +38,40 @@ class PostgresTableOptions(PostgresBase):
             return f"{option.name} is a MySQL table option; PostgreSQL has none by that name"
         return f"{option.name} is not a storage parameter of a PostgreSQL table"
 
+    def table_option_invalid(self, conn: Connection, option: TableOption) -> str | None:
+        value = option.value
+        if option.name == "TABLESPACE":
+            row = conn.execute(
+                sa.text(
+                    "SELECT has_tablespace_privilege(oid, 'CREATE') OR spcname IN ('pg_default', 'pg_global')"
+                    " FROM pg_tablespace WHERE spcname = :n"
+                ),
+                {"n": value},
+            ).first()
+            if row is None:
+                return f"tablespace {value!r} does not exist"
+            return None if row[0] else f"this role may not create tables in tablespace {value!r}"
+        if value is None or option.name == "LOGGED":
+            return None
+        name = option.name.removeprefix("toast.")
+        limits = {"fillfactor": (10, 100), "toast_tuple_target": (128, 8160), "parallel_workers": (0, 1024)}
+        if name in limits:
+            low, high = limits[name]
+            if not value.isdigit() or not low <= int(value) <= high:
+                return f"{option.name} takes a whole number from {low} to {high}, not {value!r}"
+        if name in ("autovacuum_enabled", "vacuum_truncate", "user_catalog_table") and value.lower() not in (
+            "true",
+            "false",
+            "on",
+            "off",
+            "yes",
+            "no",
+            "1",
+            "0",
+        ):
+            return f"{option.name} takes true or false, not {value!r}"
+        return None
+
     def change_table_options(
         self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
     ) -> dict[str, Any]:
