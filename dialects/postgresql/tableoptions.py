@@ -143,7 +143,13 @@ class PostgresTableOptions(PostgresBase):
     def order_by_keys(self, conn: Connection, table: str, index: str) -> list[str] | None:
         row = conn.execute(
             sa.text(
-                "SELECT x.indexrelid, x.indnkeyatts, am.amname, x.indoption::int2[] FROM pg_index x"
+                "SELECT x.indexrelid, x.indnkeyatts, am.amname, x.indoption::int2[],"
+                # each key's collation (the index's own, which may differ from its column's)
+                " ARRAY(SELECT CASE WHEN c.oid IS NULL THEN '' ELSE quote_ident(n.nspname) || '.'"
+                "  || quote_ident(c.collname) END FROM unnest(x.indcollation::oid[]) WITH ORDINALITY AS k(coll, i)"
+                "  LEFT JOIN pg_collation c ON c.oid = k.coll LEFT JOIN pg_namespace n ON n.oid = c.collnamespace"
+                "  ORDER BY k.i)"
+                " FROM pg_index x"
                 " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam"
                 " WHERE x.indrelid = to_regclass(:t) AND i.relname = :i"
             ),
@@ -151,7 +157,7 @@ class PostgresTableOptions(PostgresBase):
         ).first()
         if row is None:
             return None
-        oid, keys, method, options = row
+        oid, keys, method, options, collations = row
         if method != "btree":
             return []
         out = []
@@ -161,5 +167,6 @@ class PostgresTableOptions(PostgresBase):
             # indoption bits: 1 DESC, 2 NULLS FIRST (btree's defaults: ASC NULLS LAST, DESC NULLS FIRST)
             order = " DESC" if flags & 1 else ""
             order += " NULLS FIRST" if flags & 2 else " NULLS LAST"
-            out.append(f"{expr}{order}")
+            collation = collations[k - 1] if collations and k <= len(collations) else ""
+            out.append(f"{expr}{' COLLATE ' + collation if collation else ''}{order}")
         return out
