@@ -1721,6 +1721,12 @@ TABLE_CASES: list[Case] = [
             # the table's default changes; the columns keep theirs, as written out by the server
             ("default_charset", ["ALTER TABLE items CONVERT TO CHARACTER SET latin1"], "DEFAULT CHARSET=utf8mb4"),
             ("default_collate", [], "DEFAULT COLLATE=utf8mb4_bin"),
+            # a column the same ALTER restates takes the new default, the others keep theirs
+            (
+                "default_charset_modify",
+                ["ALTER TABLE items CONVERT TO CHARACTER SET latin1"],
+                "MODIFY name varchar(60) not null, DEFAULT CHARSET=utf8mb4",
+            ),
             ("options_kept", ["ALTER TABLE items ROW_FORMAT=REDUNDANT COMMENT='kept'"], "ENGINE=InnoDB"),
         ]
     ],
