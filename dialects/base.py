@@ -501,6 +501,10 @@ class Dialect(ABC):
         writes (None: the copy sets it); the statements are ``table_option_sql``'s."""
         return None
 
+    def table_option_in_place_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        """The in-place statements of a plan whose table options are all ``table_option_in_place``."""
+        return []
+
     def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
         """Statements the swap runs on the new table after carrying the old one's surroundings."""
         return []

@@ -496,9 +496,13 @@ def _plan_from_reflection(
             swap_sql=[],
             post_swap_sql=[],
         )
-        plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
-        # table options made in place (PostgreSQL's storage parameters): the engine's own statements
-        plan.instant_sql += dialect.table_option_sql(conn, plan, resolved.table_options)
+        # table options made in place (PostgreSQL's storage parameters, MariaDB's COMMENT and
+        # AUTO_INCREMENT): the engine's own statements, folded with the rest where the engine folds
+        plan.instant_sql = strategy.render_instant_sql(
+            dialect,
+            _instant_ops(dialect, ref, resolved),
+            dialect.table_option_in_place_sql(table, resolved.table_options),
+        )
         plan.notes = dialect.instant_plan_notes()
         return plan
     plan = _shadow_plan(conn, dialect, ref, resolved, common, order_by)

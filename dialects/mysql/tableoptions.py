@@ -72,6 +72,28 @@ class MySQLTableOptions(MySQLBase):
             return None if found else f"collation {value!r} is unknown to this server"
         return None
 
+    def table_option_in_place(self, name: str | None) -> str | None:
+        # MariaDB changes a table's comment and its AUTO_INCREMENT counter with ALGORITHM=INSTANT
+        # (checked by the server: the one in-place ALTER carries the clause, instant.py)
+        if name in ("COMMENT", "AUTO_INCREMENT") and self.is_mariadb:
+            return f"{name} changes the data dictionary only (ALGORITHM=INSTANT)"
+        return None
+
+    def table_option_in_place_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        quoted = self.preparer.quote(table)
+        out = []
+        for change in changes:
+            value = str(change.value)
+            if change.name == "COMMENT":
+                # rendered as the shadow's CREATE TABLE renders it (the session's escaping rules)
+                literal = sa.literal(value, sa.String()).compile(
+                    dialect=self.sa_dialect, compile_kwargs={"literal_binds": True}
+                )
+                out.append(f"ALTER TABLE {quoted} COMMENT={self.unescape_percents(str(literal))}")
+            else:
+                out.append(f"ALTER TABLE {quoted} {change.name}={int(value)}")
+        return out
+
     def change_table_options(
         self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
     ) -> dict[str, Any]:

@@ -105,9 +105,11 @@ class PostgresTableOptions(PostgresBase):
             "until rewritten (add --rebuild to repack them)"
         )
 
+    def table_option_in_place_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        return self._parameter_sql(table, changes)
+
     def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
-        t = self.q(plan.table)
-        out = []
+        out: list[str] = []
         for change in changes:
             if change.name == "LOGGED" and (self.sa_dialect.server_version_info or (0,)) >= (15,):
                 # PostgreSQL 15's SET [UN]LOGGED also sets the sequences the table owns (serial
@@ -124,11 +126,20 @@ class PostgresTableOptions(PostgresBase):
                         {"t": self.q(plan.table)},
                     )
                 ]
+        # the shadow was created with the tablespace and persistence, which the swap's carry-over
+        # leaves alone; the storage parameters it sets back to the old ones, so again after it
+        return out + self._parameter_sql(plan.table, changes)
+
+    def _parameter_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        t = self.q(table)
+        out = []
+        for change in changes:
             if change.name in ("TABLESPACE", "LOGGED"):
-                continue  # the shadow was created so; the swap's carry-over does not touch them
+                continue
             if change.value is None:
                 out.append(f"ALTER TABLE {t} RESET ({change.name})")
             else:
+                # the name matched _PARAMETER; the value goes in as a string literal
                 out.append(f"ALTER TABLE {t} SET ({change.name} = '{change.value.replace(chr(39), chr(39) * 2)}')")
         return out
 
