@@ -579,6 +579,11 @@ class Dialect(ABC):
         """Why this engine cannot set ``option`` on the new table by copy-and-swap (None: it can)."""
         return f"{self.name} has no table option {option.name} shadowswap can set"
 
+    def table_option_invalid(self, conn: Connection, option: TableOption) -> str | None:
+        """Why the database would not accept ``option``'s value (None: it would, as far as can be
+        told without creating a table: planning writes nothing)."""
+        return None
+
     def change_table_options(
         self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
     ) -> dict[str, Any]:
@@ -590,6 +595,15 @@ class Dialect(ABC):
     ) -> None:
         """Pin on the shadow's columns whatever they took from a table default the plan changes."""
         return None
+
+    def table_option_in_place(self, name: str | None) -> str | None:
+        """Why the table option ``name`` is set in place, with no rewrite and no lock that blocks
+        writes (None: the copy sets it); the statements are ``table_option_sql``'s."""
+        return None
+
+    def table_option_in_place_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        """The in-place statements of a plan whose table options are all ``table_option_in_place``."""
+        return []
 
     def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
         """Statements the swap runs on the new table after carrying the old one's surroundings."""

@@ -650,16 +650,20 @@ def parse_drop_index(spec: str) -> DropIndex:
     return DropIndex(_unquote_name(spec, "--drop-index", spec))
 
 
-def parse_table_option(spec: str) -> TableOption:
+def parse_table_option(spec: str) -> TableOption | Rebuild:
     """``--table-option NAME=VALUE`` sets a table option, ``--table-option NAME`` resets it
-    (PostgreSQL's RESET; MySQL options always take a value)."""
+    (PostgreSQL's RESET; MySQL options always take a value). ``ENGINE=InnoDB`` is the rebuild, as
+    in ``--ddl``."""
     name, sep, value = spec.partition("=")
     if not name.strip():
         raise UsageError(f"--table-option {spec!r} names no option", hint="e.g. --table-option ROW_FORMAT=COMPRESSED")
     text = value.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         text = text[1:-1]
-    return shape_table_option(name, text if sep else None, f"--table-option {spec!r}")
+    option = shape_table_option(name, text if sep else None, f"--table-option {spec!r}")
+    if option.name == "ENGINE" and str(option.value).lower() == "innodb":
+        return Rebuild()
+    return option
 
 
 def parse_using(spec: str) -> tuple[str, str]:

@@ -882,6 +882,23 @@ def table_option_unsupported(ctx: Context) -> Outcome:
 
 
 @check(
+    "table-option-invalid",
+    "database",
+    "the database does not accept a table option's value (an unknown tablespace, character set or row format, "
+    "a fillfactor out of range)",
+    "give a value the engine's ALTER TABLE accepts",
+)
+def table_option_invalid(ctx: Context) -> Outcome:
+    for option in ctx.plan.table_options:
+        if ctx.engine_dialect.table_option_refusal(option) is not None:
+            continue  # table-option-unsupported says why
+        why = ctx.engine_dialect.table_option_invalid(ctx.db, option)
+        if why is not None:
+            return f"table option {option.describe()!r}: {why}"
+    return None
+
+
+@check(
     "table-option-twice",
     "database",
     "one table option set or reset twice in one plan",

@@ -656,7 +656,8 @@ def _plan_from_reflection(
     by_copy = _copy_only(ref, changes)
     decisions = []
     for fact in facts:
-        instant, reason = _table_level_reason(fact) or dialect.instant_reason(fact)
+        in_place = dialect.table_option_in_place(fact.column) if fact.kind == "table_option" else None
+        instant, reason = (True, in_place) if in_place else _table_level_reason(fact) or dialect.instant_reason(fact)
         if instant and fact.description in by_copy:
             instant, reason = False, by_copy[fact.description]
         if instant and convert_options:
@@ -719,7 +720,13 @@ def _plan_from_reflection(
             swap_sql=[],
             post_swap_sql=[],
         )
-        plan.instant_sql = strategy.render_instant_sql(dialect, _instant_ops(dialect, ref, resolved))
+        # table options made in place (PostgreSQL's storage parameters, MariaDB's COMMENT and
+        # AUTO_INCREMENT): the engine's own statements, folded with the rest where the engine folds
+        plan.instant_sql = strategy.render_instant_sql(
+            dialect,
+            _instant_ops(dialect, ref, resolved),
+            dialect.table_option_in_place_sql(table, resolved.table_options),
+        )
         # after alembic's: a type change resets storage and compression to the new type's defaults
         for t in resolved.targets:
             if t.alter is not None and t.source is not None:

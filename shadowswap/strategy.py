@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -270,7 +271,7 @@ class InstantOps:
     adds: list[sa.Column[Any]]
 
 
-def render_instant_sql(dialect: Dialect, ops: InstantOps) -> list[str]:
+def render_instant_sql(dialect: Dialect, ops: InstantOps, table_options: Sequence[str] = ()) -> list[str]:
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
@@ -291,7 +292,9 @@ def render_instant_sql(dialect: Dialect, ops: InstantOps) -> list[str]:
     for column in ops.adds:
         op.add_column(ops.table, column)
     # alembic compiles for the driver, doubling each %; the plan holds what the server must see
-    return dialect.instant_statements(ops.table, [dialect.unescape_percents(s) for s in buffer.statements])
+    # ``table_options``: the engine's own in-place statements for table options (table_option_in_place)
+    statements = [dialect.unescape_percents(s) for s in buffer.statements] + list(table_options)
+    return dialect.instant_statements(ops.table, statements)
 
 
 def run_instant(engine: Engine, dialect: Dialect, plan: Plan, lock_timeout_ms: int) -> float:

@@ -2134,20 +2134,30 @@ TABLE_CASES: list[Case] = [
             f"my_{name}",
             (MY,),
             {MY: ["DELETE FROM items WHERE id > 190", *setup]},
-            flags=("--ddl", f"ALTER TABLE items {clause}"),
+            flags=("--ddl", f"ALTER TABLE items {clause}", *(SHADOW if name.endswith("_copy") else ())),
             alter={MY: [f"ALTER TABLE items {clause}"]},
             probes={"*": NEXT_ID},
         )
         for name, setup, clause in [
             ("force", [], "FORCE"),
             ("row_format", [], "ROW_FORMAT=COMPRESSED, KEY_BLOCK_SIZE=8"),
+            # in place on MariaDB (ALGORITHM=INSTANT); by the copy when forced (the counter kept at the swap)
             ("auto_increment", [], "AUTO_INCREMENT=1000"),
+            ("auto_increment_copy", [], "AUTO_INCREMENT=1000"),
+            ("auto_increment_lower_copy", ["ALTER TABLE items AUTO_INCREMENT=500"], "AUTO_INCREMENT=195"),
             # below the counter the deleted ids left, above the largest id: the server takes it
             ("auto_increment_lower", ["ALTER TABLE items AUTO_INCREMENT=500"], "AUTO_INCREMENT=195"),
             ("table_comment", ["ALTER TABLE items COMMENT='old'"], "COMMENT='it''s \\\\ new'"),
+            ("table_comment_copy", ["ALTER TABLE items COMMENT='old'"], "COMMENT='50% it''s \\\\ new'"),
             # the table's default changes; the columns keep theirs, as written out by the server
             ("default_charset", ["ALTER TABLE items CONVERT TO CHARACTER SET latin1"], "DEFAULT CHARSET=utf8mb4"),
             ("default_collate", [], "DEFAULT COLLATE=utf8mb4_bin"),
+            # a column the same ALTER restates takes the new default, the others keep theirs
+            (
+                "default_charset_modify",
+                ["ALTER TABLE items CONVERT TO CHARACTER SET latin1"],
+                "MODIFY name varchar(60) not null, DEFAULT CHARSET=utf8mb4",
+            ),
             ("options_kept", ["ALTER TABLE items ROW_FORMAT=REDUNDANT COMMENT='kept'"], "ENGINE=InnoDB"),
         ]
     ],
@@ -2168,10 +2178,22 @@ TABLE_CASES: list[Case] = [
         },
     ),
     items_case(
+        "pg_storage_parameters_copy",
+        (PG,),
+        {PG: ["ALTER TABLE items SET (fillfactor = 90, autovacuum_enabled = false)"]},
+        flags=(
+            "--ddl",
+            "ALTER TABLE items SET (fillfactor = 70); ALTER TABLE items RESET (autovacuum_enabled)",
+            *SHADOW,
+        ),
+        alter={PG: ["ALTER TABLE items SET (fillfactor = 70)", "ALTER TABLE items RESET (autovacuum_enabled)"]},
+    ),
+    items_case(
         "pg_storage_parameters_option",
         (PG,),
         {PG: ["ALTER TABLE items SET (fillfactor = 90)"]},
-        flags=("--table-option", "fillfactor", "--table-option", "toast.autovacuum_enabled=false"),
+        # with --rebuild: made by the copy (alone, a storage parameter is set in place)
+        flags=("--table-option", "fillfactor", "--table-option", "toast.autovacuum_enabled=false", "--rebuild"),
         alter={
             PG: ["ALTER TABLE items RESET (fillfactor)", "ALTER TABLE items SET (toast.autovacuum_enabled = false)"]
         },
@@ -2201,6 +2223,9 @@ REFUSED_CASES += [
     items_case("pg_mysql_table_option", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET (row_format = 1)")),
     items_case("my_order_by", (MY,), {MY: ["CREATE INDEX ix_qty ON items (qty)"]}, flags=("--order-by", "ix_qty")),
     items_case("pg_order_by_unknown", (PG,), {}, flags=("--order-by", "ix_nope")),
+    items_case("pg_tablespace_unknown", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET TABLESPACE nope")),
+    items_case("pg_fillfactor_range", (PG,), {}, flags=("--ddl", "ALTER TABLE items SET (fillfactor = 5)")),
+    items_case("my_charset_unknown", (MY,), {}, flags=("--ddl", "ALTER TABLE items DEFAULT CHARSET=utf9")),
     items_case(
         "pg_order_by_key_change",
         (PG,),
@@ -2214,6 +2239,9 @@ REFUSED += [
     ("pg_mysql_table_option", PG, "ROW_FORMAT is a MySQL table option; PostgreSQL has none by that name"),
     ("my_order_by", MY, "--order-by ix_qty: mysql stores a table's rows in its key order"),
     ("pg_order_by_unknown", PG, "--order-by: table 'items' has no index 'ix_nope'"),
+    ("pg_tablespace_unknown", PG, "table option 'set TABLESPACE = nope': tablespace 'nope' does not exist"),
+    ("pg_fillfactor_range", PG, "fillfactor takes a whole number from 10 to 100, not '5'"),
+    ("my_charset_unknown", MY, "character set 'utf9' is unknown to this server"),
     ("pg_order_by_key_change", PG, "--order-by ix_qty: this plan copies with direct dual-write"),
 ]
 

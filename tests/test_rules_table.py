@@ -88,6 +88,8 @@ OPTION_ROWS: list[tuple[list[str], list[object] | str]] = [
     (["fillfactor"], [T("fillfactor", None)]),  # no value: RESET
     (["tablespace=fast"], [T("TABLESPACE", "fast")]),
     (["logged=false"], [T("LOGGED", "false")]),
+    (["engine=InnoDB"], [Rebuild()]),  # as --ddl reads it
+    (["ENGINE=Aria"], [T("ENGINE", "Aria")]),  # refused when planning, with why
     (["ENGINE=InnoDB; DROP TABLE x"], "ENGINE takes a name"),
     (["ROW_FORMAT"], "ROW_FORMAT needs a value"),
     (["AUTO_INCREMENT=1e3"], "AUTO_INCREMENT takes a whole number"),

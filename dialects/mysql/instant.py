@@ -49,6 +49,8 @@ class MySQLInstant(MySQLBase):
                 "default": "instant",
                 "widen": "instant" if version >= (10, 4) else None,
                 "drop_index": "inplace",
+                # a table COMMENT or AUTO_INCREMENT counter (tableoptions.py): metadata only
+                "table_option": "instant",
             }.get(operation)
         if version < (8, 0):
             return None
@@ -136,6 +138,10 @@ class MySQLInstant(MySQLBase):
                 clauses.append(("drop_index", "", f"DROP INDEX {drop_index.group(1)}"))
                 continue
             prefix = f"ALTER TABLE {quoted} "
+            option = re.fullmatch(rf"{re.escape(prefix)}((?:COMMENT|AUTO_INCREMENT)=.*)", stmt, re.DOTALL)
+            if option:
+                clauses.append(("table_option", "", option.group(1)))
+                continue
             body = stmt[len(prefix) :]
             head = re.match(rf"(ADD COLUMN|DROP COLUMN|DROP INDEX|ALTER COLUMN|MODIFY|CHANGE) ({_IDENT}) ?", body)
             if not stmt.startswith(prefix) or head is None:

@@ -46,6 +46,54 @@ class MySQLTableOptions(MySQLBase):
             )
         return None
 
+    def table_option_invalid(self, conn: Connection, option: TableOption) -> str | None:
+        value = str(option.value)
+        if option.name == "ROW_FORMAT" and value.upper() not in (
+            "DEFAULT",
+            "DYNAMIC",
+            "FIXED",
+            "COMPRESSED",
+            "REDUNDANT",
+            "COMPACT",
+            "PAGE",
+        ):
+            return f"ROW_FORMAT={value} is not a row format"
+        if option.name == "KEY_BLOCK_SIZE" and value not in ("0", "1", "2", "4", "8", "16"):
+            return f"KEY_BLOCK_SIZE={value}: InnoDB takes 0, 1, 2, 4, 8 or 16"
+        if option.name == "DEFAULT CHARSET":
+            found = conn.execute(
+                sa.text("SELECT 1 FROM information_schema.CHARACTER_SETS WHERE CHARACTER_SET_NAME = :v"), {"v": value}
+            ).first()
+            return None if found else f"character set {value!r} is unknown to this server"
+        if option.name == "COLLATE":
+            found = conn.execute(
+                sa.text("SELECT 1 FROM information_schema.COLLATIONS WHERE COLLATION_NAME = :v"), {"v": value}
+            ).first()
+            return None if found else f"collation {value!r} is unknown to this server"
+        return None
+
+    def table_option_in_place(self, name: str | None) -> str | None:
+        # MariaDB changes a table's comment and its AUTO_INCREMENT counter with ALGORITHM=INSTANT
+        # (checked by the server: the one in-place ALTER carries the clause, instant.py)
+        if name in ("COMMENT", "AUTO_INCREMENT") and self.is_mariadb:
+            return f"{name} changes the data dictionary only (ALGORITHM=INSTANT)"
+        return None
+
+    def table_option_in_place_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        quoted = self.preparer.quote(table)
+        out = []
+        for change in changes:
+            value = str(change.value)
+            if change.name == "COMMENT":
+                # rendered as the shadow's CREATE TABLE renders it (the session's escaping rules)
+                literal = sa.literal(value, sa.String()).compile(
+                    dialect=self.sa_dialect, compile_kwargs={"literal_binds": True}
+                )
+                out.append(f"ALTER TABLE {quoted} COMMENT={self.unescape_percents(str(literal))}")
+            else:
+                out.append(f"ALTER TABLE {quoted} {change.name}={int(value)}")
+        return out
+
     def change_table_options(
         self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
     ) -> dict[str, Any]:

@@ -38,6 +38,40 @@ class PostgresTableOptions(PostgresBase):
             return f"{option.name} is a MySQL table option; PostgreSQL has none by that name"
         return f"{option.name} is not a storage parameter of a PostgreSQL table"
 
+    def table_option_invalid(self, conn: Connection, option: TableOption) -> str | None:
+        value = option.value
+        if option.name == "TABLESPACE":
+            row = conn.execute(
+                sa.text(
+                    "SELECT has_tablespace_privilege(oid, 'CREATE') OR spcname IN ('pg_default', 'pg_global')"
+                    " FROM pg_tablespace WHERE spcname = :n"
+                ),
+                {"n": value},
+            ).first()
+            if row is None:
+                return f"tablespace {value!r} does not exist"
+            return None if row[0] else f"this role may not create tables in tablespace {value!r}"
+        if value is None or option.name == "LOGGED":
+            return None
+        name = option.name.removeprefix("toast.")
+        limits = {"fillfactor": (10, 100), "toast_tuple_target": (128, 8160), "parallel_workers": (0, 1024)}
+        if name in limits:
+            low, high = limits[name]
+            if not value.isdigit() or not low <= int(value) <= high:
+                return f"{option.name} takes a whole number from {low} to {high}, not {value!r}"
+        if name in ("autovacuum_enabled", "vacuum_truncate", "user_catalog_table") and value.lower() not in (
+            "true",
+            "false",
+            "on",
+            "off",
+            "yes",
+            "no",
+            "1",
+            "0",
+        ):
+            return f"{option.name} takes true or false, not {value!r}"
+        return None
+
     def change_table_options(
         self, conn: Connection, table: str, options: dict[str, Any], changes: Sequence[TableOption]
     ) -> dict[str, Any]:
@@ -60,9 +94,22 @@ class PostgresTableOptions(PostgresBase):
             out.pop("postgresql_with", None)
         return out
 
+    def table_option_in_place(self, name: str | None) -> str | None:
+        if name is None or name in ("TABLESPACE", "LOGGED") or not _PARAMETER.match(name):
+            return None  # SET TABLESPACE and SET [UN]LOGGED rewrite the table under ACCESS EXCLUSIVE
+        # SET/RESET of a storage parameter takes SHARE UPDATE EXCLUSIVE (fillfactor, autovacuum_*,
+        # toast_tuple_target, parallel_workers; reads and writes go on) or a brief ACCESS EXCLUSIVE for
+        # a few others, under the lock timeout either way; the rows stay where they are
+        return (
+            "SET/RESET of a storage parameter changes the catalog only; existing pages keep their fill "
+            "until rewritten (add --rebuild to repack them)"
+        )
+
+    def table_option_in_place_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        return self._parameter_sql(table, changes)
+
     def table_option_sql(self, conn: Connection, plan: Plan, changes: Sequence[TableOption]) -> list[str]:
-        t = self.q(plan.table)
-        out = []
+        out: list[str] = []
         for change in changes:
             if change.name == "LOGGED" and (self.sa_dialect.server_version_info or (0,)) >= (15,):
                 # PostgreSQL 15's SET [UN]LOGGED also sets the sequences the table owns (serial
@@ -79,11 +126,20 @@ class PostgresTableOptions(PostgresBase):
                         {"t": self.q(plan.table)},
                     )
                 ]
+        # the shadow was created with the tablespace and persistence, which the swap's carry-over
+        # leaves alone; the storage parameters it sets back to the old ones, so again after it
+        return out + self._parameter_sql(plan.table, changes)
+
+    def _parameter_sql(self, table: str, changes: Sequence[TableOption]) -> list[str]:
+        t = self.q(table)
+        out = []
+        for change in changes:
             if change.name in ("TABLESPACE", "LOGGED"):
-                continue  # the shadow was created so; the swap's carry-over does not touch them
+                continue
             if change.value is None:
                 out.append(f"ALTER TABLE {t} RESET ({change.name})")
             else:
+                # the name matched _PARAMETER; the value goes in as a string literal
                 out.append(f"ALTER TABLE {t} SET ({change.name} = '{change.value.replace(chr(39), chr(39) * 2)}')")
         return out
 
@@ -98,7 +154,13 @@ class PostgresTableOptions(PostgresBase):
     def order_by_keys(self, conn: Connection, table: str, index: str) -> list[str] | None:
         row = conn.execute(
             sa.text(
-                "SELECT x.indexrelid, x.indnkeyatts, am.amname, x.indoption::int2[] FROM pg_index x"
+                "SELECT x.indexrelid, x.indnkeyatts, am.amname, x.indoption::int2[],"
+                # each key's collation (the index's own, which may differ from its column's)
+                " ARRAY(SELECT CASE WHEN c.oid IS NULL THEN '' ELSE quote_ident(n.nspname) || '.'"
+                "  || quote_ident(c.collname) END FROM unnest(x.indcollation::oid[]) WITH ORDINALITY AS k(coll, i)"
+                "  LEFT JOIN pg_collation c ON c.oid = k.coll LEFT JOIN pg_namespace n ON n.oid = c.collnamespace"
+                "  ORDER BY k.i)"
+                " FROM pg_index x"
                 " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam"
                 " WHERE x.indrelid = to_regclass(:t) AND i.relname = :i"
             ),
@@ -106,7 +168,7 @@ class PostgresTableOptions(PostgresBase):
         ).first()
         if row is None:
             return None
-        oid, keys, method, options = row
+        oid, keys, method, options, collations = row
         if method != "btree":
             return []
         out = []
@@ -116,5 +178,6 @@ class PostgresTableOptions(PostgresBase):
             # indoption bits: 1 DESC, 2 NULLS FIRST (btree's defaults: ASC NULLS LAST, DESC NULLS FIRST)
             order = " DESC" if flags & 1 else ""
             order += " NULLS FIRST" if flags & 2 else " NULLS LAST"
-            out.append(f"{expr}{order}")
+            collation = collations[k - 1] if collations and k <= len(collations) else ""
+            out.append(f"{expr}{' COLLATE ' + collation if collation else ''}{order}")
         return out
