@@ -102,7 +102,10 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "shadowswap phases (s): "
             + "; ".join(
-                f"{r['rows']:,} rows: " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases_s"].items()) for r in phases
+                f"{r['rows']:,} rows: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in r["phases_s"].items())
+                + (f" (the process's CPU {r['cpu_s']:.2f} s)" if "cpu_s" in r else "")
+                for r in phases
             ),
         ]
     lines += [

@@ -210,6 +210,12 @@ class Dialect(ABC):
     def lock_timeout_sql(self, milliseconds: int) -> list[str]:
         return []
 
+    def lock_blocker(self, conn: Connection, table: str) -> str | None:
+        """Who holds a lock on ``table`` that a strong lock request would wait behind for long (a
+        VACUUM, an ANALYZE, an index build), or None. Asked before each strong-lock attempt: a request
+        queued behind such a holder blocks every writer for the whole lock timeout, in vain."""
+        return None
+
     def is_lock_timeout(self, exc: BaseException) -> bool:
         return False
 

@@ -6,24 +6,21 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
-from rich.syntax import Syntax
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.exc import DBAPIError
 
-from shadowswap import logs
-from shadowswap.db import connect, first_line
 from shadowswap.errors import ShadowswapError, UsageError, VerificationFailed
-from shadowswap.failure import JsonReporter, database_error_hint, report_failure
-from shadowswap.plan import Plan
-from shadowswap.uniqueness import describe as describe_duplicates
-from shadowswap.validation import check_finite, check_lock_timeout, check_log_level, check_writable_file
+
+# Every command starts a new process, and `--help` or `status` must not pay for what only another
+# command uses: SQLAlchemy and the database modules, the plan, the planner's registries, rich's
+# progress bars and syntax highlighting are imported inside the commands that use them.
+# tests/test_cli_startup.py holds this line.
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from shadowswap.plan import Plan
 
 app = typer.Typer(
     help="Zero-downtime schema changes: shadow table, dual-write triggers, keyset copy, atomic swap.",
@@ -46,6 +43,10 @@ def main(
     log_format: Annotated[str, typer.Option("--log-format", help="console or json")] = "console",
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning")] = "info",
 ) -> None:
+    from shadowswap import logs
+    from shadowswap.failure import report_failure
+    from shadowswap.validation import check_log_level
+
     if log_format not in ("console", "json"):
         err.print("[red]error:[/red] --log-format must be console or json")
         raise typer.Exit(2)
@@ -58,6 +59,13 @@ def main(
     logs.configure(log_format, log_level)
 
 
+def _is_database_error(exc: BaseException) -> bool:
+    """A driver error, wrapped by SQLAlchemy; only a command that connected can raise one, and it
+    has imported SQLAlchemy by then (looked up, not imported, so the other commands never load it)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    return sa_exc is not None and isinstance(exc, sa_exc.DBAPIError)
+
+
 def user_errors(func: F) -> F:
     """Known errors become one line and an exit code; a traceback is only for our own bugs."""
 
@@ -66,13 +74,22 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ShadowswapError as exc:
+            from shadowswap.failure import report_failure
+
             report_failure(err, type(exc).__name__, str(exc), exc.hint, exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
-        except DBAPIError as exc:
+        except Exception as exc:
+            if not _is_database_error(exc):
+                raise
+            from shadowswap.db import first_line
+            from shadowswap.failure import database_error_hint, report_failure
+
             hint = database_error_hint(func.__name__)
             report_failure(err, "DatabaseError", f"database error: {first_line(exc)}", hint, 1)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
+            from shadowswap.failure import report_failure
+
             message = "the original table is intact and writable"
             resume = "`shadowswap execute` resumes, `shadowswap abort` undoes" if func.__name__ == "execute" else None
             report_failure(err, "interrupted", message, resume, 130)
@@ -135,7 +152,9 @@ def plan(
 ) -> None:
     """Reflect TABLE, apply the changes, print and save the plan. Changes nothing in the database."""
     from shadowswap.changes import parse_ddl, parse_options
+    from shadowswap.db import connect
     from shadowswap.planner import build_plan
+    from shadowswap.validation import check_writable_file
 
     changes = parse_options(
         alter, add, drop, rename, add_index, add_unique, drop_index, using, rebuild=rebuild, table_option=table_option
@@ -176,6 +195,12 @@ def plan(
 
 
 def render_plan(p: Plan) -> None:
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from shadowswap.uniqueness import describe as describe_duplicates
+
     columns = Table(title=f"{p.table}: {', '.join(p.changes)}", title_justify="left")
     for heading in ("column", "old definition", "new definition", "copy expression"):
         columns.add_column(heading)
@@ -270,6 +295,8 @@ class RichReporter:
         self.console.print(f"[green]✓[/green] {name.replace('_', ' ')}")
 
     def copy_started(self, total_estimate: int, already: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.progress = Progress(
             TextColumn("copying"),
             BarColumn(),
@@ -380,7 +407,12 @@ def execute(
     db: DbOption = None,
 ) -> None:
     """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
+    from shadowswap import logs
+    from shadowswap.db import connect
     from shadowswap.executor import Executor, Options
+    from shadowswap.failure import JsonReporter
+    from shadowswap.plan import Plan
+    from shadowswap.validation import check_finite, check_lock_timeout, check_writable_file
 
     for name, value in (("--chunk-size", chunk_size), ("--min-chunk", min_chunk), ("--max-chunk", max_chunk)):
         if value < 1:
@@ -471,7 +503,11 @@ def _bytes(size: int | None) -> str:
 @user_errors
 def status(db: DbOption = None) -> None:
     """List migrations recorded in the database: phase, rows copied, elapsed, kept old tables."""
+    from rich.table import Table
+    from rich.text import Text
+
     from shadowswap import operator
+    from shadowswap.db import connect
 
     engine, _dialect = connect(db, read_only=True)
     found = operator.status(engine)
@@ -506,6 +542,8 @@ def _table_from(table: str | None, plan_file: Path) -> str:
     if table:
         return table
     if plan_file.exists():
+        from shadowswap.plan import Plan
+
         return Plan.read(plan_file).table
     raise UsageError("which table?", hint="give the table name, or run where shadowswap.plan.json is")
 
@@ -526,6 +564,7 @@ PlanOption = Annotated[Path, typer.Option("--plan", help="Plan file naming the t
 def pause(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
     """Hold the copy (and the swap) between chunks, from any host; `shadowswap resume` continues."""
     from shadowswap import operator
+    from shadowswap.db import connect
 
     engine, _dialect = connect(db)
     m = operator.pause(engine, _meant(table, plan_file))
@@ -537,6 +576,7 @@ def pause(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOp
 def resume(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
     """Lift `shadowswap pause`."""
     from shadowswap import operator
+    from shadowswap.db import connect
 
     engine, _dialect = connect(db)
     m = operator.resume(engine, _meant(table, plan_file))
@@ -548,6 +588,7 @@ def resume(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbO
 def cutover(table: TableArg = None, plan_file: PlanOption = DEFAULT_PLAN, db: DbOption = None) -> None:
     """Let a migration run with --postpone-cutover swap, from any host."""
     from shadowswap import operator
+    from shadowswap.db import connect
 
     engine, _dialect = connect(db)
     m = operator.cutover(engine, _meant(table, plan_file))
@@ -568,6 +609,7 @@ def verify(
     """Compare the tables through the copy expressions: after the swap the new table with the kept old
     one; before it, the original with the shadow. Rows written since the swap differ, naturally."""
     from shadowswap import operator
+    from shadowswap.db import connect
     from shadowswap.verify import describe, through_cast_notes
 
     engine, dialect = connect(db, read_only=True)
@@ -597,6 +639,7 @@ def abort(
 ) -> None:
     """Undo an unfinished migration: drop the triggers and the shadow table; the original stays."""
     from shadowswap import operator
+    from shadowswap.db import connect
 
     name = _table_from(table, plan_file)
     engine, dialect = connect(db)
@@ -614,6 +657,7 @@ def cleanup(
 ) -> None:
     """Drop the old table kept after a swap, once you are satisfied with the new one."""
     from shadowswap import operator
+    from shadowswap.db import connect
 
     if not drop_old:
         raise UsageError("nothing to do", hint="`shadowswap cleanup --drop-old` drops the kept old tables")
@@ -647,6 +691,8 @@ def list_checks(
     ] = None,
 ) -> None:
     """List every plan-time refusal: its stage, the engines it applies to, why, and what to do instead."""
+    from rich.table import Table
+
     from shadowswap import checks
 
     if engine is not None and engine not in ("postgresql", "mysql", "sqlite"):
@@ -676,6 +722,7 @@ def demo(
 ) -> None:
     """Migrate a busy SQLite table online, no server needed; checks every row the writer committed."""
     from shadowswap import demo as the_demo
+    from shadowswap import logs
 
     if not verbose:
         logs.configure("console", "warning")

@@ -523,7 +523,9 @@ class Executor:
             self.engine,
             self.dialect,
             self.plan,
-            lambda stmt: self._locked("add foreign key", functools.partial(self._run_with_lock_timeout, stmt)),
+            lambda stmt: self._locked(
+                "add foreign key", functools.partial(self._run_with_lock_timeout, stmt), on_table=False
+            ),
         )
         try:
             builder.run(verification.start_beside_builds if beside else None)
@@ -560,9 +562,17 @@ class Executor:
                 self.dialect.run(conn, setting)
             self.dialect.run(conn, stmt)
 
-    def _locked(self, what: str, action: Any, cutover: bool = False) -> Any:
+    def _locked(self, what: str, action: Any, cutover: bool = False, on_table: bool = True) -> Any:
+        """``on_table``: the action locks the migrated table itself (triggers, swap, in-place ALTER)."""
+
+        def blocker() -> str | None:
+            with self.engine.connect() as conn:
+                return self.dialect.lock_blocker(conn, self.plan.table)
+
         try:
-            return with_lock_retries(self.dialect, what, action, self.options.lock_retries)
+            return with_lock_retries(
+                self.dialect, what, action, self.options.lock_retries, blocker=blocker if on_table else None
+            )
         except LockRetriesExhausted as exc:
             if cutover:
                 raise CutoverFailed(

@@ -29,11 +29,33 @@ class LockRetriesExhausted(Exception):
 
 
 def with_lock_retries(
-    dialect: Dialect, what: str, action: Callable[[], T], retries: int, base_delay: float = 0.1, max_delay: float = 3.0
+    dialect: Dialect,
+    what: str,
+    action: Callable[[], T],
+    retries: int,
+    base_delay: float = 0.1,
+    max_delay: float = 3.0,
+    blocker: Callable[[], str | None] | None = None,
 ) -> T:
-    """Run ``action``; on a lock timeout back off (with jitter, so two tools do not collide in step)."""
+    """Run ``action``; on a lock timeout back off (with jitter, so two tools do not collide in step).
+    ``blocker`` names a long-held conflicting lock: while it does, an attempt is not even made (it
+    would only queue, and stall the writers queued behind it, until the lock timeout)."""
     last = ""
     for attempt in range(1, retries + 1):
+        held = blocker() if blocker is not None else None
+        if held is not None:
+            last = held
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            log.warning(
+                "lock not available, retrying",
+                step=what,
+                attempt=attempt,
+                retries=retries,
+                wait=round(delay, 2),
+                held_by=held,
+            )
+            time.sleep(delay)
+            continue
         try:
             return action()
         except DBAPIError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from harness import products_table as harness_products_table
 from sqlalchemy.dialects import mysql, postgresql
 
 from benchmarks.profiles import profile_for
+from benchmarks.runner import phase_seconds
 from benchmarks.seed import check_table, products_table, seed_row
 from benchmarks.stats import window_stats
 
@@ -48,6 +50,25 @@ def test_window_stats_count_writes_a_blocked_writer_never_issued() -> None:
     assert stats["corrected_p99_ms"] == pytest.approx(1002.0)
     assert stats["longest_stall_ms"] == pytest.approx(1100.0, abs=0.2)  # 0.402 → 1.502
     assert stats["scheduled"] == 20 and stats["completed"] == 20 and stats["errors"] == 0
+
+
+def test_phase_seconds_count_each_phase_from_its_first_line() -> None:
+    # execute --log-format json logs every phase twice (its log line, then the reporter's)
+    def line(event: str, at: float, **facts: str) -> str:
+        stamp = dt.datetime.fromtimestamp(1_000_000 + at, dt.UTC).isoformat().replace("+00:00", "Z")
+        return json.dumps({"event": event, "timestamp": stamp, **facts})
+
+    output = "\n".join(
+        [
+            line("migration claimed", 0.5),
+            *[line("phase", 0.75, phase="shadow_created")] * 2,
+            *[line("phase", 1.0, phase="triggers_installed")] * 2,
+            line("phase", 3.0, phase="copied", table="products"),
+            line("phase", 3.0, phase="copied"),
+        ]
+    )
+    phases = phase_seconds(output, 1_000_000, 3.5)
+    assert phases == {"start": 0.5, "shadow_created": 0.25, "triggers_installed": 0.25, "copied": 2.0, "exit": 0.5}
 
 
 def test_check_finds_lost_ghost_and_wrong_rows(server_url: str) -> None:
@@ -93,6 +114,7 @@ def test_benchmark_command_runs_every_approach(server_url: str, tmp_path: Path) 
     assert by_name["shadowswap"]["writer"]["scheduled"] > 0
     swap = by_name["shadowswap"]
     assert swap["swap_lock_ms"] is not None and swap["peak_rss_mb"] > 0 and swap["rows_copied"] > 0
+    assert swap["cpu_s"] > 0
     assert {"copied", "verified", "cut_over"} <= set(swap["phases_s"])
     table = (run_dir / "results.md").read_text()
     assert "| shadowswap | 3,000 |" in table and "Targets (issue 6)" in table

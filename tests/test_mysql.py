@@ -94,6 +94,32 @@ def test_sessions_and_triggers_are_strict(mysql_url: str) -> None:
     assert shadowed is None or shadowed.startswith("person 00007")
 
 
+def test_a_pooled_connection_forgets_its_lock_timeout_and_only_such_a_one_pays_for_it(mysql_url: str) -> None:
+    engine, dialect = connect(mysql_url)
+
+    def session(conn: sa.Connection) -> tuple[int, int, int]:
+        row = conn.exec_driver_sql("SELECT CONNECTION_ID(), @@SESSION.lock_wait_timeout").one()
+        questions = conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Questions'").one()[1]
+        return int(row[0]), int(row[1]), int(questions)
+
+    with engine.connect() as conn:
+        pid, default, _ = session(conn)
+        for stmt in dialect.lock_timeout_sql(200):
+            dialect.run(conn, stmt)
+        assert session(conn)[1] == 1
+    with engine.connect() as conn:  # the same pooled connection, its timeout back to the server's
+        again, timeout, before = session(conn)
+    assert (again, timeout) == (pid, default)
+    for _ in range(5):
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    with engine.connect() as conn:
+        after = session(conn)[2]
+    # 6 check-ins of a connection that set no timeout: a rollback each, no SET; 5 SELECTs; 2 reads
+    assert after - before == 6 + 5 + 2
+    engine.dispose()
+
+
 def test_change_log_a_lax_write_the_new_type_cannot_hold_stops_the_migration(mysql_url: str) -> None:
     """With a change log the application's write is never refused by the migration: the strict
     replay meets the value, the migration stops before the swap, and the original keeps the write."""

@@ -14,7 +14,7 @@ from shadowswap import state
 from shadowswap.changes import parse_add, parse_alter, parse_options
 from shadowswap.copier import ChunkSizer, Copier
 from shadowswap.db import connect
-from shadowswap.errors import CopyFailed, UsageError
+from shadowswap.errors import CopyFailed, ShadowswapError, UsageError
 from shadowswap.executor import Executor, Options
 from shadowswap.planner import build_plan
 
@@ -107,6 +107,47 @@ def test_executing_a_plan_twice_says_so(pg_url: str) -> None:
     Executor(engine, dialect, plan).run()
     with pytest.raises(UsageError, match="already executed"):
         Executor(engine, dialect, plan).run()
+
+
+def test_no_lock_request_queues_behind_a_vacuum_of_the_table(pg_url: str) -> None:
+    # A VACUUM (auto or not) holds SHARE UPDATE EXCLUSIVE for its whole scan. CREATE TRIGGER queued
+    # behind it would stop every writer for the lock timeout on every attempt, in vain: none is made.
+    engine, dialect = connect(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id int PRIMARY KEY, v int)")
+        conn.exec_driver_sql("INSERT INTO t SELECT g, g FROM generate_series(1, 200) g")
+    plan = build_plan(engine, dialect, "t", [parse_alter("v:bigint")])
+    queued: list[tuple[Any, ...]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with engine.connect() as conn:
+            while not done.is_set():
+                waiting = conn.exec_driver_sql(
+                    "SELECT pid, mode FROM pg_locks WHERE relation = 't'::regclass AND NOT granted"
+                ).all()
+                queued.extend(tuple(row) for row in waiting)
+                conn.rollback()
+                time.sleep(0.005)
+
+    holder = engine.connect()
+    holder.begin()
+    holder.exec_driver_sql("LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE")  # what a VACUUM holds
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with pytest.raises(ShadowswapError, match=r"could not install triggers .* holds ShareUpdateExclusiveLock on t"):
+            options = Options(lock_timeout_ms=200, lock_retries=3, stop_after=state.TRIGGERS_INSTALLED)
+            Executor(engine, dialect, plan, options).run()
+    finally:
+        done.set()
+        watcher.join()
+        holder.rollback()
+        holder.close()
+    assert queued == []
+    # once the VACUUM has gone the same plan resumes and finishes
+    summary = Executor(engine, dialect, plan).run()
+    assert summary.rows_copied == 200
 
 
 def test_using_expression_with_percent_and_colons_under_a_writer(pg_url: str) -> None:

@@ -91,6 +91,26 @@ class PostgresSession(PostgresBase):
     def is_lock_timeout(self, exc: BaseException) -> bool:
         return sqlstate(exc) == LOCK_NOT_AVAILABLE
 
+    def lock_blocker(self, conn: Connection, table: str) -> str | None:
+        # Modes from SHARE UPDATE EXCLUSIVE up: (auto)vacuum, ANALYZE, CREATE INDEX [CONCURRENTLY],
+        # DDL. Each conflicts with CREATE TRIGGER's SHARE ROW EXCLUSIVE and with the swap's ACCESS
+        # EXCLUSIVE, and is held for as long as its scan takes. The server cancels an autovacuum
+        # that blocks a lock request only after deadlock_timeout (1 s), longer than our lock timeout,
+        # so without this look every attempt would queue, stop every writer for the lock timeout,
+        # and give up (invariant 5). Writers' ROW EXCLUSIVE locks are short and are waited for.
+        row = conn.execute(
+            sa.text(
+                "SELECT l.mode, coalesce(nullif(a.backend_type, 'client backend'), 'a session'), a.pid"
+                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'relation' AND l.relation = to_regclass(:t) AND l.granted"
+                " AND l.pid <> pg_backend_pid() AND l.mode IN ('ShareUpdateExclusiveLock', 'ShareLock',"
+                " 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')"
+                " ORDER BY a.pid LIMIT 1"
+            ),
+            {"t": self.q(table)},
+        ).first()
+        return None if row is None else f"{row[1]} (pid {row[2]}) holds {row[0]} on {table}"
+
     def is_retryable(self, exc: BaseException) -> bool:
         return sqlstate(exc) in (DEADLOCK, SERIALIZATION)
 
