@@ -96,7 +96,12 @@ def _finish_interrupted_swap(
 
 
 def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, options: Options) -> None:
-    """Drop the triggers (first: they write into the shadow or its change log), then those tables."""
+    """Drop the triggers (first: they write into the shadow or its change log), then those tables.
+
+    Not for a revert's plan: its shadow is the kept old table and its triggers the reverse capture,
+    both still the way back after a failed or aborted revert (shadowswap/revert.py)."""
+    if plan.reverts is not None:
+        return
 
     def drop_triggers() -> None:
         with engine.begin() as conn:
@@ -146,13 +151,19 @@ def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None 
             return state.get(conn, migration.id)
 
 
-def cleanup(engine: Engine, dialect: Dialect, table: str | None) -> list[state.Migration]:
-    """Drop the old tables kept by finished migrations (of ``table``, or all)."""
+def cleanup(
+    engine: Engine, dialect: Dialect, table: str | None, options: Options | None = None
+) -> list[state.Migration]:
+    """Drop the old tables kept by finished migrations (of ``table``, or all); where a swap can still
+    be reverted, its reverse capture first (that ends the revert window)."""
+    from shadowswap import revert
+
     state.ensure(engine)
     with engine.begin() as conn:
         kept = state.kept_old(conn, table)
     done = []
     for migration in kept:
+        revert.drop_capture(engine, dialect, migration, options or Options())
         with engine.begin() as conn:
             dialect.run(conn, dialect.drop_table_sql(migration.old_table))
             state.update(conn, migration.id, phase=state.CLEANED_UP)

@@ -25,6 +25,7 @@ from shadowswap.phases import (
     FINISHED,
     INDEXES_BUILT,
     PLANNED,
+    REVERTED,
     SHADOW_CREATED,
     TRIGGERS_INSTALLED,
     VERIFIED,
@@ -42,6 +43,7 @@ __all__ = [
     "FINISHED",
     "INDEXES_BUILT",
     "PLANNED",
+    "REVERTED",
     "SHADOW_CREATED",
     "STATE_TABLE",
     "TRIGGERS_INSTALLED",
@@ -87,6 +89,9 @@ migrations = sa.Table(
     sa.Column("cutover_postponed", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
     sa.Column("waiting", sa.Text),
     sa.Column("backup_path", sa.Text),
+    # the reverse capture's log table while the swap can be reverted (shadowswap/revert.py), else NULL
+    sa.Column("reverse_log", sa.Text),
+    sa.Column("revertible_since", sa.DateTime),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
@@ -119,6 +124,8 @@ class Migration:
     cutover_postponed: bool = False
     waiting: str | None = None
     backup_path: str | None = None
+    reverse_log: str | None = None
+    revertible_since: dt.datetime | None = None
 
     def reached(self, phase: str) -> bool:
         return reached(self.phase, phase)

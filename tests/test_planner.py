@@ -427,13 +427,14 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc == json.loads((tmp_path / "p.json").read_text())
-    assert doc["version"] == 3
+    assert doc["version"] == 4
     documented = {
         "version", "dialect", "schema", "table", "shadow_table", "old_table", "primary_key", "source_columns",
         "columns", "default_columns", "fingerprint", "estimated_rows", "changes", "change_plans", "strategy",
         "foreign_key_ddl",
         "strategy_reason", "verdict", "instant_sql", "shadow_ddl", "indexes", "trigger_names", "trigger_ddl",
         "drop_trigger_ddl", "swap_sql", "post_swap_sql", "cast_check", "notes", "capture", "moved_at_swap",
+        "way_back", "reverts",
     }  # fmt: skip
     assert set(doc) == documented
     assert set(doc["change_plans"][0]) == {"kind", "description", "strategy", "reason", "destructive", "column"}
@@ -454,7 +455,13 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert doc["moved_at_swap"] == {"triggers": [], "keys_from": [], "keys_to": []}
     # the typed capture reads back to the same document, and a version 2 file is refused
     assert json.loads(Plan.from_json(json.dumps(doc)).to_json()) == doc
-    with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 3"):
+    assert set(doc["way_back"]) == {
+        "possible", "reason", "log_table", "trigger_names", "columns", "log_ddl", "reverted_table", "notes",
+    }  # fmt: skip
+    # a version 3 file (before the way back) still loads, with no way back
+    old = {k: v for k, v in doc.items() if k not in ("way_back", "reverts")}
+    assert Plan.from_json(json.dumps({**old, "version": 3})).way_back is None
+    with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 4"):
         Plan.from_json(json.dumps({**doc, "version": 2}))
 
 

@@ -113,9 +113,9 @@ def test_hand_edited_plan_is_refused_before_any_change(db_url: str, tmp_path: Pa
 
 def test_version_string_is_not_called_the_same_version(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps({"version": "3"}))
+    plan_file.write_text(json.dumps({"version": "4"}))
     line = one_line_error(cli("execute", str(plan_file), "--db", f"sqlite:///{tmp_path / 'x.db'}"))
-    assert "reads version 3" not in line and '"version": 3' in line
+    assert "reads version 4" not in line and '"version": 4' in line
 
 
 # -- item 7: options refused before the first change, one line each ---------------------------------

@@ -1,0 +1,122 @@
+"""``shadowswap revert`` (issue 16): after the swap, back to the original table with every write since.
+
+Writers insert, update, re-key and delete through the swap, the revert and after it; the final table
+equals what they committed, row by row, in the original type, with the original keys, indexes and
+names. A value the way back refuses makes ``revert`` refuse (exit 2) and loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import only_dialects
+from harness import Writers, compare, create_products, shadowswap
+
+from shadowswap import operator, revert, state
+from shadowswap.changes import parse_alter
+from shadowswap.db import connect
+from shadowswap.executor import Executor, Options
+from shadowswap.plan import Plan
+from shadowswap.planner import build_plan
+
+ROWS = 300
+FAST = Options(chunk_size=100, max_chunk=100)
+
+
+def _catalog(engine: sa.Engine) -> dict[str, Any]:
+    inspector = sa.inspect(engine)
+    return {
+        "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns("products")],
+        "pk": inspector.get_pk_constraint("products"),
+        "unique": sorted((str(u["name"]), u["column_names"]) for u in inspector.get_unique_constraints("products")),
+        "indexes": sorted((str(i["name"]), i["column_names"]) for i in inspector.get_indexes("products")),
+    }
+
+
+def _wait_for_writes(writers: Writers, more: int) -> None:
+    target = writers.total.ops + more
+    deadline = time.monotonic() + 30
+    while writers.total.ops < target and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@only_dialects("postgresql")
+def test_revert_under_writers_then_execute_again(db_url: str) -> None:
+    engine, dialect = connect(db_url)
+    initial = create_products(engine, ROWS)
+    before = _catalog(engine)
+    # int → bigint and back: the writers' statements (prepared by the driver) bind either way
+    plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
+    assert plan.way_back is not None and plan.way_back.possible, plan.way_back
+    with Writers(db_url, initial, threads=3, seed=11) as writers:
+        Executor(engine, dialect, plan, FAST).run()
+        _wait_for_writes(writers, 150)  # writes to the new table, captured on the way back
+        with engine.connect() as conn:
+            forward = state.latest(conn, "products")
+        assert forward is not None and forward.reverse_log is not None
+        revert.revert(engine, dialect, "products", FAST)
+        _wait_for_writes(writers, 100)  # and writes after the revert, to the original again
+    assert writers.total.errors == []
+    assert writers.total.rekeys > 0 and writers.total.deletes > 0
+    compare(engine, writers.model).assert_exact()
+    assert _catalog(engine) == before
+    inspector = sa.inspect(engine)
+    assert inspector.has_table("_products_reverted") and not inspector.has_table("_products_old")
+    assert not inspector.has_table("_products_ss_rlog")
+    with engine.connect() as conn:
+        assert state.get(conn, forward.id).phase == state.REVERTED
+    # the same plan runs again, and its swap keeps the new rows too
+    operator.cleanup(engine, dialect, "products")
+    assert not sa.inspect(engine).has_table("_products_reverted")
+    Executor(engine, dialect, plan, FAST).run()
+    compare(engine, writers.model).assert_exact()
+    assert "BIGINT" in str(sa.inspect(engine).get_columns("products")[5]["type"]).upper()
+
+
+@only_dialects("postgresql")
+def test_a_value_that_cannot_go_back_refuses_the_revert(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 50)
+    plan = build_plan(engine, dialect, "products", [parse_alter("price:varchar(20)")], strategy_name="shadow")
+    Executor(engine, dialect, plan, FAST).run()
+    with engine.begin() as conn:  # the application's write succeeds: the trigger only logs the key
+        conn.execute(sa.text("UPDATE products SET price = 'abc' WHERE id = 7"))
+        conn.execute(sa.text("UPDATE products SET price = '1.50' WHERE id = 8"))
+    [found] = [s for s in operator.status(engine, "products") if s.migration.phase == state.CUT_OVER]
+    assert "not revertible" in found.notes and "id=7" in found.notes
+    with pytest.raises(revert.NotRevertible, match="id=7"):
+        revert.revert(engine, dialect, "products", FAST)
+    result = shadowswap("revert", "products", url=db_url, cwd=tmp_path)
+    assert result.returncode == 2 and "id=7" in result.stderr and "Traceback" not in result.stderr
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT price FROM products WHERE id = 7")).scalar_one() == "abc"
+    # fixed: the way back is open again, and takes the fix with it
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE products SET price = '2.25' WHERE id = 7"))
+    revert.revert(engine, dialect, "products", FAST)
+    with engine.connect() as conn:
+        prices = dict(conn.execute(sa.text("SELECT id, price FROM products WHERE id IN (7, 8)")).all())
+    assert {k: str(v) for k, v in prices.items()} == {7: "2.25", 8: "1.5" if dialect.name == "sqlite" else "1.50"}
+
+
+def test_plan_shows_the_way_back(pg_url: str) -> None:
+    engine, dialect = connect(pg_url)
+    create_products(engine, 5)
+    plan = build_plan(
+        engine,
+        dialect,
+        "products",
+        [parse_alter("price:varchar(20)"), parse_alter("stock_quantity:bigint")],
+        strategy_name="shadow",
+        reverse_usings={"stock_quantity": "stock_quantity + 0"},
+    )
+    back = plan.way_back
+    assert back is not None and back.possible
+    assert any(n.startswith('price: CAST(src."price"') or "price" in n for n in back.notes)
+    assert any("--reverse-using" in n for n in back.notes)
+    again = Plan.from_json(plan.to_json())
+    assert again.way_back == back
