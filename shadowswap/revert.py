@@ -73,7 +73,7 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
             reason="the table is altered in place, so there is no old table to go back to: the way back is a "
             "new migration (plan the inverse change)",
         )
-    if not dialect.supports_change_log or dialect.name == "mysql":
+    if dialect.name == "mysql":
         return WayBack(
             possible=False, reason=f"revert is not available on {dialect.name} yet: the way back is a new migration"
         )
@@ -214,17 +214,20 @@ def _ready(engine: Engine, dialect: Dialect, plan: Plan, reverse: Plan) -> Plan:
     with engine.connect() as conn:
         ref = reflect(conn, reverse.table)
         reverse.fingerprint = ref.fingerprint()
+        if dialect.name == "sqlite":
+            # SQLite renames an index by editing its stored text (dialects/sqlite/swap.py): the old
+            # table's index as it is stored now
+            stored: dict[str, str] = dict(
+                conn.execute(
+                    sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
+                    {"t": reverse.shadow_table},
+                ).tuples()
+            )
+            reverse.indexes = [replace(ix, create_sql=stored.get(ix.shadow_name) or "") for ix in reverse.indexes]
         facts = dialect.swap_facts(conn, reverse, ref)
         facts["constraint_renames"] = _constraint_renames(dialect, conn, reverse)
         reverse.moved_at_swap = dialect.moved_at_swap(conn, reverse, ref)
     reverse.swap_sql, reverse.post_swap_sql = dialect.swap_sql(reverse, facts)
-    if dialect.name == "postgresql":
-        # indexes the plan added exist on T only: moved out of the way of their name
-        reverse.swap_sql += [
-            f"ALTER INDEX {dialect.q(ix.final_name)} RENAME TO {dialect.q(dialect.fit_name(f'_{ix.final_name}_rv'))}"
-            for ix in plan.indexes
-            if ix.new
-        ]
     return reverse
 
 
@@ -255,6 +258,12 @@ def at_swap(conn: Connection, dialect: Dialect, plan: Plan, migration_id: int, c
     """Inside a swap's transaction, after its renames: a revert's swap ends the migration it undoes;
     a forward swap starts the reverse capture (unless ``capture`` is False: ``--no-revert``)."""
     if plan.reverts is not None:
+        forward = Plan.from_json(state.get(conn, plan.reverts).plan_json)
+        for ix in forward.indexes:
+            if ix.new:
+                # an index the migration added is on the migrated table only, now the reverted one:
+                # out of the way of its name (names are schema-wide), so the plan can run again
+                dialect.run(conn, _set_aside_index_sql(dialect, ix.final_name))
         state.update(conn, plan.reverts, phase=state.REVERTED, reverse_log=None)
         return
     back = plan.way_back
@@ -265,6 +274,14 @@ def at_swap(conn: Connection, dialect: Dialect, plan: Plan, migration_id: int, c
     for stmt in [*back.log_ddl, *reverse.trigger_ddl]:
         dialect.run(conn, stmt)
     state.update(conn, migration_id, reverse_log=back.log_table, revertible_since=state.now())
+
+
+def _set_aside_index_sql(dialect: Dialect, name: str) -> str:
+    if dialect.name == "postgresql":
+        return f"ALTER INDEX {dialect.q(name)} RENAME TO {dialect.q(dialect.fit_name(f'_{name}_rv'))}"
+    # SQLite cannot rename an index (but by editing the schema): the reverted table is only kept
+    # for inspection, so it loses the index
+    return f"DROP INDEX {dialect.q(name)}"
 
 
 def drop_capture(engine: Engine, dialect: Dialect, m: state.Migration, options: Options) -> None:

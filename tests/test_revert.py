@@ -44,7 +44,7 @@ def _wait_for_writes(writers: Writers, more: int) -> None:
         time.sleep(0.02)
 
 
-@only_dialects("postgresql")
+@only_dialects("postgresql", "sqlite")
 def test_revert_under_writers_then_execute_again(db_url: str) -> None:
     engine, dialect = connect(db_url)
     initial = create_products(engine, ROWS)
@@ -77,7 +77,7 @@ def test_revert_under_writers_then_execute_again(db_url: str) -> None:
     assert "BIGINT" in str(sa.inspect(engine).get_columns("products")[5]["type"]).upper()
 
 
-@only_dialects("postgresql")
+@only_dialects("postgresql", "sqlite")
 def test_a_value_that_cannot_go_back_refuses_the_revert(db_url: str, tmp_path: Path) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 50)
