@@ -217,12 +217,11 @@ def _ready(engine: Engine, dialect: Dialect, plan: Plan, reverse: Plan) -> Plan:
         if dialect.name == "sqlite":
             # SQLite renames an index by editing its stored text (dialects/sqlite/swap.py): the old
             # table's index as it is stored now
-            stored: dict[str, str] = dict(
-                conn.execute(
-                    sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
-                    {"t": reverse.shadow_table},
-                ).tuples()
+            rows = conn.execute(
+                sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"),
+                {"t": reverse.shadow_table},
             )
+            stored = {str(name): str(sql) for name, sql in rows}
             reverse.indexes = [replace(ix, create_sql=stored.get(ix.shadow_name) or "") for ix in reverse.indexes]
         facts = dialect.swap_facts(conn, reverse, ref)
         facts["constraint_renames"] = _constraint_renames(dialect, conn, reverse)
