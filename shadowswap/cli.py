@@ -621,6 +621,9 @@ def revert(
     lock_timeout: Annotated[int, typer.Option(help="Milliseconds to wait for a lock before retrying.")] = 200,
     cutover_retries: Annotated[int, typer.Option(help="Attempts to take a strong lock.")] = 30,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the checksum before the swap back.")] = False,
+    pause_file: Annotated[
+        Path | None, typer.Option(help="Hold the revert while this file exists.", show_default=False)
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Swap the table back to the original its newest migration replaced, with every write made since.
@@ -637,7 +640,11 @@ def revert(
     name = _table_from(table, plan_file)
     engine, dialect = connect(db)
     options = Options.for_dialect(
-        dialect, lock_timeout_ms=lock_timeout, lock_retries=cutover_retries, verify=not no_verify
+        dialect,
+        lock_timeout_ms=lock_timeout,
+        lock_retries=cutover_retries,
+        verify=not no_verify,
+        pause_file=pause_file,
     )
     reporter = JsonReporter() if logs.is_json() else RichReporter()
     summary = operator.revert(engine, dialect, name, options, reporter)

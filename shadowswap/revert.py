@@ -402,10 +402,17 @@ def _key(plan: Plan, values: list[Any]) -> str:
 # -- which migration, and the run -------------------------------------------------------------------
 
 
+_NO_CHANGE = (state.ABORTED, state.FAILED)
+
+
 def revertible_migration(conn: Connection, table: str) -> state.Migration:
     """The migration of ``table`` whose swap ``revert`` would undo: the newest, swapped, with its
     reverse capture on; else a one-line reason there is none."""
-    latest = state.latest(conn, table)
+    # aborted and failed migrations (a given-up revert among them) changed nothing: look past them
+    latest = next(
+        (m for m in state.all_migrations(conn, limit=1000) if m.table_name == table and m.phase not in _NO_CHANGE),
+        None,
+    )
     if latest is None:
         raise NotRevertible(f"no migration of {table!r} to revert", hint="`shadowswap status` lists them")
     if latest.phase != state.CUT_OVER:

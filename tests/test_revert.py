@@ -7,6 +7,10 @@ names. A value the way back refuses makes ``revert`` refuse (exit 2) and loses n
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -120,3 +124,96 @@ def test_plan_shows_the_way_back(pg_url: str) -> None:
     assert any("--reverse-using" in n for n in back.notes)
     again = Plan.from_json(plan.to_json())
     assert again.way_back == back
+
+
+def _latest(engine: sa.Engine) -> state.Migration:
+    with engine.connect() as conn:
+        return state.all_migrations(conn, limit=1)[0]
+
+
+def _wait(what: str, predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _spawn(*args: str, url: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "shadowswap", *args],
+        cwd=cwd,
+        env={**os.environ, "DATABASE_URL": url, "COLUMNS": "250"},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+KILLS = [("held before the swap", "revert"), ("held before the swap", "abort"), ("in the swap", "revert")]
+
+
+@only_dialects("postgresql", "sqlite")
+@pytest.mark.parametrize(("where", "then"), KILLS)
+def test_sigkill_during_the_revert(db_url: str, tmp_path: Path, where: str, then: str) -> None:
+    """``revert`` killed while it holds (after its replays, before the verification) or while its
+    swap waits for the lock; ``revert`` again finishes it, ``abort`` gives it up and leaves the way
+    back open. The writers never stop, and the table ends as they made it, in the original type."""
+    engine, dialect = connect(db_url)
+    if where == "in the swap" and dialect.name != "postgresql":
+        pytest.skip("a reader holding the table is how the test keeps the swap waiting; PostgreSQL only")
+    initial = create_products(engine, ROWS)
+    before = _catalog(engine)
+    plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
+    hold = tmp_path / "hold"
+    with Writers(db_url, initial, threads=2, seed=13) as writers:
+        Executor(engine, dialect, plan, FAST).run()
+        _wait_for_writes(writers, 60)
+        blocker = engine.connect()
+        try:
+            if where == "in the swap":
+                blocker.execute(sa.text("LOCK TABLE products IN ACCESS SHARE MODE"))
+                proc = _spawn("revert", "products", "--lock-timeout", "100", url=db_url, cwd=tmp_path)
+                _wait("the revert's swap", lambda: _latest(engine).phase == state.VERIFIED)
+                time.sleep(0.5)  # its swap retries behind the reader
+            else:
+                hold.touch()
+                proc = _spawn("revert", "products", "--pause-file", str(hold), url=db_url, cwd=tmp_path)
+                _wait("the revert to hold", lambda: (_latest(engine).waiting or "").startswith("paused"))
+            killed = _latest(engine)
+            assert Plan.from_json(killed.plan_json).reverts is not None
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        finally:
+            blocker.rollback()
+            blocker.close()
+        hold.unlink(missing_ok=True)
+        _wait_for_writes(writers, 30)  # writes go on while nothing runs: the reverse capture logs them
+        result = shadowswap(then, "products", url=db_url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        if then == "abort":
+            with engine.connect() as conn:
+                assert state.get(conn, killed.id).phase == state.ABORTED
+            assert sa.inspect(engine).has_table("_products_old")  # the way back is still there
+            result = shadowswap("revert", "products", url=db_url, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+        _wait_for_writes(writers, 30)
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
+    assert _catalog(engine) == before
+    if then == "revert":
+        assert _latest(engine).id == killed.id and _latest(engine).phase == state.CUT_OVER
+
+
+@only_dialects("postgresql", "sqlite")
+def test_no_revert_skips_the_reverse_capture(db_url: str, tmp_path: Path) -> None:
+    engine, dialect = connect(db_url)
+    create_products(engine, 30)
+    plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
+    Executor(engine, dialect, plan, Options(no_revert=True)).run()
+    assert not sa.inspect(engine).has_table("_products_ss_rlog")
+    with engine.connect() as conn:
+        assert dialect.existing_triggers(conn, "products") == []
+    result = shadowswap("revert", "products", url=db_url, cwd=tmp_path)
+    assert result.returncode == 2 and "no reverse capture" in result.stderr, result.stderr
