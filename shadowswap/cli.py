@@ -180,7 +180,7 @@ def render_way_back(p: Plan) -> None:
         out.print(f"way back: {back.reason}", highlight=False)
         return
     lossless = (
-        "lossless so far"
+        "`plan --check-casts` says whether today's rows would all come back unchanged"
         if p.cast_check is None
         else (
             "lossless for today's rows"
@@ -188,6 +188,8 @@ def render_way_back(p: Plan) -> None:
             else "NOT lossless for today's rows (see the cast check)"
         )
     )
+    if p.cast_check is not None and any(n.endswith("(--reverse-using)") for n in back.notes):
+        lossless += "; --reverse-using expressions are not checked"
     out.print(
         f"way back: `shadowswap revert {p.table}` until `cleanup --drop-old` ({lossless}; a write since the swap "
         "that cannot go back makes the migration not revertible, `status` names it)",

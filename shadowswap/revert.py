@@ -119,7 +119,8 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
             expression = dialect.column_reference(column.name)
         else:
             expression = dialect.cast_expression(column.name, column.old_type)
-            notes.append(f"{name}: {expression}")
+            # the engine's expression can be long (SQLite's refusing cast): the plan says what it does
+            notes.append(f"{name}: CAST({column.name} AS {column.old_type}), the cast back to its old type")
         columns.append(
             ColumnPlan(
                 name=name,
