@@ -525,6 +525,7 @@ class Executor:
     def _cut_over(self, m: state.Migration) -> dict[str, Any]:
         assert self._hold is not None
         m = self._hold.ready_for_swap(m)
+        revert.before_swap(self.engine, self.dialect, self.plan, m.id, self.options)
 
         def record(conn: Connection) -> None:
             state.update(conn, m.id, phase=state.CUT_OVER)

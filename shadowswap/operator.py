@@ -139,7 +139,9 @@ def _status(engine: Engine, dialect: Dialect, m: Migration) -> Status:
     if m.phase == state.CUT_OVER and m.reverse_log is not None:
         # the revert window: what `revert` would find now (read-only, over the keys written since)
         backlog = way_back.backlog(engine, dialect, m)
-        blockers = way_back.blockers(engine, dialect, way_back.reverse_plan(dialect, Plan.from_json(m.plan_json), m.id))
+        blockers = way_back.blockers(
+            engine, dialect, way_back.reverse_plan(dialect, Plan.from_json(m.plan_json), m.id, m.old_table)
+        )
         revertible = not blockers
         since = f"{m.revertible_since:%Y-%m-%d %H:%M:%S} UTC" if m.revertible_since else "the swap"
         window = (

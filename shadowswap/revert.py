@@ -34,7 +34,7 @@ from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
 from shadowswap.errors import CopyFailed, MigrationLocked, UsageError
 from shadowswap.options import Options, Reporter, Summary
-from shadowswap.plan import CHANGE_LOG, Capture, ColumnPlan, IndexPlan, Plan, WayBack
+from shadowswap.plan import CHANGE_LOG, Capture, ColumnPlan, CopyRoute, IndexPlan, Plan, WayBack
 from shadowswap.strategy import INSTANT, ColumnTypeSQL
 
 log = structlog.get_logger("shadowswap.revert")
@@ -74,8 +74,13 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
             "new migration (plan the inverse change)",
         )
     if dialect.name == "mysql":
+        # The pieces are here (before_swap, _old_table_after) and the swap back passes its row-by-row
+        # test, but under concurrent writers an application write at the forward swap was seen to
+        # fail with 1146 on the reverse log (MariaDB 10.11), which the way back must never cause.
         return WayBack(
-            possible=False, reason=f"revert is not available on {dialect.name} yet: the way back is a new migration"
+            possible=False,
+            reason="revert is not available on MySQL/MariaDB yet (a write at the swap could fail): the way back "
+            "is a new migration",
         )
     if not plan.primary_key:
         return WayBack(possible=False, reason="the table has no key to track rows by: the way back is a new migration")
@@ -164,7 +169,7 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
     )
 
 
-def reverse_plan(dialect: Dialect, plan: Plan, migration_id: int) -> Plan:
+def reverse_plan(dialect: Dialect, plan: Plan, migration_id: int, old_table: str | None = None) -> Plan:
     """The plan ``revert`` runs: original T (the migrated table), shadow O (the kept old table),
     change log R, copy expressions the reverse conversion. Its swap statements are left empty
     here (``ready``: they need the live catalog)."""
@@ -185,7 +190,7 @@ def reverse_plan(dialect: Dialect, plan: Plan, migration_id: int) -> Plan:
     reverse = Plan(
         dialect=plan.dialect,
         table=plan.table,
-        shadow_table=plan.old_table,
+        shadow_table=old_table or plan.old_table,
         old_table=back.reverted_table,
         primary_key=[by_source[k].name for k in plan.primary_key],
         source_columns=[c.name for c in [*plan.columns, *plan.default_columns]],
@@ -200,7 +205,12 @@ def reverse_plan(dialect: Dialect, plan: Plan, migration_id: int) -> Plan:
         swap_sql=[],
         post_swap_sql=[],
         changes=[f"revert migration {migration_id}: {'; '.join(plan.changes)}"],
-        capture=Capture(mode=CHANGE_LOG, log_table=back.log_table),
+        # the AUTO_INCREMENT column's counter follows the table back (MySQL's swap carries it)
+        capture=Capture(
+            mode=CHANGE_LOG,
+            log_table=back.log_table,
+            route=CopyRoute(autoinc_column=plan.capture.route.autoinc_column),
+        ),
         reverts=migration_id,
     )
     reverse.trigger_ddl = dialect.trigger_ddl(reverse)
@@ -224,7 +234,9 @@ def _ready(engine: Engine, dialect: Dialect, plan: Plan, reverse: Plan) -> Plan:
             )
             stored = {str(name): str(sql) for name, sql in rows}
             reverse.indexes = [replace(ix, create_sql=stored.get(ix.shadow_name) or "") for ix in reverse.indexes]
-        facts = dialect.swap_facts(conn, reverse, ref)
+        # MySQL's facts are the shadow's key text from its CREATE TABLE, which the old table has
+        # already: its swap needs none (dialects/mysql/swap.py)
+        facts = {} if dialect.name == "mysql" else dialect.swap_facts(conn, reverse, ref)
         facts["constraint_renames"] = _constraint_renames(dialect, conn, reverse)
         reverse.moved_at_swap = dialect.moved_at_swap(conn, reverse, ref)
     reverse.swap_sql, reverse.post_swap_sql = dialect.swap_sql(reverse, facts)
@@ -260,7 +272,7 @@ def at_swap(conn: Connection, dialect: Dialect, plan: Plan, migration_id: int, c
     if plan.reverts is not None:
         forward = Plan.from_json(state.get(conn, plan.reverts).plan_json)
         for ix in forward.indexes:
-            if ix.new:
+            if ix.new and dialect.names_constraints:  # MySQL's index names are the table's own
                 # an index the migration added is on the migrated table only, now the reverted one:
                 # out of the way of its name (names are schema-wide), so the plan can run again
                 dialect.run(conn, _set_aside_index_sql(dialect, ix.final_name))
@@ -269,11 +281,45 @@ def at_swap(conn: Connection, dialect: Dialect, plan: Plan, migration_id: int, c
     back = plan.way_back
     if not capture or back is None or not back.possible:
         return
-    reverse = reverse_plan(dialect, plan, migration_id)
-    # under the swap's lock no writer has touched the new table yet: every write after it is logged
-    for stmt in [*back.log_ddl, *reverse.trigger_ddl]:
-        dialect.run(conn, stmt)
+    if not _captures_before_swap(dialect):
+        reverse = reverse_plan(dialect, plan, migration_id)
+        # under the swap's lock no writer has touched the new table yet: every write after it is logged
+        for stmt in [*back.log_ddl, *reverse.trigger_ddl]:
+            dialect.run(conn, stmt)
     state.update(conn, migration_id, reverse_log=back.log_table, revertible_since=state.now())
+
+
+def _captures_before_swap(dialect: Dialect) -> bool:
+    """MySQL/MariaDB: the swap's RENAME TABLE commits on its own and lets the queued writes in as it
+    ends; there is no transaction after it in which nothing has been written yet."""
+    return dialect.name == "mysql"
+
+
+def before_swap(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int, options: Options) -> None:
+    """Where the swap shares no transaction with what follows it (``_captures_before_swap``), the
+    reverse capture goes on the shadow before the swap, and the RENAME carries it onto the table:
+    the first write to the new table is logged. Writes the shadow gets until then (the forward
+    replays, the dual-write triggers) are logged too, which a replay of current rows takes like
+    any entry. Idempotent: a swap that failed and is retried finds it in place."""
+    from shadowswap.retry import with_lock_retries
+
+    back = plan.way_back
+    if options.no_revert or back is None or not back.possible or not _captures_before_swap(dialect):
+        return
+    on_shadow = replace(reverse_plan(dialect, plan, migration_id), table=plan.shadow_table)
+    on_shadow.trigger_ddl = dialect.trigger_ddl(on_shadow)
+
+    def install() -> None:
+        with engine.connect() as conn:
+            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
+                dialect.run(conn, stmt)
+            if not sa.inspect(conn).has_table(back.log_table):
+                for stmt in back.log_ddl:
+                    dialect.run(conn, stmt)
+            dialect.install_triggers(conn, on_shadow)
+            conn.commit()
+
+    with_lock_retries(dialect, "install the reverse capture", install, options.lock_retries)
 
 
 def _set_aside_index_sql(dialect: Dialect, name: str) -> str:
@@ -369,7 +415,10 @@ def _check(
             params[f"k{i}_{j}"] = v
             parts.append(f"src.{q(k)} = :k{i}_{j}")
         matches.append("(" + " AND ".join(parts) + ")")
-    fails, _ = dialect.cast_check_predicates(column, False)
+    plain = column.source_column is not None and column.expression == dialect.cast_expression(
+        column.source_column, column.new_type
+    )
+    fails, _ = dialect.cast_check_predicates(column, plain)
     key_select = ", ".join(f"src.{q(k)}" for k in reverse.primary_key)
     sql = (
         f"SELECT {key_select}, CASE WHEN {fails} THEN 1 ELSE 0 END, {column.expression} "
@@ -473,14 +522,15 @@ def revert(
                 forward = revertible_migration(conn, table)
                 reverse = None
         plan = Plan.from_json(forward.plan_json)
-        refuse_blocked(engine, dialect, forward, reverse_plan(dialect, plan, forward.id))
+        refuse_blocked(engine, dialect, forward, reverse_plan(dialect, plan, forward.id, forward.old_table))
         if reverse is None:
+            forward = _old_table_after(engine, dialect, forward, options)
             if sa.inspect(engine).has_table(reverted_name(dialect, table)):
                 raise UsageError(
                     f"table {reverted_name(dialect, table)!r} already exists (kept by an earlier revert)",
                     hint="`shadowswap cleanup --drop-old` removes it",
                 )
-            reverse = _ready(engine, dialect, plan, reverse_plan(dialect, plan, forward.id))
+            reverse = _ready(engine, dialect, plan, reverse_plan(dialect, plan, forward.id, forward.old_table))
             with engine.begin() as conn:
                 migration_id = state.create(
                     conn,
@@ -504,6 +554,31 @@ def revert(
         if not found:
             raise
         raise NotRevertible(_why(table, found), hint=_HINT) from exc
+
+
+def _old_table_after(engine: Engine, dialect: Dialect, forward: state.Migration, options: Options) -> state.Migration:
+    """MySQL's swap queues its RENAME behind its LOCK TABLES, and the RENAME takes its metadata locks
+    in name order: waiting first on a shadow whose name sorts before the table's, it would ask for
+    the table only after the unlock, behind the writes that then reach the table it is retiring
+    (dialects/mysql/swap.py). ``_products_old`` sorts before ``products``: renamed first to a name
+    after it. Nothing writes the old table but the replays, which run under the migration lock."""
+    from shadowswap.retry import with_lock_retries
+
+    if dialect.name != "mysql" or forward.old_table.encode() > forward.table_name.encode():
+        return forward
+    name = dialect.fit_name(f"{forward.table_name}_ss_back")
+
+    def rename() -> None:
+        with engine.connect() as conn:
+            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
+                dialect.run(conn, stmt)
+            dialect.run(conn, f"RENAME TABLE {dialect.q(forward.old_table)} TO {dialect.q(name)}")
+            conn.commit()
+
+    with_lock_retries(dialect, "rename the old table", rename, options.lock_retries)
+    with engine.begin() as conn:
+        state.update(conn, forward.id, old_table=name)
+        return state.get(conn, forward.id)
 
 
 _HINT = "change or delete those rows (or plan with --reverse-using COL=EXPR), then `shadowswap revert` again"
