@@ -61,6 +61,7 @@ def claim(engine: Engine, dialect: Dialect, plan: Plan, reporter: Reporter) -> t
                 f"table {name!r} already exists",
                 hint="`shadowswap status` shows the migration that left it; `cleanup --drop-old` or `abort` removes it",
             )
+    _end_revert_windows(engine, dialect, plan)
     with engine.begin() as conn:
         migration_id = state.create(
             conn,
@@ -72,6 +73,21 @@ def claim(engine: Engine, dialect: Dialect, plan: Plan, reporter: Reporter) -> t
             estimated_rows=plan.estimated_rows,
         )
         return state.get(conn, migration_id), plan
+
+
+def _end_revert_windows(engine: Engine, dialect: Dialect, plan: Plan) -> None:
+    """A new migration of the table ends the revert window of the one before: ``revert`` undoes only
+    the newest swap, and the next swap must not carry the reverse capture along as the
+    application's own triggers. The kept old table stays until ``cleanup``."""
+    from shadowswap import revert
+
+    if plan.reverts is not None:
+        return
+    with engine.connect() as conn:
+        open_windows = [m for m in state.kept_old(conn, plan.table) if m.reverse_log is not None]
+    for m in open_windows:
+        log.info("a new migration ends the revert window", table=plan.table, migration=m.id)
+        revert.drop_capture(engine, dialect, m, Options())
 
 
 def _swap_happened(engine: Engine, plan: Plan) -> bool:
