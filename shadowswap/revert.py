@@ -281,6 +281,17 @@ def at_swap(conn: Connection, dialect: Dialect, plan: Plan, migration_id: int, c
     back = plan.way_back
     if not capture or back is None or not back.possible:
         return
+    if dialect.name == "postgresql":
+        # The swap recreated the application's triggers on the new table and left the originals on
+        # the old one, where the way back's replays would fire them a second time for writes that
+        # already fired them on the new table. They go: the swap back recreates them from the new
+        # table's (dialects/postgresql/surroundings.py), with their enabled state.
+        names = conn.execute(
+            sa.text("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(:t) AND NOT tgisinternal"),
+            {"t": dialect.q(plan.old_table)},
+        ).scalars()
+        for name in list(names):
+            dialect.run(conn, f"DROP TRIGGER {dialect.q(name)} ON {dialect.q(plan.old_table)}")
     if not _captures_before_swap(dialect):
         reverse = reverse_plan(dialect, plan, migration_id)
         # under the swap's lock no writer has touched the new table yet: every write after it is logged

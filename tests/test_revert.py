@@ -229,3 +229,36 @@ def test_mysql_says_the_way_back_is_a_new_migration(mysql_url: str) -> None:
     plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
     assert plan.way_back is not None and not plan.way_back.possible
     assert "new migration" in plan.way_back.reason
+
+
+def test_postgresql_application_trigger_fires_once_per_write_through_the_revert(pg_url: str) -> None:
+    """An audit trigger: carried to the new table at the swap, back to the original at the revert,
+    never fired by the way back's replays; every committed update audited exactly once."""
+    engine, dialect = connect(pg_url)
+    initial = create_products(engine, ROWS)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE audit (id bigserial PRIMARY KEY, product_id bigint)")
+        conn.exec_driver_sql(
+            "CREATE FUNCTION audit_fn() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN INSERT INTO audit (product_id) VALUES (NEW.id); RETURN NULL; END$$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER trg_audit AFTER UPDATE ON products FOR EACH ROW EXECUTE FUNCTION audit_fn()"
+        )
+    plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
+    with Writers(pg_url, initial, threads=2, seed=17) as writers:
+        Executor(engine, dialect, plan, FAST).run()
+        _wait_for_writes(writers, 100)
+        revert.revert(engine, dialect, "products", FAST)
+        _wait_for_writes(writers, 50)
+    stats = writers.total
+    assert stats.errors == []
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM audit").scalar_one() == stats.updates + stats.rekeys
+        on = conn.exec_driver_sql(
+            "SELECT c.relname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname = 'trg_audit'"
+        ).all()
+    # on the table again (and, like any retired table's, on the kept _products_reverted, which nothing writes)
+    assert sorted(tuple(r) for r in on) == [("_products_reverted", "O"), ("products", "O")]
