@@ -179,6 +179,11 @@ def render_way_back(p: Plan) -> None:
     if not back.possible:
         out.print(f"way back: {back.reason}", highlight=False)
         return
+    if back.inverse_sql:
+        out.print(f"way back: `shadowswap revert {p.table}` alters the table back in place:", highlight=False)
+        for stmt in back.inverse_sql:
+            out.print(f"  • {stmt}", highlight=False)
+        return
     lossless = (
         "`plan --check-casts` says whether today's rows would all come back unchanged"
         if p.cast_check is None
@@ -651,6 +656,12 @@ def revert(
     reporter = JsonReporter() if logs.is_json() else RichReporter()
     summary = operator.revert(engine, dialect, name, options, reporter)
     lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
+    if summary.strategy == "instant":
+        out.print(
+            f"[bold green]reverted:[/bold green] {summary.table} altered back in place (ALTER transaction {lock})",
+            highlight=False,
+        )
+        return
     out.print(
         f"[bold green]reverted:[/bold green] {summary.table} is the original again, with every write made since "
         f"the swap (swap lock held {lock}); the migrated table is kept as [bold]{summary.old_table}[/bold] — "

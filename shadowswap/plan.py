@@ -281,6 +281,8 @@ class WayBack:
     reverted_table: str = ""
     #: one line per column the way back treats specially (shown by ``plan``)
     notes: list[str] = field(default_factory=list)
+    #: an in-place plan's inverse in-place ALTERs (``revert`` runs them as ``execute`` ran the plan's)
+    inverse_sql: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -21,6 +21,7 @@ found read-only before (``blockers``), and ``revert`` refuses with it (exit 2), 
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -68,6 +69,13 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
     (already guarded and qualified by the planner)."""
     reverse_usings = dict(reverse_usings or {})
     if plan.strategy == INSTANT:
+        inverse = _inverse_in_place(dialect, plan)
+        if inverse is not None:
+            return WayBack(
+                possible=True,
+                inverse_sql=inverse,
+                notes=[f"in place: {stmt}" for stmt in inverse],
+            )
         return WayBack(
             possible=False,
             reason="the table is altered in place, so there is no old table to go back to: the way back is a "
@@ -166,6 +174,53 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
         log_ddl=ddl,
         reverted_table=reverted_name(dialect, plan.table),
         notes=notes,
+    )
+
+
+def _inverse_in_place(dialect: Dialect, plan: Plan) -> list[str] | None:
+    """The in-place ALTERs that undo an in-place plan, where each change has one that is itself in
+    place and loses nothing the table held before: an added column is dropped (with what was
+    written to it since, as the copy's way back drops it), a renamed one renamed back. Any other
+    change (a type, a default, an index, a dropped column) has no such inverse: None."""
+    if not plan.change_plans or any(c.kind not in ("add", "rename") for c in plan.change_plans):
+        return None
+    table = dialect.q(plan.table)
+    added = [c.name for c in [*plan.columns, *plan.default_columns] if c.source_column is None]
+    renamed = [(c.name, c.source_column) for c in plan.columns if c.source_column not in (None, c.name)]
+    return [
+        *[f"ALTER TABLE {table} DROP COLUMN {dialect.q(name)}" for name in reversed(added)],
+        *[f"ALTER TABLE {table} RENAME COLUMN {dialect.q(new)} TO {dialect.q(str(old))}" for new, old in renamed],
+    ]
+
+
+def _revert_in_place(engine: Engine, dialect: Dialect, m: state.Migration, plan: Plan, options: Options) -> Summary:
+    """An in-place plan's inverse ALTERs, in one transaction under the lock timeout and its retries
+    (invariant 5), as ``execute`` ran the plan's; the migration is then recorded reverted."""
+    from shadowswap.retry import with_lock_retries
+
+    back = plan.way_back
+    assert back is not None
+    started = time.perf_counter()
+
+    def alter() -> float:
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
+                dialect.run(conn, stmt)
+            for stmt in back.inverse_sql:
+                dialect.run(conn, stmt)
+            state.update(conn, m.id, phase=state.REVERTED)
+        return time.perf_counter() - t0
+
+    held: float = with_lock_retries(dialect, "alter in place", alter, options.lock_retries)
+    return Summary(
+        migration_id=m.id,
+        table=plan.table,
+        old_table="",
+        rows_copied=0,
+        seconds=time.perf_counter() - started,
+        cutover_lock_ms=held * 1000,
+        strategy=INSTANT,
     )
 
 
@@ -476,6 +531,14 @@ def revertible_migration(conn: Connection, table: str) -> state.Migration:
     )
     if latest is None:
         raise NotRevertible(f"no migration of {table!r} to revert", hint="`shadowswap status` lists them")
+    if latest.phase == state.ALTERED:
+        back = Plan.from_json(latest.plan_json).way_back
+        if back is not None and back.inverse_sql:
+            return latest
+        raise NotRevertible(
+            f"migration {latest.id} altered {table!r} in place: "
+            + (back.reason if back is not None else "the way back is a new migration (plan the inverse change)")
+        )
     if latest.phase != state.CUT_OVER:
         raise NotRevertible(
             f"the newest migration of {table!r} (id {latest.id}) is {latest.phase}, not swapped: nothing to revert",
@@ -533,6 +596,8 @@ def revert(
                 forward = revertible_migration(conn, table)
                 reverse = None
         plan = Plan.from_json(forward.plan_json)
+        if forward.phase == state.ALTERED:
+            return _revert_in_place(engine, dialect, forward, plan, options)
         refuse_blocked(engine, dialect, forward, reverse_plan(dialect, plan, forward.id, forward.old_table))
         if reverse is None:
             forward = _old_table_after(engine, dialect, forward, options)

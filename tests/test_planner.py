@@ -457,6 +457,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert json.loads(Plan.from_json(json.dumps(doc)).to_json()) == doc
     assert set(doc["way_back"]) == {
         "possible", "reason", "log_table", "trigger_names", "columns", "log_ddl", "reverted_table", "notes",
+        "inverse_sql",
     }  # fmt: skip
     # a version 3 file (before the way back) still loads, with no way back
     old = {k: v for k, v in doc.items() if k not in ("way_back", "reverts")}
