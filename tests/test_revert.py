@@ -286,3 +286,28 @@ def test_an_in_place_plan_reverts_with_its_inverse_in_place(db_url: str, tmp_pat
     # a dropped column has no inverse in place (its values are gone): the plan says so
     plan = build_plan(engine, dialect, "products", parse_options(drop=["description"]), strategy_name="instant")
     assert plan.way_back is not None and not plan.way_back.possible and "new migration" in plan.way_back.reason
+
+
+@only_dialects("postgresql", "sqlite")
+def test_added_and_dropped_columns_on_the_way_back(db_url: str) -> None:
+    """What the plan says: an added column is left behind, a dropped one keeps what the old rows
+    hold and is the column's default (NULL here) for rows written since the swap."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 30)
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT description FROM products WHERE id = 5")).scalar_one()
+    changes = parse_options(add=["note:varchar(20)"], drop=["description"])
+    plan = build_plan(engine, dialect, "products", changes, strategy_name="shadow")
+    assert plan.way_back is not None and plan.way_back.possible
+    assert any(n.startswith("description: dropped") for n in plan.way_back.notes)
+    assert any(n.startswith("note: added") for n in plan.way_back.notes)
+    Executor(engine, dialect, plan, Options(allow_destructive=True)).run()
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE products SET note = 'x', stock_quantity = 77 WHERE id = 6"))
+        conn.execute(sa.text("INSERT INTO products (id, name, sku, price, note) VALUES (999, 'n', 'S-999', 1.5, 'y')"))
+    revert.revert(engine, dialect, "products", FAST)
+    assert "note" not in {c["name"] for c in sa.inspect(engine).get_columns("products")}
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT id, description FROM products WHERE id IN (5, 6, 999)")).all())
+        assert conn.execute(sa.text("SELECT stock_quantity FROM products WHERE id = 6")).scalar_one() == 77
+    assert rows == {5: kept, 6: None, 999: None}
