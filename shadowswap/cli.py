@@ -109,6 +109,14 @@ def plan(
         list[str] | None, typer.Option("--alter", help="COL:TYPE [null|not null] [default EXPR|drop default]")
     ] = None,
     using: Annotated[list[str] | None, typer.Option("--using", help="COL=EXPR: copy expression for COL")] = None,
+    reverse_using: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reverse-using",
+            help="COL=EXPR: how `revert` computes the original column COL from the new table's row "
+            "[default: the cast back to its old type]",
+        ),
+    ] = None,
     add: Annotated[list[str] | None, typer.Option("--add", help="COL:TYPE [not null] [default EXPR]")] = None,
     drop: Annotated[list[str] | None, typer.Option("--drop", help="COL: drop a column")] = None,
     rename: Annotated[list[str] | None, typer.Option("--rename", help="OLD:NEW, rename a column")] = None,
@@ -159,6 +167,7 @@ def plan(
     changes = parse_options(
         alter, add, drop, rename, add_index, add_unique, drop_index, using, rebuild=rebuild, table_option=table_option
     )
+    reverse_usings = parse_reverse_usings(reverse_using)
     if strategy not in ("auto", "shadow", "instant"):
         raise UsageError(f"unknown strategy {strategy!r}", hint="--strategy auto, shadow or instant")
     if ddl is None and table is None:
@@ -183,6 +192,7 @@ def plan(
             transform=transform,
             check_transform=check_transform,
             order_by=order_by,
+            reverse_usings=reverse_usings,
         )
     finally:
         engine.dispose()
@@ -192,6 +202,50 @@ def plan(
     else:
         render_plan(the_plan)
         out.print(f"\nplan written to [bold]{output}[/bold]; run [bold]shadowswap execute {output}[/bold]")
+
+
+def parse_reverse_usings(specs: list[str] | None) -> dict[str, str]:
+    from shadowswap.changes import parse_using
+
+    found: dict[str, str] = {}
+    for spec in specs or []:
+        column, expr = parse_using(spec.replace("--using", "--reverse-using"))
+        if column in found:
+            raise UsageError(f"two --reverse-using expressions for column {column!r}")
+        found[column] = expr
+    return found
+
+
+def render_way_back(p: Plan) -> None:
+    back = p.way_back
+    if back is None:
+        return
+    if not back.possible:
+        out.print(f"way back: {back.reason}", highlight=False)
+        return
+    if back.inverse_sql:
+        out.print(f"way back: `shadowswap revert {p.table}` alters the table back in place:", highlight=False)
+        for stmt in back.inverse_sql:
+            out.print(f"  • {stmt}", highlight=False)
+        return
+    lossless = (
+        "`plan --check-casts` says whether today's rows would all come back unchanged"
+        if p.cast_check is None
+        else (
+            "lossless for today's rows"
+            if not p.cast_check.rows_changed and not p.cast_check.rows_failing
+            else "NOT lossless for today's rows (see the cast check)"
+        )
+    )
+    if p.cast_check is not None and any(n.endswith("(--reverse-using)") for n in back.notes):
+        lossless += "; --reverse-using expressions are not checked"
+    out.print(
+        f"way back: `shadowswap revert {p.table}` until `cleanup --drop-old` ({lossless}; a write since the swap "
+        "that cannot go back makes the migration not revertible, `status` names it)",
+        highlight=False,
+    )
+    for note in back.notes:
+        out.print(f"  • {note}", highlight=False)
 
 
 def render_plan(p: Plan) -> None:
@@ -280,6 +334,7 @@ def render_plan(p: Plan) -> None:
         )
     for note in p.notes:
         out.print(f"  • {note}")
+    render_way_back(p)
 
 
 # -- execute ---------------------------------------------------------------------------------
@@ -404,6 +459,12 @@ def execute(
     allow_destructive: Annotated[
         bool, typer.Option("--allow-destructive", help="Run a plan that drops or narrows something.")
     ] = False,
+    no_revert: Annotated[
+        bool,
+        typer.Option(
+            "--no-revert", help="No reverse capture after the swap: no cost per write, and no `shadowswap revert`."
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Run the plan online: shadow, triggers, copy, indexes, verify, swap. Resumable."""
@@ -459,6 +520,7 @@ def execute(
         postpone_file=postpone_cutover_file,
         backup_dir=backup,
     )
+    options.no_revert = no_revert
     reporter = JsonReporter() if logs.is_json() else RichReporter()  # json mode: only JSON on stderr
     summary = Executor(engine, dialect, the_plan, options, reporter).run()
     if summary.strategy == "instant":
@@ -475,6 +537,8 @@ def execute(
             f"[bold]{summary.old_table}[/bold] — drop it with `shadowswap cleanup --drop-old`",
             highlight=False,
         )
+        if the_plan.way_back is not None and the_plan.way_back.possible and not no_revert:
+            out.print(f"until then `shadowswap revert {summary.table}` swaps back, with every write made since")
     if summary.bytes_before is not None or summary.bytes_after is not None:
         out.print(
             f"space on disk: {_bytes(summary.bytes_before)} before, {_bytes(summary.bytes_after)} after",
@@ -644,7 +708,66 @@ def abort(
     name = _table_from(table, plan_file)
     engine, dialect = connect(db)
     migration = operator.abort(engine, dialect, name)
+    if Plan.from_json(migration.plan_json).reverts is not None:
+        out.print(
+            f"aborted the revert (migration {migration.id}) of {name}: {name} stays as it is, "
+            f"{migration.shadow_table} and its reverse capture are kept (`shadowswap revert` tries again)"
+        )
+        return
     out.print(f"aborted migration {migration.id} of {name}: triggers and {migration.shadow_table} removed")
+
+
+@app.command()
+@user_errors
+def revert(
+    table: Annotated[str | None, typer.Argument(help="The table to swap back; default: the plan's.")] = None,
+    plan_file: Annotated[Path, typer.Option("--plan")] = DEFAULT_PLAN,
+    lock_timeout: Annotated[int, typer.Option(help="Milliseconds to wait for a lock before retrying.")] = 200,
+    cutover_retries: Annotated[int, typer.Option(help="Attempts to take a strong lock.")] = 30,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the checksum before the swap back.")] = False,
+    pause_file: Annotated[
+        Path | None, typer.Option(help="Hold the revert while this file exists.", show_default=False)
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Swap the table back to the original its newest migration replaced, with every write made since.
+
+    Online, as the forward swap: the kept old table is brought up to date from the reverse log,
+    verified, and swapped back under the lock timeout and retries; the migrated table is kept as
+    _TABLE_reverted until `cleanup --drop-old`. Refused (exit 2) when a write since cannot go back."""
+    from shadowswap import logs, operator
+    from shadowswap.db import connect
+    from shadowswap.executor import Options
+    from shadowswap.failure import JsonReporter
+    from shadowswap.validation import check_lock_timeout
+
+    if cutover_retries < 1:
+        raise UsageError("--cutover-retries must be at least 1")
+    check_lock_timeout(lock_timeout)
+    name = _table_from(table, plan_file)
+    engine, dialect = connect(db)
+    options = Options.for_dialect(
+        dialect,
+        lock_timeout_ms=lock_timeout,
+        lock_retries=cutover_retries,
+        verify=not no_verify,
+        pause_file=pause_file,
+    )
+    reporter = JsonReporter() if logs.is_json() else RichReporter()
+    summary = operator.revert(engine, dialect, name, options, reporter)
+    lock = f"{summary.cutover_lock_ms:.1f} ms" if summary.cutover_lock_ms is not None else "-"
+    if summary.strategy == "instant":
+        out.print(
+            f"[bold green]reverted:[/bold green] {summary.table} altered back in place (ALTER transaction {lock})",
+            highlight=False,
+        )
+        return
+    out.print(
+        f"[bold green]reverted:[/bold green] {summary.table} is the original again, with every write made since "
+        f"the swap (swap lock held {lock}); the migrated table is kept as [bold]{summary.old_table}[/bold] — "
+        "drop it with `shadowswap cleanup --drop-old`",
+        highlight=False,
+    )
 
 
 @app.command()

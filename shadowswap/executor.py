@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from shadowswap import changelog, hooks, lifecycle, phases, state, uniqueness
+from shadowswap import changelog, hooks, lifecycle, phases, revert, state, uniqueness
 from shadowswap.copier import ChunkSizer, Copier, coerce_key
 from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
@@ -544,9 +544,12 @@ class Executor:
     def _cut_over(self, m: state.Migration) -> dict[str, Any]:
         assert self._hold is not None
         m = self._hold.ready_for_swap(m)
+        revert.before_swap(self.engine, self.dialect, self.plan, m.id, self.options)
 
         def record(conn: Connection) -> None:
             state.update(conn, m.id, phase=state.CUT_OVER)
+            # in the swap's transaction: the reverse capture starts with no write missed (invariant 10)
+            revert.at_swap(conn, self.dialect, self.plan, m.id, capture=not self.options.no_revert)
 
         held = self._locked(
             "swap",

@@ -61,6 +61,7 @@ def claim(engine: Engine, dialect: Dialect, plan: Plan, reporter: Reporter) -> t
                 f"table {name!r} already exists",
                 hint="`shadowswap status` shows the migration that left it; `cleanup --drop-old` or `abort` removes it",
             )
+    _end_revert_windows(engine, dialect, plan)
     with engine.begin() as conn:
         migration_id = state.create(
             conn,
@@ -72,6 +73,21 @@ def claim(engine: Engine, dialect: Dialect, plan: Plan, reporter: Reporter) -> t
             estimated_rows=plan.estimated_rows,
         )
         return state.get(conn, migration_id), plan
+
+
+def _end_revert_windows(engine: Engine, dialect: Dialect, plan: Plan) -> None:
+    """A new migration of the table ends the revert window of the one before: ``revert`` undoes only
+    the newest swap, and the next swap must not carry the reverse capture along as the
+    application's own triggers. The kept old table stays until ``cleanup``."""
+    from shadowswap import revert
+
+    if plan.reverts is not None:
+        return
+    with engine.connect() as conn:
+        open_windows = [m for m in state.kept_old(conn, plan.table) if m.reverse_log is not None]
+    for m in open_windows:
+        log.info("a new migration ends the revert window", table=plan.table, migration=m.id)
+        revert.drop_capture(engine, dialect, m, Options())
 
 
 def _swap_happened(engine: Engine, plan: Plan) -> bool:
@@ -97,7 +113,12 @@ def _finish_interrupted_swap(
 
 def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, options: Options) -> None:
     """Drop the triggers (first: they write into the shadow or its change log), then those tables.
-    Before all that, what a killed swap had begun to move onto the shadow goes back on the table."""
+    Before all that, what a killed swap had begun to move onto the shadow goes back on the table.
+
+    Not for a revert's plan: its shadow is the kept old table and its triggers the reverse capture,
+    both still the way back after a failed or aborted revert (shadowswap/revert.py)."""
+    if plan.reverts is not None:
+        return
     with_lock_retries(
         dialect,
         "put back the moved triggers and keys",
@@ -117,6 +138,10 @@ def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, optio
         dialect.run(conn, dialect.drop_table_sql(plan.shadow_table))
         if plan.capture.change_log:
             dialect.run(conn, dialect.drop_table_sql(plan.capture.logged_table))
+        if plan.way_back is not None and plan.way_back.possible:
+            # MySQL puts the reverse capture on the shadow before its swap (revert.before_swap): its
+            # triggers went with the shadow, its log goes here
+            dialect.run(conn, dialect.drop_table_sql(plan.way_back.log_table))
 
 
 def undo(
@@ -153,13 +178,19 @@ def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None 
             return state.get(conn, migration.id)
 
 
-def cleanup(engine: Engine, dialect: Dialect, table: str | None) -> list[state.Migration]:
-    """Drop the old tables kept by finished migrations (of ``table``, or all)."""
+def cleanup(
+    engine: Engine, dialect: Dialect, table: str | None, options: Options | None = None
+) -> list[state.Migration]:
+    """Drop the old tables kept by finished migrations (of ``table``, or all); where a swap can still
+    be reverted, its reverse capture first (that ends the revert window)."""
+    from shadowswap import revert
+
     state.ensure(engine)
     with engine.begin() as conn:
         kept = state.kept_old(conn, table)
     done = []
     for migration in kept:
+        revert.drop_capture(engine, dialect, migration, options or Options())
         with engine.begin() as conn:
             dialect.run(conn, dialect.drop_table_sql(migration.old_table))
             state.update(conn, migration.id, phase=state.CLEANED_UP)

@@ -1,5 +1,5 @@
 """What an operator does to migrations, as functions a program can call: the CLI's ``pause``,
-``resume``, ``cutover``, ``verify``, ``status``, ``abort`` and ``cleanup`` are these plus rendering;
+``resume``, ``cutover``, ``verify``, ``status``, ``abort``, ``cleanup`` and ``revert`` are these plus rendering;
 an Alembic operation or the fleet runner can call them the same way.
 
 Each works from the state table alone, so it acts on a migration another process (or host) runs:
@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from shadowswap import lifecycle, state
-from shadowswap.dialects import Dialect
+from shadowswap import revert as way_back
+from shadowswap.dialects import Dialect, for_engine
 from shadowswap.errors import UsageError
+from shadowswap.options import Options, Reporter, Summary
 from shadowswap.plan import Plan
 from shadowswap.verify import VerifyResult, after_swap_view
 from shadowswap.verify import verify as run_verify
@@ -85,6 +87,10 @@ class Status:
     kept_old_table: str | None
     #: what an operator should know beyond the phase, most urgent first ("; " between)
     notes: str
+    #: a swap ``revert`` can undo now (None: this migration has no revert window open)
+    revertible: bool | None = None
+    #: writes since the swap not yet applied to the old table (the reverse log's entries)
+    reverse_backlog: int | None = None
 
     @property
     def phase(self) -> str:
@@ -122,15 +128,36 @@ def status(engine: Engine, table: str | None = None, limit: int = 50) -> list[St
             migrations = state.all_migrations(conn, limit)
         else:
             migrations = [m for m in state.all_migrations(conn, limit) if m.table_name == table]
-    return [
-        Status(
-            migration=m,
-            elapsed_seconds=((m.finished_at or m.updated_at) - m.started_at).total_seconds(),
-            kept_old_table=m.old_table if m.phase == state.CUT_OVER else None,
-            notes=notes(m),
+    dialect = for_engine(engine)
+    return [_status(engine, dialect, m) for m in migrations]
+
+
+def _status(engine: Engine, dialect: Dialect, m: Migration) -> Status:
+    found = notes(m)
+    revertible: bool | None = None
+    backlog: int | None = None
+    if m.phase == state.CUT_OVER and m.reverse_log is not None:
+        # the revert window: what `revert` would find now (read-only, over the keys written since)
+        backlog = way_back.backlog(engine, dialect, m)
+        blockers = way_back.blockers(
+            engine, dialect, way_back.reverse_plan(dialect, Plan.from_json(m.plan_json), m.id, m.old_table)
         )
-        for m in migrations
-    ]
+        revertible = not blockers
+        since = f"{m.revertible_since:%Y-%m-%d %H:%M:%S} UTC" if m.revertible_since else "the swap"
+        window = (
+            f"revertible since {since}, reverse backlog {backlog}"
+            if revertible
+            else f"not revertible: {'; '.join(blockers)} (reverse backlog {backlog})"
+        )
+        found = "; ".join(n for n in (window, found) if n)
+    return Status(
+        migration=m,
+        elapsed_seconds=((m.finished_at or m.updated_at) - m.started_at).total_seconds(),
+        kept_old_table=m.old_table if m.phase == state.CUT_OVER else None,
+        notes=found,
+        revertible=revertible,
+        reverse_backlog=backlog,
+    )
 
 
 # -- verify ---------------------------------------------------------------------------------
@@ -197,6 +224,25 @@ def kept_old(engine: Engine, table: str | None = None) -> list[Migration]:
         return state.kept_old(conn, table)
 
 
-def cleanup(engine: Engine, dialect: Dialect, table: str | None = None) -> list[Migration]:
-    """Drop the old tables kept after swaps (of ``table``, or all); the migrations, now cleaned up."""
-    return lifecycle.cleanup(engine, dialect, table)
+def cleanup(
+    engine: Engine, dialect: Dialect, table: str | None = None, options: Options | None = None
+) -> list[Migration]:
+    """Drop the old tables kept after swaps (of ``table``, or all), and with them the reverse capture
+    (the revert window ends); the migrations, now cleaned up."""
+    return lifecycle.cleanup(engine, dialect, table, options)
+
+
+# -- revert ---------------------------------------------------------------------------------
+
+
+def revert(
+    engine: Engine,
+    dialect: Dialect,
+    table: str,
+    options: Options | None = None,
+    reporter: Reporter | None = None,
+) -> Summary:
+    """Swap ``table`` back to the original its newest migration replaced, with every write made
+    since; refused (``revert.NotRevertible``, exit 2) when a write since cannot go back. Resumes an
+    interrupted revert; ``abort`` gives one up (the revert window stays open)."""
+    return way_back.revert(engine, dialect, table, options, reporter)

@@ -43,6 +43,8 @@ class Options:
     #: seconds between asking a refusing on-before-cutover hook again
     hook_retry_seconds: float = 10.0
     backup_dir: Path | None = None
+    #: no reverse capture at the swap (``execute --no-revert``): no cost per write after it, no ``revert``
+    no_revert: bool = False
 
     @classmethod
     def for_dialect(

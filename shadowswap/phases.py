@@ -22,11 +22,13 @@ ABORTED = "aborted"
 FAILED = "failed"
 #: an in-place ALTER ran (strategy instant): no shadow, no old table to clean up
 ALTERED = "altered"
+#: a swapped migration that ``revert`` swapped back (shadowswap/revert.py): its old table is the table again
+REVERTED = "reverted"
 
 #: the shadow strategy's phases in the order they are reached
 ORDER: tuple[str, ...] = (PLANNED, SHADOW_CREATED, TRIGGERS_INSTALLED, COPIED, INDEXES_BUILT, VERIFIED, CUT_OVER)
 # FAILED is final too: it is only recorded after the triggers and the shadow are gone.
-FINISHED = frozenset({CUT_OVER, CLEANED_UP, ABORTED, FAILED, ALTERED})
+FINISHED = frozenset({CUT_OVER, CLEANED_UP, ABORTED, FAILED, ALTERED, REVERTED})
 
 
 def steps() -> Iterator[tuple[str, str]]:

@@ -19,8 +19,12 @@ from shadowswap.validation import check_plan, check_plan_data, read_plan_text
 #: 2: per-change strategy and reasons, in-place SQL, server-default columns, cast check (README: plan --json)
 #: 3: the capture mode a typed ``capture`` object, what the swap moves a typed ``moved_at_swap``
 #: object (both were untyped ``extra`` keys)
-#: 4: ``transform``, the Python function that fills columns in the copy and the replays (transform.py)
+#: 4: ``transform``, the Python function that fills columns in the copy and the replays (transform.py);
+#: ``way_back`` (how ``revert`` undoes the swap, shadowswap/revert.py) and ``reverts``; all default,
+#: so a version-3 file still loads
 PLAN_VERSION = 4
+#: plan files this shadowswap still reads: each later version only added fields with defaults
+READABLE_VERSIONS = (3, 4)
 
 #: how writes made during the copy reach the shadow (shadowswap/changelog.py, invariant 1)
 CaptureMode = Literal["change_log", "dual_write"]
@@ -287,6 +291,33 @@ class MovedAtSwap:
 
 
 @dataclass
+class WayBack:
+    """How ``shadowswap revert`` goes back to the original table after the swap (shadowswap/revert.py).
+
+    From the swap on, capture triggers on the new table log changed keys in ``log_table`` (as the
+    forward triggers log into the change log); ``revert`` replays them into the kept old table
+    through ``columns`` (the old table's columns computed from a new-table row ``src``), verifies,
+    and swaps back. ``possible`` False says why in ``reason`` (the way back is then a new migration).
+    """
+
+    possible: bool
+    reason: str = ""
+    log_table: str = ""
+    #: the reverse capture's triggers on the new table (``Dialect.trigger_name(table, "r…")``)
+    trigger_names: list[str] = field(default_factory=list)
+    #: the old table's columns, each from the new table's row ``src`` (the reverse conversion)
+    columns: list[ColumnPlan] = field(default_factory=list)
+    #: CREATE TABLE (and index) of the reverse log, run inside the swap's transaction
+    log_ddl: list[str] = field(default_factory=list)
+    #: the migrated table's name once reverted, kept until ``cleanup``
+    reverted_table: str = ""
+    #: one line per column the way back treats specially (shown by ``plan``)
+    notes: list[str] = field(default_factory=list)
+    #: an in-place plan's inverse in-place ALTERs (``revert`` runs them as ``execute`` ran the plan's)
+    inverse_sql: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     dialect: str
     table: str
@@ -333,6 +364,10 @@ class Plan:
     #: the plan's own column settings (PostgreSQL SET STATISTICS / STORAGE / COMPRESSION), run on the
     #: new table inside the swap after the surroundings are carried over, so they win over the old values
     column_settings_sql: list[str] = field(default_factory=list)
+    #: how ``revert`` undoes this plan's swap (None: planned before revert existed, or in place)
+    way_back: WayBack | None = None
+    #: set on the plan ``revert`` runs: the id of the migration whose swap it undoes
+    reverts: int | None = None
 
     @property
     def shadow_primary_key(self) -> list[ColumnPlan]:
@@ -354,6 +389,8 @@ class Plan:
             raise UsageError(f"the plan file is not valid JSON ({exc})") from None
         # every field checked before any is used: a hand-edited plan must fail here, not half-way
         # through a migration whose stored copy would then fail every resume the same way
+        if isinstance(data, dict) and data.get("version") in READABLE_VERSIONS:
+            data["version"] = PLAN_VERSION  # later versions only added fields with defaults
         check_plan_data(data, PLAN_VERSION)
         try:
             data["columns"] = [ColumnPlan(**c) for c in data["columns"]]
@@ -372,6 +409,10 @@ class Plan:
                 found = transform.get("check")
                 transform["check"] = TransformCheck(**found) if found is not None else None
                 data["transform"] = TransformPlan(**transform)
+            back = data.get("way_back")
+            if back is not None:
+                back["columns"] = [ColumnPlan(**c) for c in back.get("columns", [])]
+                data["way_back"] = WayBack(**back)
             plan = cls(**data)
         except (TypeError, KeyError, ValueError) as exc:
             raise UsageError(f"the plan file is malformed ({exc})") from None

@@ -41,6 +41,7 @@ from shadowswap.plan import (
     ConstraintAfterCopy,
     IndexPlan,
     Plan,
+    WayBack,
 )
 from shadowswap.sqlguard import one_expression
 from shadowswap.state import STATE_TABLE
@@ -155,6 +156,7 @@ def build_plan(
     order_by: str | None = None,
     transform: str | None = None,
     check_transform: bool = False,
+    reverse_usings: dict[str, str] | None = None,
 ) -> Plan:
     if isinstance(changes, ChangeSet):
         usings = {**changes.usings, **(usings or {})}
@@ -179,6 +181,7 @@ def build_plan(
             plan = _plan_from_reflection(
                 conn, dialect, ref, list(changes), usings, strategy_name, order_by=order_by, transform=transform
             )
+            plan.way_back = _way_back(dialect, plan, reverse_usings or {})
         finally:
             conn.rollback()
             dialect.end_read_only(conn)
@@ -196,6 +199,20 @@ def build_plan(
         plan.transform.check = check_rows(engine, dialect, plan)
     plan.verdict = verdict(plan)
     return plan
+
+
+def _way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str]) -> WayBack:
+    """How ``revert`` undoes the swap (shadowswap/revert.py); ``--reverse-using`` fragments guarded
+    like ``--using`` and qualified over the new table's columns."""
+    from shadowswap.revert import way_back
+
+    read = dialect.sqlglot_dialect
+    new_columns = [c.name for c in [*plan.columns, *plan.default_columns]]
+    guarded = {
+        name: f"({qualify(one_expression(expr, read, f'--reverse-using expression for {name}'), new_columns, read)})"
+        for name, expr in reverse_usings.items()
+    }
+    return way_back(dialect, plan, guarded)
 
 
 def guard_fragments(

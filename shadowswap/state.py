@@ -25,6 +25,7 @@ from shadowswap.phases import (
     FINISHED,
     INDEXES_BUILT,
     PLANNED,
+    REVERTED,
     SHADOW_CREATED,
     TRIGGERS_INSTALLED,
     VERIFIED,
@@ -42,6 +43,7 @@ __all__ = [
     "FINISHED",
     "INDEXES_BUILT",
     "PLANNED",
+    "REVERTED",
     "SHADOW_CREATED",
     "STATE_TABLE",
     "TRIGGERS_INSTALLED",
@@ -92,6 +94,9 @@ migrations = sa.Table(
     # time (MySQL/MariaDB): a planned one found missing afterwards was dropped by that swap, not by
     # the user, and a resume or an abort puts it back from the plan.
     sa.Column("moving_at_swap", sa.Boolean, nullable=False, server_default=sa.false(), default=False),
+    # the reverse capture's log table while the swap can be reverted (shadowswap/revert.py), else NULL
+    sa.Column("reverse_log", sa.Text),
+    sa.Column("revertible_since", sa.DateTime),
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
@@ -125,6 +130,8 @@ class Migration:
     waiting: str | None = None
     backup_path: str | None = None
     moving_at_swap: bool = False
+    reverse_log: str | None = None
+    revertible_since: dt.datetime | None = None
 
     def reached(self, phase: str) -> bool:
         return reached(self.phase, phase)

@@ -94,7 +94,7 @@ def test_pause_holds_a_running_copy_until_resume(db_url: str) -> None:
     done = newest(engine)
     assert done.phase == state.CUT_OVER and done.finished and not done.migration.paused
     assert done.migration.rows_copied == rows and done.kept_old_table == plan.old_table
-    assert done.notes == "" and done.elapsed_seconds >= 1.0
+    assert done.notes.startswith("revertible since") and done.revertible and done.elapsed_seconds >= 1.0
     with pytest.raises(UsageError, match="no unfinished migration of 'products'"):
         operator.pause(engine, "products")
 

@@ -439,6 +439,7 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
         "table_option_sql", "order_by_index", "order_by",
         "transform",
         "column_settings_sql",
+        "way_back", "reverts",
     }  # fmt: skip
     assert set(doc) == documented
     assert doc["transform"] is None
@@ -460,6 +461,13 @@ def test_plan_json_is_the_documented_schema(db_url: str, tmp_path: Path) -> None
     assert doc["moved_at_swap"] == {"triggers": [], "keys_from": [], "keys_to": []}
     # the typed capture reads back to the same document, and a version 2 file is refused
     assert json.loads(Plan.from_json(json.dumps(doc)).to_json()) == doc
+    assert set(doc["way_back"]) == {
+        "possible", "reason", "log_table", "trigger_names", "columns", "log_ddl", "reverted_table", "notes",
+        "inverse_sql",
+    }  # fmt: skip
+    # a version 3 file (before the way back) still loads, with no way back
+    old = {k: v for k, v in doc.items() if k not in ("way_back", "reverts")}
+    assert Plan.from_json(json.dumps({**old, "version": 3})).way_back is None
     with pytest.raises(UsageError, match="has version 2, this shadowswap reads version 4"):
         Plan.from_json(json.dumps({**doc, "version": 2}))
 

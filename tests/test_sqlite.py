@@ -157,7 +157,8 @@ def test_views_and_triggers_follow_the_new_table(sqlite_url: str) -> None:
 
     # the view's and the triggers' SQL still name `products`, and the trigger sits on the new table
     assert schema(engine, "view") == views_before
-    assert schema(engine, "trigger") == triggers_before
+    # the application's triggers, as they were; beside them the reverse capture (issue 16, revert.py)
+    assert {k: v for k, v in schema(engine, "trigger").items() if "_ss_r" not in k} == triggers_before
     with engine.begin() as conn:
         # every update the writers committed, before, during and after the swap, was audited once
         assert conn.exec_driver_sql("SELECT count(*) FROM audit").scalar_one() == stats.updates + stats.rekeys

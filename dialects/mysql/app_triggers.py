@@ -99,7 +99,10 @@ class MySQLAppTriggers(MySQLBase):
         if to == plan.shadow_table:
             # a trigger created or dropped since the plan would be left behind or brought back
             theirs = {t for t in self.existing_triggers(conn, plan.table) if not t.startswith(f"_{plan.table}_ss_")}
-            theirs |= set(self.existing_triggers(conn, plan.shadow_table))
+            # (the shadow's own: the reverse capture, shadowswap/revert.py, named as ours are)
+            theirs |= {
+                t for t in self.existing_triggers(conn, plan.shadow_table) if not t.startswith(f"_{plan.table}_ss_")
+            }
             planned = {t.name for t in plan.moved_at_swap.triggers}
             if theirs != planned and not (resumed and theirs < planned):
                 raise StalePlan(

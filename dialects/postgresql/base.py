@@ -24,4 +24,7 @@ class PostgresBase(Dialect):
     # The triggers' plpgsql function: triggers.py creates and drops it, swap.py drops it after the
     # swap (the triggers are gone by then, the function is not part of the table).
     def function_name(self, plan: Plan) -> str:
-        return self.fit_name(f"_{plan.table}_ss_fn")
+        # a revert's reverse capture lives on the same table as the forward one did: its own name,
+        # so the forward swap's DROP FUNCTION (after its commit) leaves it alone
+        kind = "rfn" if plan.reverts is not None else "fn"
+        return self.fit_name(f"_{plan.table}_ss_{kind}")

@@ -124,7 +124,10 @@ class SQLiteSwap(SQLiteBase):
             # new name, which would leave them on the old table. Legacy mode renames the table
             # alone, so views and other tables' triggers keep meaning `products`: the new table.
             "PRAGMA legacy_alter_table = ON",
+            # a revert's reverse log: its last entries applied under the write lock, then it goes
+            *(self.replay_sql(plan) if plan.capture.log_table else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names],
+            *([f"DROP TABLE {self.q(plan.capture.log_table)}"] if plan.capture.log_table else []),
             # triggers ON the table would move with the rename to the old table: recreated below
             *[f"DROP TRIGGER {self.q(name)}" for name, _sql in reflected["user_triggers"]],
         ]

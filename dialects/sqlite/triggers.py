@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from shadowswap.dialects.base import LOG_SEQUENCE
 from shadowswap.dialects.sqlite.base import SQLiteBase
 
 if TYPE_CHECKING:
@@ -26,6 +27,8 @@ class SQLiteTriggers(SQLiteBase):
         return super().upsert_source(plan) + " WHERE true"
 
     def trigger_ddl(self, plan: Plan) -> list[str]:
+        if plan.capture.change_log:
+            return self._log_triggers(plan)
         shadow = self.q(plan.shadow_table)
         table = self.q(plan.table)
         upsert = self.capture_upsert_sql(plan)
@@ -38,4 +41,44 @@ class SQLiteTriggers(SQLiteBase):
             f"  {upsert}\nEND",
             f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n"
             f"  DELETE FROM {shadow} WHERE {self.capture_delete_where(plan, 'OLD')};\nEND",
+        ]
+
+    def log_sequence_column(self) -> sa.Column[Any]:
+        # INTEGER PRIMARY KEY is the rowid: numbered by SQLite itself (a BIGINT key would be NULL)
+        return sa.Column(LOG_SEQUENCE, sa.Integer, primary_key=True)
+
+    def _log_triggers(self, plan: Plan) -> list[str]:
+        """Triggers that only log the changed key (a revert's reverse capture, shadowswap/revert.py):
+        no conversion runs in the application's write, so the way back never fails it."""
+        log_table, table = self.q(plan.capture.logged_table), self.q(plan.table)
+        columns = ", ".join(self.q(k) for k in plan.primary_key)
+
+        def logged(record: str) -> str:
+            values = ", ".join(f"{record}.{self.q(k)}" for k in plan.primary_key)
+            return f"INSERT INTO {log_table} ({columns}) VALUES ({values});"
+
+        key_changed = " OR ".join(f"OLD.{self.q(k)} IS NOT NEW.{self.q(k)}" for k in plan.primary_key)
+        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        return [
+            f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW BEGIN\n  {logged('NEW')}\nEND",
+            f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW BEGIN\n"
+            f"  INSERT INTO {log_table} ({columns}) SELECT {', '.join(f'OLD.{self.q(k)}' for k in plan.primary_key)} "
+            f"WHERE {key_changed};\n  {logged('NEW')}\nEND",
+            f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n  {logged('OLD')}\nEND",
+        ]
+
+    def replay_sql(self, plan: Plan) -> list[str]:
+        """The reverse log's replay (only a revert has a change log on SQLite): the shadow's rows of
+        the logged keys deleted, then taken again from the table as it is now, then the log emptied,
+        in one write transaction (SQLite has one writer at a time: nothing commits in between)."""
+        log_table, shadow = self.q(plan.capture.logged_table), self.q(plan.shadow_table)
+        shadow_key = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
+        src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
+        log_key = ", ".join(self.q(k) for k in plan.primary_key)
+        return [
+            f"DELETE FROM {shadow} WHERE ({shadow_key}) IN (SELECT {log_key} FROM {log_table})",
+            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
+            f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
+            f"WHERE ({src_key}) IN (SELECT {log_key} FROM {log_table})",
+            f"DELETE FROM {log_table}",
         ]
