@@ -27,14 +27,16 @@ class SQLiteChecksum(SQLiteBase):
         'A' and 'a' apart. The two tuples are equal only if every original row has its one
         identical row in the shadow and the shadow holds nothing else in the range.
         """
-        source_range = self.range_predicate(plan.primary_key, has_lo, "src.")
+        # with a change log (a --transform plan), keys with an entry are the replays' (changelog.py)
+        source_range = self.range_predicate(plan.primary_key, has_lo, "src.") + self.unlogged_predicate(plan, True)
         if source:
             return f"SELECT count(*), count(*) FROM {self.q(plan.table)} AS src WHERE {source_range}"
         shadow_pk = [c.name for c in plan.shadow_primary_key]
         same = " AND ".join(f"dst.{self.q(c.name)} IS {c.expression} COLLATE BINARY" for c in plan.columns)
         return (
             f"SELECT (SELECT count(*) FROM {self.q(plan.shadow_table)} AS src "
-            f"WHERE {self.range_predicate(shadow_pk, has_lo, 'src.')}), count(*) "
+            f"WHERE {self.range_predicate(shadow_pk, has_lo, 'src.')}{self.unlogged_predicate(plan, False)}), "
+            "count(*) "
             f"FROM {self.q(plan.table)} AS src JOIN {self.q(plan.shadow_table)} AS dst "
             f"ON {self.shadow_key_matches(plan)} "
             f"WHERE {source_range} AND {same}"

@@ -125,6 +125,8 @@ class SQLiteSwap(SQLiteBase):
             # alone, so views and other tables' triggers keep meaning `products`: the new table.
             "PRAGMA legacy_alter_table = ON",
             *[f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names],
+            # a --transform plan's change log: its last entries are replayed first (run_swap)
+            *([f"DROP TABLE IF EXISTS {self.q(plan.capture.logged_table)}"] if plan.capture.change_log else []),
             # triggers ON the table would move with the rename to the old table: recreated below
             *[f"DROP TRIGGER {self.q(name)}" for name, _sql in reflected["user_triggers"]],
         ]
@@ -203,6 +205,10 @@ class SQLiteSwap(SQLiteBase):
                     )
                 stmts, _post = self.swap_sql(plan, facts)
                 assert stmts[:2] == ["PRAGMA foreign_keys = OFF", "BEGIN IMMEDIATE"]  # both run above
+                if plan.capture.change_log:
+                    # the writes since the last replay, under the write lock no writer can add to
+                    # (changelog.py); the log is dropped by the statements below
+                    self.replay_locked(conn, plan)
                 for stmt in stmts[2:]:
                     result = self.run(conn, stmt)
                     if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:

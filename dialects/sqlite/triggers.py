@@ -31,7 +31,29 @@ class SQLiteTriggers(SQLiteBase):
                 parts.append(f"{self.q(c.name)} = {record}.{self.q(source)}")
         return " AND ".join(parts)
 
+    def _log_trigger_ddl(self, plan: Plan) -> list[str]:
+        """Change log (a --transform plan, changelog.py): each write inserts the keys it touches,
+        the old key and, when an update moves the row, the new one; nothing else runs in the
+        application's write."""
+        log_table, table = self.q(plan.capture.logged_table), self.q(plan.table)
+        columns = ", ".join(self.q(k) for k in plan.primary_key)
+
+        def logged(record: str, where: str = "") -> str:
+            values = ", ".join(f"{record}.{self.q(k)}" for k in plan.primary_key)
+            return f"INSERT INTO {log_table} ({columns}) SELECT {values}{where};"
+
+        key_changed = " OR ".join(f"OLD.{self.q(k)} IS NOT NEW.{self.q(k)}" for k in plan.primary_key)
+        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        return [
+            f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW BEGIN\n  {logged('NEW')}\nEND",
+            f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW BEGIN\n"
+            f"  {logged('OLD')}\n  {logged('NEW', f' WHERE {key_changed}')}\nEND",
+            f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n  {logged('OLD')}\nEND",
+        ]
+
     def trigger_ddl(self, plan: Plan) -> list[str]:
+        if plan.capture.change_log:
+            return self._log_trigger_ddl(plan)
         shadow = self.q(plan.shadow_table)
         table = self.q(plan.table)
         pk_shadow = plan.shadow_primary_key
