@@ -149,6 +149,28 @@ def test_transform_unique_value_moving_between_keys(db_url: str, monkeypatch: An
     assert got == {k: transform_products.summary(r)["price_cents"] for k, r in model.items()}
 
 
+def test_transform_replays_drain_the_log_before_the_swap(db_url: str) -> None:
+    """More entries than one replay batch (SQLite: 500 per BEGIN IMMEDIATE) are all applied before
+    the verification, not left for the swap's lock."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 50)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "summary")
+    Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO products (name, sku, price, stock_quantity, is_active) "
+                "VALUES (:name, :sku, 2.5, 1, true)"
+            ),
+            [{"name": f"late {i}", "sku": f"late-{i}"} for i in range(1200)],
+        )
+    Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {plan.capture.logged_table}")).scalar_one() == 0
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {plan.shadow_table}")).scalar_one() == 1250
+    Executor(engine, dialect, plan).run()
+
+
 def test_transform_values_adapted_per_engine(db_url: str) -> None:
     """dict/list → JSON, Decimal, datetime, bytes and None, each into a column of its type, verified."""
     engine, dialect = connect(db_url)
@@ -291,11 +313,11 @@ def test_check_transform_reports_failing_keys(db_url: str, tmp_path: Path) -> No
     assert _leftovers(engine, plan) == []  # read-only
 
 
-@only_dialects("postgresql")
+@only_dialects("postgresql", "sqlite")
 def test_transform_refused_where_the_key_changes(db_url: str) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 10)
-    changes = parse_options(alter=["id:bigint"], add=["summary:jsonb", "price_cents:bigint"])
+    changes = parse_options(alter=["id:bigint"], add=SUMMARY[dialect.name])
     with pytest.raises(UsageError, match=r"needs the change log .* the key itself changes"):
         build_plan(engine, dialect, "products", changes, transform="transform_products:summary")
 

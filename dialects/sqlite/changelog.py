@@ -52,6 +52,11 @@ class SQLiteChangeLog(SQLiteBase):
     replay_batch = 500
     #: a replay that found the write lock taken is retried this many times
     replay_attempts = 20
+    #: full batches one ``replay`` runs before it returns (changelog.catch_up calls it again)
+    replay_rounds = 20
+    #: pause between two batches, long enough for a writer polling in its busy handler (SQLite's
+    #: default handler polls at most 25 ms apart early on) to take the lock: it is not fair
+    replay_pause_seconds = 0.025
 
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         super().__init__(sa_dialect)
@@ -69,6 +74,19 @@ class SQLiteChangeLog(SQLiteBase):
         return self._transformer[1]
 
     def replay(self, engine: Engine, plan: Plan) -> int:
+        """Batches of entries until the log is drained (or ``replay_rounds`` full ones), each its own
+        short BEGIN IMMEDIATE, with the write lock left free between them."""
+        total = 0
+        for _ in range(self.replay_rounds):
+            started = time.monotonic()
+            applied = self._replay_batch(engine, plan)
+            total += applied
+            if applied < self.replay_batch:
+                break
+            time.sleep(max(time.monotonic() - started, self.replay_pause_seconds))
+        return total
+
+    def _replay_batch(self, engine: Engine, plan: Plan) -> int:
         """One batch of entries in one BEGIN IMMEDIATE (the whole log after a duplicate)."""
         limit: int | None = self.replay_batch
         for attempt in range(self.replay_attempts):
