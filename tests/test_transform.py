@@ -159,8 +159,7 @@ def test_transform_replays_drain_the_log_before_the_swap(db_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO products (name, sku, price, stock_quantity, is_active) "
-                "VALUES (:name, :sku, 2.5, 1, true)"
+                "INSERT INTO products (name, sku, price, stock_quantity, is_active) VALUES (:name, :sku, 2.5, 1, true)"
             ),
             [{"name": f"late {i}", "sku": f"late-{i}"} for i in range(1200)],
         )
@@ -311,6 +310,23 @@ def test_check_transform_reports_failing_keys(db_url: str, tmp_path: Path) -> No
     assert "id=42: ValueError" in plan.transform.check.failures[0]
     assert plan.verdict == "blocked"
     assert _leftovers(engine, plan) == []  # read-only
+
+
+@only_dialects("sqlite")
+def test_sqlite_value_it_cannot_keep_stops_at_its_row(db_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """A zoned datetime would lose its offset in SQLAlchemy's SQLite text: refused, by key, nothing left."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 30)
+    (tmp_path / "zoned_xform.py").write_text(
+        "import datetime as dt\n\n\ndef f(row):\n"
+        "    zone = dt.timezone.utc if row['id'] == 17 else None\n"
+        "    return {'stamp': dt.datetime(2024, 1, 1, tzinfo=zone)}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(engine, dialect, "products", parse_options(add=["stamp:datetime"]), transform="zoned_xform:f")
+    with pytest.raises(CopyFailed, match=r"failed on the row id=17: 'stamp': TypeError: .* has a timezone"):
+        Executor(engine, dialect, plan, Options(chunk_size=10, max_chunk=10)).run()
+    assert _leftovers(engine, plan) == []
 
 
 @only_dialects("postgresql", "sqlite")
