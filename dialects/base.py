@@ -396,6 +396,12 @@ class Dialect(ABC):
     def log_sequence_column(self) -> sa.Column[Any]:
         return sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True)
 
+    def log_key_type(
+        self, conn: Connection, table: str, column: str, type_: sa.types.TypeEngine[Any]
+    ) -> sa.types.TypeEngine[Any]:
+        """The type of the change log's column for the key column ``column`` (the shadow's, by default)."""
+        return type_
+
     def indexes_together_sql(self, plan: Plan, statements: list[str]) -> list[str] | None:
         """The clauses of one statement that builds all these indexes in one scan, where the engine
         has one (None: built one by one)."""

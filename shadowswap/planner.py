@@ -763,7 +763,10 @@ def _shadow_plan(
             log_table,
             metadata,
             dialect.log_sequence_column(),
-            *[sa.Column(k, shadow_table.c[rename[k]].type, nullable=False) for k in pk],
+            *[
+                sa.Column(k, dialect.log_key_type(conn, table, k, shadow_table.c[rename[k]].type), nullable=False)
+                for k in pk
+            ],
         )
         log_ddl += dialect.create_table_sql(log)
         if layout.index_log_keys:

@@ -149,6 +149,36 @@ def test_transform_unique_value_moving_between_keys(db_url: str, monkeypatch: An
     assert got == {k: transform_products.summary(r)["price_cents"] for k, r in model.items()}
 
 
+@only_dialects("sqlite")
+def test_sqlite_nocase_key_replayed_in_its_own_order(db_url: str, monkeypatch: Any, tmp_path: Path) -> None:
+    """A NOCASE text key: the copy walks 'a…' before 'B…', and a chunk's replay must take the
+    entries of the keys copied in that order, not in the log's byte order ('B…' < 'a…'), or it
+    would write a row the copy has not reached and the copy would meet it later."""
+    engine, dialect = connect(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k TEXT COLLATE NOCASE PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
+        keys = [f"{prefix}{i:02}" for prefix in ("a", "B") for i in range(50)]
+        conn.execute(sa.text("INSERT INTO t VALUES (:k, 'x')"), [{"k": k} for k in keys])
+    (tmp_path / "nocase_xform.py").write_text("def f(row):\n    return {'n': len(row['v'])}\n")
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(engine, dialect, "t", parse_options(add=["n:int"]), transform="nocase_xform:f")
+    chunks = []
+    begin_chunk = dialect.begin_chunk
+
+    def before_third_chunk(conn: sa.Connection) -> None:
+        chunks.append(1)
+        if len(chunks) == 3:  # 'a00'…'a19' copied
+            with engine.begin() as other:
+                other.exec_driver_sql("UPDATE t SET v = 'xyz' WHERE k IN ('a05', 'B05')")
+        begin_chunk(conn)
+
+    monkeypatch.setattr(dialect, "begin_chunk", before_third_chunk)
+    Executor(engine, dialect, plan, Options(chunk_size=10, min_chunk=10, max_chunk=10)).run()
+    with engine.connect() as conn:
+        got = {r[0]: r[1] for r in conn.exec_driver_sql("SELECT k, n FROM t")}
+    assert len(got) == 100 and got["a05"] == got["B05"] == 3 and got["a06"] == 1
+
+
 def test_transform_replays_drain_the_log_before_the_swap(db_url: str) -> None:
     """More entries than one replay batch (SQLite: 500 per BEGIN IMMEDIATE) are all applied before
     the verification, not left for the swap's lock."""

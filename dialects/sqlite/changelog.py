@@ -27,6 +27,7 @@ its checkpoint (a chunk's rows commit with it; replays stay below it).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,8 @@ from sqlalchemy.exc import DBAPIError
 from shadowswap.dialects.base import LOG_SEQUENCE
 from shadowswap.dialects.sqlite.base import SQLiteBase
 from shadowswap.dialects.sqlite.session import SQLITE_CONSTRAINT, _error_code
+from shadowswap.dialects.sqlite.tabletext import parse
+from shadowswap.strategy import ColumnTypeSQL
 
 if TYPE_CHECKING:
     from shadowswap.plan import Plan
@@ -65,6 +68,26 @@ class SQLiteChangeLog(SQLiteBase):
     def log_sequence_column(self) -> sa.Column[Any]:
         # INTEGER PRIMARY KEY: the rowid itself, numbered by SQLite at no cost to the trigger
         return sa.Column(LOG_SEQUENCE, sa.Integer, primary_key=True)
+
+    def log_key_type(
+        self, conn: Connection, table: str, column: str, type_: sa.types.TypeEngine[Any]
+    ) -> sa.types.TypeEngine[Any]:
+        """The key's declared type with its column's COLLATE: ``replay_below`` compares the log's
+        keys with the copy's bound, which must happen in the order the copy walks (a NOCASE key
+        copies 'a…' before 'B…'; in byte order 'B…' comes first)."""
+        try:
+            text = parse(self._table_sql(conn, table))
+        except ValueError:
+            return type_  # shadow_create_sql reports the unreadable statement in one line
+        for col in text.columns:
+            if col.name.lower() != column.lower():
+                continue
+            for clause in col.clauses:
+                found = re.search(r"\bCOLLATE\s+(.+)$", text.sql[clause.start : clause.end], re.I | re.S)
+                if clause.kind == "COLLATE" and found:
+                    declared = text.sql[col.type_start : col.type_end]
+                    return ColumnTypeSQL(f"{declared} COLLATE {found.group(1).strip()}".strip())
+        return type_
 
     def _transformer_for(self, plan: Plan) -> Transformer:
         from shadowswap.transform import Transformer
