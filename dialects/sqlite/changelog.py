@@ -149,13 +149,14 @@ class SQLiteChangeLog(SQLiteBase):
         # numbers, not the keys' values, go into the statements; under the write lock no entry
         # can appear between this read and the statements below
         numbers = ", ".join(str(n) for n in seqs)
-        taken = f"l.{seq} <= {seqs[-1]}" if below is None else f"l.{seq} IN ({numbers})"
+        entries = f"{seq} <= {seqs[-1]}" if below is None else f"{seq} IN ({numbers})"
+        taken = f"l.{entries}"
         shadow_key = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
         log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
         self._transformer_for(plan).replay(
             conn,
             f"DELETE FROM {shadow} WHERE ({shadow_key}) IN (SELECT {log_key} FROM {log_table} AS l WHERE {taken})",
-            f"DELETE FROM {log_table} AS l WHERE {taken}",
+            f"DELETE FROM {log_table} WHERE {entries}",
             self.logged_rows(plan, f" WHERE {taken}"),
         )
         return len(seqs)
