@@ -56,6 +56,9 @@ class ShadowLayout:
     primary_key_after_copy: bool = False
     #: the change log gets an index on its key columns
     index_log_keys: bool = False
+    #: with a change log, named unique constraints are built after the copy (else they stay in
+    #: CREATE TABLE: SQLite cannot add one to a table, and its replays keep the shadow consistent)
+    unique_after_copy: bool = True
 
 
 class Dialect(ABC):
@@ -65,6 +68,11 @@ class Dialect(ABC):
     max_identifier_bytes = 63
     #: the triggers only log changed keys and a replay applies them (shadowswap/changelog.py)
     supports_change_log = False
+    #: the change log is used only by plans with a ``--transform`` (the others keep dual-write)
+    change_log_only_for_transform = False
+    #: the copy replays the log's entries below each chunk inside the chunk's transaction
+    #: (``replay_below``), so the shadow stays consistent for the unique constraints it keeps
+    replays_in_chunks = False
     #: PostgreSQL and SQLite index/constraint names are schema-wide: the shadow's need their own
     names_constraints = True
     #: seconds per chunk the adaptive sizer aims at when the user gives no --chunk-time
@@ -447,6 +455,12 @@ class Dialect(ABC):
     def log_sequence_column(self) -> sa.Column[Any]:
         return sa.Column(LOG_SEQUENCE, sa.BigInteger, sa.Identity(always=True), primary_key=True)
 
+    def log_key_type(
+        self, conn: Connection, table: str, column: str, type_: sa.types.TypeEngine[Any]
+    ) -> sa.types.TypeEngine[Any]:
+        """The type of the change log's column for the key column ``column`` (the shadow's, by default)."""
+        return type_
+
     def indexes_together_sql(self, plan: Plan, statements: list[str]) -> list[str] | None:
         """The clauses of one statement that builds all these indexes in one scan, where the engine
         has one (None: built one by one)."""
@@ -471,6 +485,10 @@ class Dialect(ABC):
                 result = conn.execute(statement)
             conn.commit()
         return max(result.rowcount, 0) if result is not None else 0
+
+    def replay_below(self, conn: Connection, plan: Plan, lo: Sequence[Any]) -> int:
+        """``replays_in_chunks``: apply, in the chunk's transaction, the entries of keys up to ``lo``."""
+        raise NotImplementedError
 
     def replay_sql(self, plan: Plan) -> list[str]:
         """Bring the shadow's rows of the logged keys up to date, then forget those log entries.
@@ -500,6 +518,11 @@ class Dialect(ABC):
     transform_streams = False
     #: the driver adapts a list to the column's own type (an array), not only to JSON
     takes_sequences = False
+
+    def transform_adapter(self, column: ColumnPlan) -> Callable[[Any], Any] | None:
+        """How a value the function returns for ``column`` is given to the driver (None: as it is).
+        Applied before the value is written and before the verification compares it."""
+        return None
 
     def transform_passthrough(self, column: ColumnPlan) -> str | None:
         """A column the function does not fill, as the copy computes it, read into Python and written

@@ -290,7 +290,10 @@ class Copier:
             params = {**key_params("lo", lo), **key_params("hi", hi)}
             if self.transformer is not None:
                 # read the chunk, transform it, write it in one round trip; nothing else writes
-                # the shadow before the first replay (change log only: planner.py)
+                # the shadow before the first replay (change log only: planner.py), but for the
+                # replays of the keys already copied that some engines run in each chunk first
+                if self.dialect.replays_in_chunks and lo is not None:
+                    self.dialect.replay_below(conn, self.plan, lo)
                 inserted = self.transformer.copy_range(conn, lo is not None, params)
                 state.record_chunk(conn, self.migration_id, None if fixed_hi else hi, inserted)
                 return hi, inserted

@@ -965,7 +965,7 @@ def _shadow_plan(
     rename = resolved.target_name
     pk_target = [rename[c] for c in pk]
     pk_name = ref.primary_key.get("name")
-    mode = _capture_mode(dialect, conn, ref, common["columns"], pk)
+    mode = _capture_mode(dialect, conn, ref, common["columns"], pk, transform=common.get("transform") is not None)
     change_log = mode == CHANGE_LOG
     layout = dialect.shadow_layout(mode)
     unique_after_copy: list[tuple[str, list[str]]] = []
@@ -988,7 +988,7 @@ def _shadow_plan(
         if uq_name in resolved.dropped_indexes:
             continue
         uq_columns = [rename[c] for c in uq["column_names"]]
-        if change_log and uq_name:
+        if change_log and uq_name and layout.unique_after_copy:
             # Built after the copy and a full replay: before that, a row the copy took late can
             # meet a stale row whose change is still in the log (see changelog.py).
             shadow_uq = dialect.shadow_index_name(table, uq_name)
@@ -1012,19 +1012,23 @@ def _shadow_plan(
     # (not compiled twice: SQLAlchemy memoizes a table's constraints at its first compile)
     shadow_ddl = [] if layout.foreign_keys_in_create_table else dialect.create_table_sql(shadow_table)
     capture = _capture(dialect, conn, ref, mode, shadow_table, primary_after_copy, unique_after_copy)
+    log_ddl: list[str] = []
     if capture.log_table is not None:
         log_table = capture.log_table
         log = sa.Table(
             log_table,
             metadata,
             dialect.log_sequence_column(),
-            *[sa.Column(k, shadow_table.c[rename[k]].type, nullable=False) for k in pk],
+            *[
+                sa.Column(k, dialect.log_key_type(conn, table, k, shadow_table.c[rename[k]].type), nullable=False)
+                for k in pk
+            ],
         )
-        shadow_ddl += dialect.create_table_sql(log)
+        log_ddl += dialect.create_table_sql(log)
         if layout.index_log_keys:
             key_index = sa.Index(dialect.fit_name(f"{log_table}_key"), *[log.c[k] for k in pk])
             key_index._set_parent(log)
-            shadow_ddl.append(dialect.compile_ddl(sa.schema.CreateIndex(key_index)))
+            log_ddl.append(dialect.compile_ddl(sa.schema.CreateIndex(key_index)))
 
     foreign_key_ddl: list[str] = []
     for fk in ref.foreign_keys:
@@ -1050,6 +1054,7 @@ def _shadow_plan(
     if layout.foreign_keys_in_create_table:
         shadow_ddl = dialect.shadow_create_sql(conn, ref, resolved, shadow_table)
         foreign_key_ddl = []
+    shadow_ddl += log_ddl  # after the shadow's own, whichever way that was made
 
     index_plans = [
         _index_plan(dialect, table, shadow_table, ix, rename, online=not change_log)
@@ -1120,12 +1125,15 @@ def _shadow_plan(
 
 
 def _capture_mode(
-    dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str]
+    dialect: Dialect, conn: Connection, ref: Any, columns: list[ColumnPlan], pk: list[str], transform: bool = False
 ) -> CaptureMode:
     """Change log where it fits (shadowswap/changelog.py says why it is cheaper), else direct dual-write.
 
     Where constraint names are schema-wide, the change log builds the shadow's constraints after the
-    copy under names of their own, so an unnamed primary key keeps dual-write."""
+    copy under names of their own, so an unnamed primary key keeps dual-write. A dialect whose
+    dual-write is the faster route (SQLite) takes the log only for a ``--transform``."""
+    if dialect.change_log_only_for_transform and not transform:
+        return DUAL_WRITE
     named = bool(ref.primary_key.get("name")) or not dialect.names_constraints
     return CHANGE_LOG if named and _change_log_fits(dialect, conn, ref, columns, pk) else DUAL_WRITE
 

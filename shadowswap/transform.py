@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from shadowswap.errors import CopyFailed, StalePlan, UsageError
 from shadowswap.plan import ColumnPlan, Plan, TransformCheck, TransformPlan
@@ -220,6 +221,10 @@ class Transformer:
         by_name = {c.name: c for c in self.plan.columns}
         self.filled = [by_name[n] for n in spec.columns]
         self._json = [_is_json(c.new_type) for c in self.filled]
+        # the engine's own adaptation of a returned value (SQLite: by the column's affinity)
+        self._adapters = [
+            (i, adapt) for i, c in enumerate(self.filled) if (adapt := self.dialect.transform_adapter(c)) is not None
+        ]
         self._width = len(self.plan.source_columns)
         key_index = {c: i for i, c in enumerate(self.plan.source_columns)}
         self._key_at = [key_index[k] for k in self.plan.primary_key]
@@ -296,11 +301,17 @@ class Transformer:
                     value = json.dumps(value)
                 except (TypeError, ValueError) as exc:
                     raise self.fail(raw, exc, f"{c.name!r} as JSON: ") from None
-            elif isinstance(value, (dict, list, set)) and not self.dialect.takes_sequences:
+            values.append(value)
+        for i, adapt in self._adapters:
+            try:
+                values[i] = adapt(values[i])
+            except (TypeError, ValueError) as exc:
+                raise self.fail(raw, exc, f"{self.filled[i].name!r}: ") from None
+        for c, is_json, value in zip(self.filled, self._json, values, strict=True):
+            if not is_json and isinstance(value, (dict, list, set)) and not self.dialect.takes_sequences:
                 raise self.fail(
                     raw, TypeError(f"{c.name!r} is {c.new_type}, not JSON: it cannot hold a {type(value).__name__}")
                 )
-            values.append(value)
         return values
 
     def rows(self, raw_rows: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
@@ -312,6 +323,7 @@ class Transformer:
         fills = [c.name for c in self.filled]
         json_at = [i for i, j in enumerate(self._json) if j]
         other_at = [] if self.dialect.takes_sequences else [i for i, j in enumerate(self._json) if not j]
+        adapters = self._adapters
         dumps = json.dumps
         for raw in raw_rows:
             try:
@@ -323,6 +335,8 @@ class Transformer:
                     value = values[i]
                     if value is not None and type(value) is not str:
                         values[i] = dumps(value)
+                for i, adapt in adapters:
+                    values[i] = adapt(values[i])
                 for i in other_at:
                     if isinstance(values[i], (dict, list, set)):
                         raise TypeError
@@ -348,6 +362,7 @@ class Transformer:
         if not raw_rows:
             return 0
         rows = list(self.rows(raw_rows))
+        dbapi_error = self.dialect.sa_dialect.loaded_dbapi.Error
         try:
             self.dialect.write_rows(conn, self.plan.shadow_table, [c.name for c in self.insert_columns], rows)
         except (TypeError, ValueError) as exc:  # the driver could not adapt a value the function returned
@@ -355,6 +370,11 @@ class Transformer:
                 f"the transform {self.spec.spec} returned a value the driver cannot store: {type(exc).__name__}: {exc}",
                 hint="return values of the new columns' types (dict/list for JSON, Decimal, datetime, bytes, None)",
             ) from None
+        except dbapi_error as exc:
+            # write_rows talks to the driver itself: its error comes back as SQLAlchemy's, which the
+            # copy and the replays read (a duplicate retried after a replay, a busy lock, a data error)
+            statement = f"INSERT INTO {self.dialect.q(self.plan.shadow_table)} …"
+            raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
         return len(rows)
 
     def copy_range(self, conn: Connection, has_lo: bool, params: Mapping[str, Any]) -> int:
@@ -424,8 +444,8 @@ def same(expected: Any, stored: Any, is_json: bool) -> bool:
 
         try:
             return bool(load(expected) == load(stored))
-        except ValueError:
-            return False
+        except ValueError:  # text that is not JSON, which SQLite's JSON columns take as it is
+            return bool(expected == stored)
     if isinstance(stored, (bytes, bytearray, memoryview)):
         return isinstance(expected, (bytes, bytearray, memoryview)) and bytes(stored) == bytes(expected)
     if isinstance(stored, decimal.Decimal) and isinstance(expected, (int, float, str, decimal.Decimal)):
@@ -440,6 +460,12 @@ def same(expected: Any, stored: Any, is_json: bool) -> bool:
         return bool(expected == stored)
     if expected == stored:
         return True
+    if isinstance(stored, (int, float)) and isinstance(expected, str) and not isinstance(stored, bool):
+        # SQLite: a Decimal is written as its text, which a NUMERIC column stores as a number
+        try:
+            return decimal.Decimal(expected) == decimal.Decimal(repr(stored))
+        except decimal.InvalidOperation:
+            return False
     return str(expected) == str(stored)
 
 

@@ -3,8 +3,8 @@
 Against the real engines: the new table equals the function applied to what concurrent writers
 committed; a failure in the function (mid-copy, mid-replay) stops with one line naming the key and
 the user's own line and leaves nothing behind; kill -9 mid-copy resumes; a changed function makes
-the plan stale; values of each kind arrive as the driver adapts them. SQLite has no change log, so
-its plans are refused (test_sqlite_transform_refused).
+the plan stale; values of each kind arrive as the driver adapts them. SQLite takes the change log
+for --transform plans only (test_sqlite_change_log_only_for_transform).
 """
 
 from __future__ import annotations
@@ -44,10 +44,12 @@ HERE = Path(__file__).resolve().parent
 SUMMARY = {
     "postgresql": ["summary:jsonb", "price_cents:bigint"],
     "mysql": ["summary:json", "price_cents:bigint"],
+    "sqlite": ["summary:json", "price_cents:bigint"],
 }
 TYPED = {
     "postgresql": ["doc:jsonb", "amount:numeric(12,4)", "stamp:timestamp", "raw:bytea", "label:text"],
     "mysql": ["doc:json", "amount:decimal(12,4)", "stamp:datetime(6)", "raw:blob", "label:text"],
+    "sqlite": ["doc:json", "amount:numeric(12,4)", "stamp:datetime", "raw:blob", "label:text"],
 }
 
 
@@ -67,6 +69,8 @@ def _leftovers(engine: sa.Engine, plan: Plan) -> list[str]:
     with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'products'::regclass AND NOT tgisinternal"
+        elif engine.dialect.name == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'products'"
         else:
             sql = "SELECT trigger_name FROM information_schema.triggers WHERE event_object_schema = DATABASE()"
         left += [r[0] for r in conn.exec_driver_sql(sql)]
@@ -78,7 +82,6 @@ def _line_of(marker: str) -> int:
     return next(i for i, line in enumerate(source, 1) if marker in line)
 
 
-@only_dialects("postgresql", "mysql")
 def test_transform_equals_function_of_committed_rows_under_writers(db_url: str) -> None:
     """Inserts, updates, key updates and deletes during the copy and the replays: every row of the new
     table holds the function of the row the writers committed, and the other columns are exact."""
@@ -109,7 +112,94 @@ def test_transform_equals_function_of_committed_rows_under_writers(db_url: str) 
     assert wrong == []
 
 
-@only_dialects("postgresql", "mysql")
+def test_transform_unique_value_moving_between_keys(db_url: str, monkeypatch: Any) -> None:
+    """A UNIQUE value moved from a copied key to one the copy has not reached, then between two
+    copied keys after the copy, replayed one entry at a time: no stale row ever meets the row that
+    took its value (SQLite keeps the constraint in CREATE TABLE: its chunks replay the copied keys
+    first, and a replay batch that meets a duplicate is redone with the whole log)."""
+    engine, dialect = connect(db_url)
+    model = create_products(engine, 300)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "summary")
+
+    def swap_skus(a: int, b: int) -> None:
+        with engine.begin() as conn:
+            for key, sku in ((a, "moving"), (b, model[a]["sku"]), (a, model[b]["sku"])):
+                conn.execute(sa.text("UPDATE products SET sku = :sku WHERE id = :id"), {"sku": sku, "id": key})
+        model[a]["sku"], model[b]["sku"] = model[b]["sku"], model[a]["sku"]
+
+    chunks = []
+    begin_chunk = dialect.begin_chunk
+
+    def before_third_chunk(conn: sa.Connection) -> None:
+        chunks.append(1)
+        if len(chunks) == 3:  # keys up to 200 copied
+            swap_skus(5, 250)
+        begin_chunk(conn)
+
+    monkeypatch.setattr(dialect, "begin_chunk", before_third_chunk)
+    monkeypatch.setattr(dialect, "replay_batch", 1, raising=False)
+    options = Options(chunk_size=100, min_chunk=100, max_chunk=100, stop_after=state.COPIED)
+    Executor(engine, dialect, plan, options).run()
+    assert len(chunks) == 3
+    swap_skus(10, 20)
+    Executor(engine, dialect, plan).run()
+    compare(engine, model).assert_exact()
+    with engine.connect() as conn:
+        got = {r[0]: r[1] for r in conn.exec_driver_sql("SELECT id, price_cents FROM products")}
+    assert got == {k: transform_products.summary(r)["price_cents"] for k, r in model.items()}
+
+
+@only_dialects("sqlite")
+def test_sqlite_nocase_key_replayed_in_its_own_order(db_url: str, monkeypatch: Any, tmp_path: Path) -> None:
+    """A NOCASE text key: the copy walks 'a…' before 'B…', and a chunk's replay must take the
+    entries of the keys copied in that order, not in the log's byte order ('B…' < 'a…'), or it
+    would write a row the copy has not reached and the copy would meet it later."""
+    engine, dialect = connect(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k TEXT COLLATE NOCASE PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID")
+        keys = [f"{prefix}{i:02}" for prefix in ("a", "B") for i in range(50)]
+        conn.execute(sa.text("INSERT INTO t VALUES (:k, 'x')"), [{"k": k} for k in keys])
+    (tmp_path / "nocase_xform.py").write_text("def f(row):\n    return {'n': len(row['v'])}\n")
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(engine, dialect, "t", parse_options(add=["n:int"]), transform="nocase_xform:f")
+    chunks = []
+    begin_chunk = dialect.begin_chunk
+
+    def before_third_chunk(conn: sa.Connection) -> None:
+        chunks.append(1)
+        if len(chunks) == 3:  # 'a00'…'a19' copied
+            with engine.begin() as other:
+                other.exec_driver_sql("UPDATE t SET v = 'xyz' WHERE k IN ('a05', 'B05')")
+        begin_chunk(conn)
+
+    monkeypatch.setattr(dialect, "begin_chunk", before_third_chunk)
+    Executor(engine, dialect, plan, Options(chunk_size=10, min_chunk=10, max_chunk=10)).run()
+    with engine.connect() as conn:
+        got = {r[0]: r[1] for r in conn.exec_driver_sql("SELECT k, n FROM t")}
+    assert len(got) == 100 and got["a05"] == got["B05"] == 3 and got["a06"] == 1
+
+
+def test_transform_replays_drain_the_log_before_the_swap(db_url: str) -> None:
+    """More entries than one replay batch (SQLite: 500 per BEGIN IMMEDIATE) are all applied before
+    the verification, not left for the swap's lock."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 50)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "summary")
+    Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO products (name, sku, price, stock_quantity, is_active) VALUES (:name, :sku, 2.5, 1, true)"
+            ),
+            [{"name": f"late {i}", "sku": f"late-{i}"} for i in range(1200)],
+        )
+    Executor(engine, dialect, plan, Options(stop_after=state.INDEXES_BUILT)).run()
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {plan.capture.logged_table}")).scalar_one() == 0
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {plan.shadow_table}")).scalar_one() == 1250
+    Executor(engine, dialect, plan).run()
+
+
 def test_transform_values_adapted_per_engine(db_url: str) -> None:
     """dict/list → JSON, Decimal, datetime, bytes and None, each into a column of its type, verified."""
     engine, dialect = connect(db_url)
@@ -117,7 +207,17 @@ def test_transform_values_adapted_per_engine(db_url: str) -> None:
     plan = _plan(engine, dialect, TYPED[dialect.name], "typed")
     Executor(engine, dialect, plan, Options(chunk_size=10, max_chunk=10)).run()
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT id, doc, amount, stamp, raw, label FROM products ORDER BY id").all()
+        if dialect.name == "sqlite":
+            # SQLite stores text and numbers: read back as the application would, through the
+            # declared types (SQLAlchemy's SQLite DATETIME parses the text the adaptation wrote)
+            t = sa.Table("products", sa.MetaData(), autoload_with=conn)
+            query = sa.select(t.c.id, t.c.doc, t.c.amount, t.c.stamp, t.c.raw, t.c.label).order_by(t.c.id)
+            rows = conn.execute(query).all()
+            kinds = "SELECT id, typeof(amount) || ' ' || typeof(stamp) FROM products"
+            stored = {r[0]: r[1] for r in conn.exec_driver_sql(kinds)}
+            assert {stored[k] for k in (1, 3)} == {"real text"} and stored[2] == "null null"
+        else:
+            rows = conn.exec_driver_sql("SELECT id, doc, amount, stamp, raw, label FROM products ORDER BY id").all()
     assert len(rows) == 40
     for key, doc, amount, stamp, raw, label in rows:
         want = transform_products.typed({"id": key})
@@ -128,7 +228,6 @@ def test_transform_values_adapted_per_engine(db_url: str) -> None:
         assert label == want["label"]
 
 
-@only_dialects("postgresql", "mysql")
 def test_transform_failure_mid_copy_one_line_nothing_left(db_url: str, tmp_path: Path) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 300)
@@ -157,7 +256,6 @@ def test_transform_failure_mid_copy_one_line_nothing_left(db_url: str, tmp_path:
         assert "summary" not in {c["name"] for c in sa.inspect(conn).get_columns("products")}
 
 
-@only_dialects("postgresql", "mysql")
 def test_transform_failure_mid_replay(db_url: str) -> None:
     """A row written after the copy reaches the function in a replay: the same one-line failure."""
     engine, dialect = connect(db_url)
@@ -181,7 +279,6 @@ def test_transform_failure_mid_replay(db_url: str) -> None:
         conn.exec_driver_sql(f"DELETE FROM products WHERE id = {int(key)}")
 
 
-@only_dialects("postgresql", "mysql")
 def test_transform_killed_mid_copy_then_resumed(db_url: str, tmp_path: Path) -> None:
     engine, dialect = connect(db_url)
     initial = create_products(engine, 1500)
@@ -230,7 +327,6 @@ def test_transform_changed_function_makes_the_plan_stale(db_url: str, tmp_path: 
     assert _leftovers(engine, plan) == []
 
 
-@only_dialects("postgresql", "mysql")
 def test_check_transform_reports_failing_keys(db_url: str, tmp_path: Path) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 100)
@@ -246,21 +342,44 @@ def test_check_transform_reports_failing_keys(db_url: str, tmp_path: Path) -> No
     assert _leftovers(engine, plan) == []  # read-only
 
 
-@only_dialects("postgresql")
+@only_dialects("sqlite")
+def test_sqlite_value_it_cannot_keep_stops_at_its_row(db_url: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """A zoned datetime would lose its offset in SQLAlchemy's SQLite text: refused, by key, nothing left."""
+    engine, dialect = connect(db_url)
+    create_products(engine, 30)
+    (tmp_path / "zoned_xform.py").write_text(
+        "import datetime as dt\n\n\ndef f(row):\n"
+        "    zone = dt.timezone.utc if row['id'] == 17 else None\n"
+        "    return {'stamp': dt.datetime(2024, 1, 1, tzinfo=zone)}\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    plan = build_plan(engine, dialect, "products", parse_options(add=["stamp:datetime"]), transform="zoned_xform:f")
+    with pytest.raises(CopyFailed, match=r"failed on the row id=17: 'stamp': TypeError: .* has a timezone"):
+        Executor(engine, dialect, plan, Options(chunk_size=10, max_chunk=10)).run()
+    assert _leftovers(engine, plan) == []
+
+
+@only_dialects("postgresql", "sqlite")
 def test_transform_refused_where_the_key_changes(db_url: str) -> None:
     engine, dialect = connect(db_url)
     create_products(engine, 10)
-    changes = parse_options(alter=["id:bigint"], add=["summary:jsonb", "price_cents:bigint"])
+    changes = parse_options(alter=["id:bigint"], add=SUMMARY[dialect.name])
     with pytest.raises(UsageError, match=r"needs the change log .* the key itself changes"):
         build_plan(engine, dialect, "products", changes, transform="transform_products:summary")
 
 
 @only_dialects("sqlite")
-def test_sqlite_transform_refused(db_url: str) -> None:
+def test_sqlite_change_log_only_for_transform(db_url: str) -> None:
+    """SQLite keeps its dual-write triggers for every plan but a --transform one, which logs keys."""
     engine, dialect = connect(db_url)
     create_products(engine, 10)
-    with pytest.raises(UsageError, match=r"needs the change log .* sqlite has no change-log capture"):
-        _plan(engine, dialect, ["summary:json", "price_cents:bigint"], "summary")
+    plain = build_plan(engine, dialect, "products", parse_options(add=["price_cents:bigint"]))
+    assert not plain.capture.change_log
+    plan = _plan(engine, dialect, SUMMARY["sqlite"], "summary")
+    assert plan.capture.change_log
+    assert any(plan.capture.logged_table in ddl for ddl in plan.shadow_ddl)  # kept beside the shadow's own text
+    assert all(plan.capture.logged_table in ddl for ddl in plan.trigger_ddl)
+    assert all(plan.shadow_table not in ddl for ddl in plan.trigger_ddl)
 
 
 @only_dialects("postgresql")
@@ -296,7 +415,6 @@ def test_readme_seed_example_runs_as_written(db_url: str, tmp_path: Path) -> Non
     assert rows[0][2]["migration_source"] == "legacy_system"
 
 
-@only_dialects("postgresql", "mysql")
 def test_verification_compares_filled_columns_with_the_function(db_url: str) -> None:
     """The server cannot checksum Python: a filled column that differs from f(original) in the
     shadow is found by the Python half of the verification, by key, and nothing is swapped."""

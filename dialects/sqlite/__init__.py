@@ -15,7 +15,8 @@ One room a concern, each a mixin of ``SQLiteBase`` (base.py) composed below:
 - tabletext.py: a stored CREATE TABLE cut into columns and constraints, and rewritten for the shadow
 - types.py: column affinity, accepted type names, guarded casts
 - planning.py: what ALTER TABLE does in place, the notes a plan shows
-- triggers.py: the triggers that keep the shadow in step
+- triggers.py: the triggers that keep the shadow in step (or log the changed keys: changelog.py)
+- changelog.py: a --transform plan's change log: its replays in the copy, after it and in the swap
 - copy.py: the chunk's statement and the pause that gives the write lock back
 - swap.py: the one-transaction swap and the live facts it is rebuilt from
 - checksum.py: the verification's snapshot and row-by-row comparison
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from shadowswap.dialects.sqlite.backup import SQLiteBackup
 from shadowswap.dialects.sqlite.base import DOES_NOT_FIT, MIN_VERSION, SQLiteBase, literal
+from shadowswap.dialects.sqlite.changelog import SQLiteChangeLog
 from shadowswap.dialects.sqlite.checksum import SQLiteChecksum
 from shadowswap.dialects.sqlite.copy import SQLiteCopy
 from shadowswap.dialects.sqlite.locking import SQLiteLocking
@@ -53,6 +55,7 @@ class SQLiteDialect(
     SQLiteTypes,
     SQLitePlanning,
     SQLiteTriggers,
+    SQLiteChangeLog,
     SQLiteCopy,
     SQLiteSwap,
     SQLiteChecksum,

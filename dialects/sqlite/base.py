@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABCMeta, abstractmethod
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import sqlalchemy as sa
@@ -16,6 +17,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from shadowswap.dialects.base import Dialect
 from shadowswap.errors import UsageError
+
+if TYPE_CHECKING:
+    from shadowswap.plan import Plan
 
 #: UPSERT (3.24) and PRAGMA legacy_alter_table with the rename semantics of 3.26
 MIN_VERSION = (3, 26, 0)
@@ -67,3 +71,9 @@ class SQLiteBase(Dialect, metaclass=ABCMeta):
     @abstractmethod
     def _original_indexes(self, conn: Connection, table: str) -> dict[str, str]:
         """Name → stored SQL of the table's own indexes (not the automatic ones behind UNIQUE/PK)."""
+
+    # -- provided by changelog.py, run by the swap -------------------------------------------
+
+    @abstractmethod
+    def replay_locked(self, conn: Connection, plan: Plan, limit: int | None = None) -> int:
+        """A --transform plan's log entries applied in the caller's BEGIN IMMEDIATE (all: no limit)."""

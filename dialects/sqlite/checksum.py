@@ -27,7 +27,8 @@ class SQLiteChecksum(SQLiteBase):
         'A' and 'a' apart. The two tuples are equal only if every original row has its one
         identical row in the shadow and the shadow holds nothing else in the range.
         """
-        # with a change log (a revert's), keys with an entry waiting are the replay's business
+        # with a change log (a --transform plan's, or a revert's reverse log), keys with an entry
+        # waiting are the replays' (changelog.py)
         source_range = self.range_predicate(plan.primary_key, has_lo, "src.") + self.unlogged_predicate(plan, True)
         if source:
             return f"SELECT count(*), count(*) FROM {self.q(plan.table)} AS src WHERE {source_range}"
@@ -36,7 +37,8 @@ class SQLiteChecksum(SQLiteBase):
         return (
             f"SELECT (SELECT count(*) FROM {self.q(plan.shadow_table)} AS src "
             f"WHERE {self.range_predicate(shadow_pk, has_lo, 'src.')}{self.unlogged_predicate(plan, False)}), "
-            f"count(*) FROM {self.q(plan.table)} AS src JOIN {self.q(plan.shadow_table)} AS dst "
+            "count(*) "
+            f"FROM {self.q(plan.table)} AS src JOIN {self.q(plan.shadow_table)} AS dst "
             f"ON {self.shadow_key_matches(plan)} "
             f"WHERE {source_range} AND {same}"
         )

@@ -102,9 +102,11 @@ class SQLiteSchema(SQLiteBase):
         return Schedule(indexes_before_copy=True)
 
     def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
-        """SQLite cannot add a constraint to an existing table: foreign keys come with the shadow,
-        whose CREATE TABLE is the original's own text (``shadow_create_sql``)."""
-        return ShadowLayout(foreign_keys_in_create_table=True)
+        """SQLite cannot add a constraint to an existing table: foreign keys and unique constraints
+        come with the shadow, whose CREATE TABLE is the original's own text (``shadow_create_sql``;
+        changelog.py says how the change log keeps it free of stale duplicates). The log's key
+        index serves the verification's per-row look-up and the copy's ``replay_below``."""
+        return ShadowLayout(foreign_keys_in_create_table=True, unique_after_copy=False, index_log_keys=True)
 
     def _table_sql(self, conn: Connection, table: str) -> str:
         sql = conn.execute(

@@ -124,10 +124,12 @@ class SQLiteSwap(SQLiteBase):
             # new name, which would leave them on the old table. Legacy mode renames the table
             # alone, so views and other tables' triggers keep meaning `products`: the new table.
             "PRAGMA legacy_alter_table = ON",
-            # a revert's reverse log: its last entries applied under the write lock, then it goes
-            *(self.replay_sql(plan) if plan.capture.log_table else []),
+            # a revert's reverse log: its last entries applied under the write lock (after run_swap's
+            # replay_locked, which leaves nothing: kept as the revert's own proof of emptiness)
+            *(self.replay_sql(plan) if plan.reverts is not None else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names],
-            *([f"DROP TABLE {self.q(plan.capture.log_table)}"] if plan.capture.log_table else []),
+            # a --transform plan's change log: its last entries are replayed first (run_swap)
+            *([f"DROP TABLE IF EXISTS {self.q(plan.capture.logged_table)}"] if plan.capture.change_log else []),
             # triggers ON the table would move with the rename to the old table: recreated below
             *[f"DROP TRIGGER {self.q(name)}" for name, _sql in reflected["user_triggers"]],
         ]
@@ -206,6 +208,10 @@ class SQLiteSwap(SQLiteBase):
                     )
                 stmts, _post = self.swap_sql(plan, facts)
                 assert stmts[:2] == ["PRAGMA foreign_keys = OFF", "BEGIN IMMEDIATE"]  # both run above
+                if plan.capture.change_log:
+                    # the writes since the last replay, under the write lock no writer can add to
+                    # (changelog.py); the log is dropped by the statements below
+                    self.replay_locked(conn, plan)
                 for stmt in stmts[2:]:
                     result = self.run(conn, stmt)
                     if stmt.startswith("UPDATE sqlite_master") and result.rowcount != 1:

@@ -26,9 +26,30 @@ class SQLiteTriggers(SQLiteBase):
         # `WHERE true`: without a WHERE, SQLite reads the ON of ON CONFLICT as a join constraint
         return super().upsert_source(plan) + " WHERE true"
 
+    def _log_trigger_ddl(self, plan: Plan) -> list[str]:
+        """Change log (a --transform plan, changelog.py; a revert's reverse capture, revert.py): each
+        write inserts the keys it touches, the old key and, when an update moves the row, the new
+        one; nothing else runs in the
+        application's write."""
+        log_table, table = self.q(plan.capture.logged_table), self.q(plan.table)
+        columns = ", ".join(self.q(k) for k in plan.primary_key)
+
+        def logged(record: str, where: str = "") -> str:
+            values = ", ".join(f"{record}.{self.q(k)}" for k in plan.primary_key)
+            return f"INSERT INTO {log_table} ({columns}) SELECT {values}{where};"
+
+        key_changed = " OR ".join(f"OLD.{self.q(k)} IS NOT NEW.{self.q(k)}" for k in plan.primary_key)
+        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
+        return [
+            f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW BEGIN\n  {logged('NEW')}\nEND",
+            f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW BEGIN\n"
+            f"  {logged('OLD')}\n  {logged('NEW', f' WHERE {key_changed}')}\nEND",
+            f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n  {logged('OLD')}\nEND",
+        ]
+
     def trigger_ddl(self, plan: Plan) -> list[str]:
         if plan.capture.change_log:
-            return self._log_triggers(plan)
+            return self._log_trigger_ddl(plan)
         shadow = self.q(plan.shadow_table)
         table = self.q(plan.table)
         upsert = self.capture_upsert_sql(plan)
@@ -47,28 +68,8 @@ class SQLiteTriggers(SQLiteBase):
         # INTEGER PRIMARY KEY is the rowid: numbered by SQLite itself (a BIGINT key would be NULL)
         return sa.Column(LOG_SEQUENCE, sa.Integer, primary_key=True)
 
-    def _log_triggers(self, plan: Plan) -> list[str]:
-        """Triggers that only log the changed key (a revert's reverse capture, shadowswap/revert.py):
-        no conversion runs in the application's write, so the way back never fails it."""
-        log_table, table = self.q(plan.capture.logged_table), self.q(plan.table)
-        columns = ", ".join(self.q(k) for k in plan.primary_key)
-
-        def logged(record: str) -> str:
-            values = ", ".join(f"{record}.{self.q(k)}" for k in plan.primary_key)
-            return f"INSERT INTO {log_table} ({columns}) VALUES ({values});"
-
-        key_changed = " OR ".join(f"OLD.{self.q(k)} IS NOT NEW.{self.q(k)}" for k in plan.primary_key)
-        names = dict(zip(("ins", "upd", "del"), plan.trigger_names, strict=True))
-        return [
-            f"CREATE TRIGGER {self.q(names['ins'])} AFTER INSERT ON {table} FOR EACH ROW BEGIN\n  {logged('NEW')}\nEND",
-            f"CREATE TRIGGER {self.q(names['upd'])} AFTER UPDATE ON {table} FOR EACH ROW BEGIN\n"
-            f"  INSERT INTO {log_table} ({columns}) SELECT {', '.join(f'OLD.{self.q(k)}' for k in plan.primary_key)} "
-            f"WHERE {key_changed};\n  {logged('NEW')}\nEND",
-            f"CREATE TRIGGER {self.q(names['del'])} AFTER DELETE ON {table} FOR EACH ROW BEGIN\n  {logged('OLD')}\nEND",
-        ]
-
     def replay_sql(self, plan: Plan) -> list[str]:
-        """The reverse log's replay (only a revert has a change log on SQLite): the shadow's rows of
+        """The reverse log's replay in a revert's swap (shadowswap/revert.py): the shadow's rows of
         the logged keys deleted, then taken again from the table as it is now, then the log emptied,
         in one write transaction (SQLite has one writer at a time: nothing commits in between)."""
         log_table, shadow = self.q(plan.capture.logged_table), self.q(plan.shadow_table)

@@ -3,13 +3,22 @@ a value the way the new column would (or refuse it, invariant 8)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import functools
+import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sa_sqlite
 
 from shadowswap.dialects.sqlite.base import DOES_NOT_FIT, SQLiteBase, literal
 from shadowswap.strategy import ColumnTypeSQL
+
+if TYPE_CHECKING:
+    from shadowswap.plan import ColumnPlan
 
 #: type names SQLite users mean when they reach NUMERIC affinity (see checks.py)
 NUMERIC_AFFINITY_NAMES = {
@@ -62,10 +71,49 @@ def keep_declared_types(sa_dialect: Any) -> None:
     sa_dialect._resolve_type_affinity = resolve_declared
 
 
+#: what sqlite3 binds as it is (bool is an int to it)
+_PLAIN = (int, float, str, bytes)
+
+
+@functools.cache
+def _sqlalchemy_text(kind: type) -> Callable[[Any], Any]:
+    """SQLAlchemy's own storage format of a date/time on SQLite (what an application reads back)."""
+    type_: Any = {dt.datetime: sa_sqlite.DATETIME, dt.date: sa_sqlite.DATE, dt.time: sa_sqlite.TIME}[kind]()
+    processor = type_.bind_processor(sa_sqlite.dialect())
+    assert processor is not None
+    return processor
+
+
+def adapt_value(column_affinity: str, value: Any) -> Any:
+    """A value a --transform returns, as sqlite3 can bind it and the column's affinity stores it:
+    a Decimal as its text (SQLite's own conversion then stores a number where the affinity is
+    numeric; a REAL column gets the float), a date/time as SQLAlchemy's SQLite types write it,
+    dict/list as JSON text (a column that can hold text), bytearray/memoryview as a blob."""
+    if value is None or isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, decimal.Decimal):
+        return float(value) if column_affinity == "REAL" else str(value)
+    for kind in (dt.datetime, dt.date, dt.time):  # datetime first: it is a date too
+        if isinstance(value, kind):
+            if getattr(value, "tzinfo", None) is not None:
+                # SQLAlchemy's text has no zone: storing it would drop the offset unseen
+                raise TypeError(f"{value!r} has a timezone, which SQLite's date text does not keep; return it naive")
+            return _sqlalchemy_text(kind)(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, (dict, list)) and column_affinity not in ("INTEGER", "REAL"):
+        return json.dumps(value)
+    raise TypeError(f"a {type(value).__name__} cannot be stored in a column of {column_affinity} affinity")
+
+
 class SQLiteTypes(SQLiteBase):
     def __init__(self, sa_dialect: sa.engine.Dialect) -> None:
         super().__init__(sa_dialect)
         keep_declared_types(sa_dialect)
+
+    def transform_adapter(self, column: ColumnPlan) -> Callable[[Any], Any] | None:
+        # sqlite3 binds only None, int, float, str and bytes (its date adapters are deprecated)
+        return functools.partial(adapt_value, affinity(column.new_type))
 
     def cast_expression(self, column: str, type_sql: str) -> str:
         """The value SQLite would store in a column of the new type, or an error if it would not fit.
