@@ -29,8 +29,7 @@ class SQLiteTriggers(SQLiteBase):
     def _log_trigger_ddl(self, plan: Plan) -> list[str]:
         """Change log (a --transform plan, changelog.py; a revert's reverse capture, revert.py): each
         write inserts the keys it touches, the old key and, when an update moves the row, the new
-        one; nothing else runs in the
-        application's write."""
+        one; nothing else runs in the application's write."""
         log_table, table = self.q(plan.capture.logged_table), self.q(plan.table)
         columns = ", ".join(self.q(k) for k in plan.primary_key)
 
