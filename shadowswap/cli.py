@@ -702,12 +702,18 @@ def abort(
     db: DbOption = None,
 ) -> None:
     """Undo an unfinished migration: drop the triggers and the shadow table; the original stays."""
-    from shadowswap import operator
+    from shadowswap import operator, state
     from shadowswap.db import connect
 
     name = _table_from(table, plan_file)
     engine, dialect = connect(db)
     migration = operator.abort(engine, dialect, name)
+    if migration.phase == state.CUT_OVER:
+        out.print(
+            f"the swap had completed: {name} is the new table; finished migration {migration.id} instead of "
+            f"aborting it; use `shadowswap cleanup --drop-old` to drop {migration.old_table}"
+        )
+        return
     if Plan.from_json(migration.plan_json).reverts is not None:
         out.print(
             f"aborted the revert (migration {migration.id}) of {name}: {name} stays as it is, "

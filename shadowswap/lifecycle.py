@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from shadowswap import state
 from shadowswap.dialects import Dialect
 from shadowswap.errors import MigrationLocked, UsageError
-from shadowswap.options import Options, Reporter
+from shadowswap.options import Options, Reporter, SilentReporter
 from shadowswap.plan import Plan
 from shadowswap.planner import check_fresh
 from shadowswap.retry import with_lock_retries
@@ -160,6 +160,8 @@ def undo(
 
 
 def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None = None) -> state.Migration:
+    """Undo ``table``'s unfinished migration (the migration, aborted), or finish its swap if that
+    had happened before a crash (the migration, cut over)."""
     options = options or Options()
     state.ensure(engine)
     with dialect.migration_lock(engine, table) as got:
@@ -172,6 +174,12 @@ def abort(engine: Engine, dialect: Dialect, table: str, options: Options | None 
         if migration is None:
             raise UsageError(f"no unfinished migration of {table!r} to abort", hint="`shadowswap status` lists them")
         plan = Plan.from_json(migration.plan_json)
+        if migration.phase == state.VERIFIED and _swap_happened(engine, plan):
+            # MySQL's RENAME commits on its own, before its record (invariant 7): the shadow is the
+            # live table already, with the moved triggers and keys. Undoing would drop nothing and
+            # leave the old table where no cleanup finds it; the swap is finished instead (the
+            # caller tells the user by the phase, cut over).
+            return _finish_interrupted_swap(engine, dialect, migration, plan, SilentReporter())
         remove_migration_objects(engine, dialect, plan, options)
         with engine.begin() as conn:
             state.update(conn, migration.id, phase=state.ABORTED, waiting=None)

@@ -213,7 +213,8 @@ def verify(engine: Engine, dialect: Dialect, table: str | None = None, chunk_siz
 
 
 def abort(engine: Engine, dialect: Dialect, table: str) -> Migration:
-    """Undo ``table``'s unfinished migration: triggers and shadow dropped, the original untouched."""
+    """Undo ``table``'s unfinished migration: triggers and shadow dropped, the original untouched.
+    A swap a crash interrupted after its RENAME is finished instead: the migration comes back cut over."""
     return lifecycle.abort(engine, dialect, table)
 
 

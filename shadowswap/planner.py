@@ -62,6 +62,9 @@ class Reflection:
     check_constraints: list[dict[str, Any]]
     foreign_keys: list[dict[str, Any]]
     referenced_by: list[str] = field(default_factory=list)
+    #: the table options the new table is created with (``Dialect.shadow_table_options``), minus
+    #: MySQL's AUTO_INCREMENT counter, which every insert moves
+    options: dict[str, Any] = field(default_factory=dict)
 
     def column(self, name: str) -> dict[str, Any] | None:
         return next((c for c in self.columns if c["name"] == name), None)
@@ -91,6 +94,11 @@ class Reflection:
             ),
             "checks": sorted([str(c.get("name")), str(c.get("sqltext"))] for c in self.check_constraints),
         }
+        if self.options:
+            # ENGINE/ROW_FORMAT/COMMENT/charset, reloptions/tablespace/UNLOGGED: read at plan time and
+            # written on the new table, so one changed since would be undone by the swap (invariant 1).
+            # Only when present, so a fingerprint of a table without options is the one it always was.
+            doc["options"] = sorted([k, str(v)] for k, v in self.options.items())
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -128,6 +136,10 @@ def reflect(conn: Connection, table: str) -> Reflection:
         checks = inspector.get_check_constraints(table)
     except NotImplementedError:
         checks = []
+    from shadowswap.dialects import for_engine
+
+    options = for_engine(conn.engine).shadow_table_options(conn, table)
+    options.pop("mysql_auto_increment", None)
     return Reflection(
         table=table,
         columns=[dict(c) for c in inspector.get_columns(table)],
@@ -137,6 +149,7 @@ def reflect(conn: Connection, table: str) -> Reflection:
         check_constraints=[dict(c) for c in checks],
         foreign_keys=[dict(f) for f in inspector.get_foreign_keys(table)],
         referenced_by=referenced_by,
+        options=options,
     )
 
 

@@ -354,7 +354,9 @@ class Transformer:
             return self._write(conn, raw_rows)
         total = 0
         result = conn.execute(sql, dict(params), execution_options={"yield_per": REPLAY_BATCH})
-        for batch in result.partitions():
+        # the size given here too: partitions() of a text() result ignores yield_per (SQLAlchemy 2.1)
+        # and would hand over the whole stream as one list
+        for batch in result.partitions(REPLAY_BATCH):
             total += self._write(conn, batch)
         return total
 
@@ -377,6 +379,24 @@ class Transformer:
             raise DBAPIError.instance(statement, None, exc, dbapi_error) from exc
         return len(rows)
 
+    def _write_by_key(self, conn: Connection, where: str) -> int:
+        """``write_where`` REPLAY_BATCH rows at a time, walking the key, for a driver that cannot
+        stream (PyMySQL's unbuffered cursor holds the connection the writes need): a retry with the
+        whole log, or the swap's last replay, keeps memory flat in the log's size. Exact as one read
+        (changelog.py): each key is read once, after its entries were taken, in the caller's
+        transaction; a write between two reads has an entry of its own, left for the next replay."""
+        d, pk = self.dialect, self.plan.primary_key
+        total = 0
+        lo: list[Any] | None = None
+        while True:
+            after = f" AND {d.key_after(pk, 'lo', 'src.')}" if lo is not None else ""
+            sql = self.select_sql(f"({where}){after}") + f" LIMIT {int(REPLAY_BATCH)}"
+            raw_rows = conn.execute(d.statement(sql), {f"lo{i}": v for i, v in enumerate(lo or [])}).all()
+            total += self._write(conn, raw_rows)
+            if len(raw_rows) < REPLAY_BATCH:
+                return total
+            lo = [raw_rows[-1][i] for i in self._key_at]
+
     def copy_range(self, conn: Connection, has_lo: bool, params: Mapping[str, Any]) -> int:
         where = self.dialect.range_predicate(self.plan.primary_key, has_lo, "src.")
         return self.write_where(conn, where, params)
@@ -386,7 +406,10 @@ class Transformer:
         rows of the logged keys deleted, ``f`` of those keys' current rows written, the entries
         forgotten (changelog.py says why that order and why it is exact). Returns entries forgotten."""
         conn.execute(self.dialect.statement(delete_sql))
-        self.write_where(conn, logged, {}, stream=self.dialect.transform_streams)
+        if self.dialect.transform_streams:
+            self.write_where(conn, logged, {}, stream=True)
+        else:
+            self._write_by_key(conn, logged)
         result = conn.execute(self.dialect.statement(forget_sql))
         return max(result.rowcount, 0)
 

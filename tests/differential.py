@@ -1886,6 +1886,7 @@ MY_COLUMN_REFUSED = [
     my_ddl_case("my_convert_to_other_clauses", "ALTER TABLE people CONVERT TO CHARACTER SET utf8mb4, ADD x int"),
     my_ddl_case("my_virtual_made_plain", "ALTER TABLE people MODIFY v int"),
     my_ddl_case("my_after_unknown", "ALTER TABLE people ADD COLUMN x int AFTER nope"),
+    my_ddl_case("my_generated_unknown_column", "ALTER TABLE people ADD COLUMN g2 int AS (nope + 1) STORED"),
     items_case("position_not_mysql", (SQLITE, PG), {}, flags=("--add", "note:varchar(50) first", *SHADOW)),
     items_case(
         "my_auto_increment_added",
@@ -2061,6 +2062,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("my_convert_to_other_clauses", MY, "CONVERT TO CHARACTER SET name [COLLATE name] is read alone"),
     ("my_virtual_made_plain", MY, "VIRTUAL generated column 'v' would become a plain column"),
     ("my_after_unknown", MY, "AFTER nope: column 'nope' is not another column of the new table"),
+    ("my_generated_unknown_column", MY, "invalid generated expression 'nope + 1' for column 'g2': (1054"),
     *[("position_not_mysql", e, "first (note): ") for e in (SQLITE, PG)],
     ("my_auto_increment_added", MY, "AUTO_INCREMENT on column 'qty': the column has none"),
     *[("nullable_unique_only", e, "'tags' has no primary key nor a unique key over NOT NULL columns") for e in ALL],

@@ -148,14 +148,24 @@ def test_sigkill_at_each_move_of_the_swap_loses_nothing(
         assert child.returncode == -signal.SIGKILL, child.stderr
         engine.dispose()
         with contextlib.chdir(tmp_path):
-            invoke(then, "plan.json" if then == "execute" else "products", url=mysql_url)
+            followed = invoke(then, "plan.json" if then == "execute" else "products", url=mysql_url)
+    assert followed.exit_code == 0, followed.output
     assert writers.total.errors == []
     compare(engine, writers.model).assert_exact()
-    swapped = at == len(MOVES) - 1 and when == "after"  # the RENAME ran: abort has nothing left to undo
+    swapped = at == len(MOVES) - 1 and when == "after"  # the RENAME ran: abort finishes the swap instead
     if then == "execute" or swapped:
         assert price_is_text(engine)
+        with engine.connect() as conn:
+            assert [m.phase for m in state.kept_old(conn, "products")] == [state.CUT_OVER]
     else:
         assert not price_is_text(engine)
+    if then == "abort" and swapped:
+        said = " ".join(followed.output.split())
+        assert "the swap had completed" in said and "cleanup --drop-old" in said
+        # the old table is the kept one a finished migration leaves, which cleanup drops
+        with contextlib.chdir(tmp_path):
+            assert invoke("cleanup", "--drop-old", "--yes", url=mysql_url).exit_code == 0
+        assert plan.old_table not in tables(engine)
     assert plan.shadow_table not in tables(engine)
     # exactly the original's triggers and keys, on the live table, the capture triggers gone
     assert surroundings(engine) == original

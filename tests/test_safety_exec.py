@@ -272,3 +272,51 @@ def test_primary_key_retyped_within_its_order_is_still_planned(db_url: str, tmp_
     for new_type in ("bigint",):
         result = invoke("plan", "products", "--alter", f"id:{new_type}", url=db_url)
         assert result.exit_code == 0, result.output
+
+
+# -- a stale plan: table options changed out of band ------------------------------------------
+
+STALE_OPTIONS = [
+    pytest.param("mysql", "ALTER TABLE products ROW_FORMAT=COMPRESSED KEY_BLOCK_SIZE=8", id="mysql-row-format"),
+    pytest.param("mysql", "ALTER TABLE products COMMENT='changed'", id="mysql-comment"),
+    pytest.param("mysql", "ALTER TABLE products DEFAULT CHARSET=latin1", id="mysql-charset"),
+    pytest.param("postgresql", "ALTER TABLE products SET (fillfactor = 70)", id="pg-reloptions"),
+    pytest.param("postgresql", "ALTER TABLE products SET UNLOGGED", id="pg-persistence"),
+]
+
+
+@pytest.mark.parametrize(("engine_name", "statement"), STALE_OPTIONS)
+def test_table_option_changed_after_plan_makes_it_stale(
+    engine_name: str, statement: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The new table is created with the options read at plan time: one changed since would be
+    undone by the swap, so execute refuses the plan (exit 4) and leaves the table as it is."""
+    url = request.getfixturevalue("mysql_url" if engine_name == "mysql" else "pg_url")
+    engine, _dialect = connect(url)
+    create_products(engine, 50)
+    plan = tmp_path / "plan.json"
+    assert invoke("plan", "products", "--alter", "price:varchar(20)", "--out", str(plan), url=url).exit_code == 0
+    with engine.begin() as conn:
+        conn.exec_driver_sql(statement)
+        before = sa.inspect(conn).get_table_options("products")
+    result = invoke("execute", str(plan), url=url)
+    assert result.exit_code == 4, result.output
+    assert "stale" in result.output
+    assert tables(engine) - {state.STATE_TABLE} == {"products"}
+    price = next(c for c in sa.inspect(engine).get_columns("products") if c["name"] == "price")
+    assert not isinstance(price["type"], sa.String)
+    assert sa.inspect(engine).get_table_options("products") == before
+
+
+@pytest.mark.parametrize("engine_name", ["mysql", "postgresql"])
+def test_inserts_after_plan_leave_it_fresh(engine_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The AUTO_INCREMENT counter (and a sequence) moves with every insert; it is no part of the table's shape."""
+    url = request.getfixturevalue("mysql_url" if engine_name == "mysql" else "pg_url")
+    engine, _dialect = connect(url)
+    create_products(engine, 50)
+    plan = tmp_path / "plan.json"
+    assert invoke("plan", "products", "--alter", "price:varchar(20)", "--out", str(plan), url=url).exit_code == 0
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO products (sku, name, price) VALUES ('new', 'n', 1)")
+    result = invoke("execute", str(plan), url=url)
+    assert result.exit_code == 0, result.output

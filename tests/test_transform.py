@@ -256,6 +256,41 @@ def test_transform_failure_mid_copy_one_line_nothing_left(db_url: str, tmp_path:
         assert "summary" not in {c["name"] for c in sa.inspect(conn).get_columns("products")}
 
 
+@only_dialects("postgresql", "mysql")
+def test_transform_replay_reads_the_log_in_bounded_batches(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay over a log larger than one batch reads the original's rows a batch at a time (PostgreSQL
+    streams them, MySQL walks the key), and the new table is exactly the function of what was committed."""
+    from shadowswap import transform
+    from shadowswap.transform import Transformer
+
+    engine, dialect = connect(db_url)
+    initial = create_products(engine, 200)
+    plan = _plan(engine, dialect, SUMMARY[dialect.name], "summary")
+    with Writers(db_url, initial, threads=2, seed=5) as writers:
+        Executor(engine, dialect, plan, Options(stop_after=state.COPIED)).run()
+        time.sleep(0.5)  # the writers' entries wait in the log for the replays below
+    with engine.connect() as conn:
+        logged = conn.execute(sa.text(f"SELECT count(*) FROM {plan.capture.logged_table}")).scalar_one()
+    monkeypatch.setattr(transform, "REPLAY_BATCH", 7)
+    assert logged > 7 * 3
+    reads: list[int] = []
+    write = Transformer._write
+
+    def counted(self: Transformer, conn: Any, raw_rows: Any) -> int:
+        reads.append(len(raw_rows))
+        return write(self, conn, raw_rows)
+
+    monkeypatch.setattr(Transformer, "_write", counted)
+    Executor(engine, dialect, plan).run()
+    assert reads and max(reads) <= 7 and sum(reads) > 7 * 3
+    assert writers.total.errors == []
+    compare(engine, writers.model).assert_exact()
+    with engine.connect() as conn:
+        got = {r[0]: (_json(r[1]), r[2]) for r in conn.exec_driver_sql("SELECT id, summary, price_cents FROM products")}
+    want = {k: tuple(transform_products.summary(row).values()) for k, row in writers.model.items()}
+    assert got == want
+
+
 def test_transform_failure_mid_replay(db_url: str) -> None:
     """A row written after the copy reaches the function in a replay: the same one-line failure."""
     engine, dialect = connect(db_url)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shadowswap.changes import AddColumn
 from shadowswap.checks import Context, Outcome, Refusal, check
 from shadowswap.dialects.mysql.base import MySQLBase
 from shadowswap.dialects.mysql.types import _INTEGER_TYPES
@@ -90,17 +89,3 @@ def leftover_helper_table(ctx: Context) -> Outcome:
     assert isinstance(dialect, MySQLBase)
     helper = dialect.helper_name(ctx.table)
     return f"table {helper!r} already exists" if sa.inspect(ctx.db).has_table(helper) else None
-
-
-@check(
-    "mysql-generated-column-add",
-    "table",
-    "adding a generated column on MySQL/MariaDB is not mapped yet",
-    "add it with a blocking ALTER TABLE",
-    engines=ENGINES,
-)
-def generated_column_add_mysql(ctx: Context) -> Outcome:
-    for ch in ctx.changes:
-        if isinstance(ch, AddColumn) and ch.generated is not None:
-            return f"{ch.describe()}: adding a generated column is not mapped on {ctx.engine} yet"
-    return None
