@@ -153,10 +153,22 @@ class SQLiteChangeLog(SQLiteBase):
         taken = f"l.{entries}"
         shadow_key = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
         log_key = ", ".join(f"l.{self.q(k)}" for k in plan.primary_key)
-        self._transformer_for(plan).replay(
-            conn,
-            f"DELETE FROM {shadow} WHERE ({shadow_key}) IN (SELECT {log_key} FROM {log_table} AS l WHERE {taken})",
-            f"DELETE FROM {log_table} WHERE {entries}",
-            self.logged_rows(plan, f" WHERE {taken}"),
-        )
+        logged_keys = f"SELECT {log_key} FROM {log_table} AS l WHERE {taken}"
+        delete_shadow = f"DELETE FROM {shadow} WHERE ({shadow_key}) IN ({logged_keys})"
+        delete_entries = f"DELETE FROM {log_table} WHERE {entries}"
+        if plan.transform is None:
+            # a revert's reverse log (shadowswap/revert.py): the logged keys' rows come back through
+            # the plan's SQL expressions, in this one write transaction (invariant 10)
+            src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
+            self.run(conn, delete_shadow)
+            self.run(
+                conn,
+                f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
+                f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
+                f"WHERE ({src_key}) IN ({logged_keys})",
+            )
+            self.run(conn, delete_entries)
+            return len(seqs)
+        rows = self.logged_rows(plan, f" WHERE {taken}")
+        self._transformer_for(plan).replay(conn, delete_shadow, delete_entries, rows)
         return len(seqs)
