@@ -704,6 +704,7 @@ def abort(
     """Undo an unfinished migration: drop the triggers and the shadow table; the original stays."""
     from shadowswap import operator
     from shadowswap.db import connect
+    from shadowswap.plan import Plan
 
     name = _table_from(table, plan_file)
     engine, dialect = connect(db)
