@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,63 @@ def test_added_and_dropped_columns_on_the_way_back(db_url: str) -> None:
         rows = dict(conn.execute(sa.text("SELECT id, description FROM products WHERE id IN (5, 6, 999)")).all())
         assert conn.execute(sa.text("SELECT stock_quantity FROM products WHERE id = 6")).scalar_one() == 77
     assert rows == {5: kept, 6: None, 999: None}
+
+
+def test_mysql_a_write_queued_through_the_swap_reaches_the_reverse_log(mysql_url: str) -> None:
+    """The write MariaDB lets back off: it opened the old table and waits for the change log that
+    the swap's LOCK TABLES, taking its locks in name order, asked for first; when the swap then waits
+    for the table it holds, the write gives way, and reopens after the RENAME the new table, with
+    the tables its first opening's triggers used. It must find the reverse log there (failed
+    with 1146 before: dialects/mysql/triggers.py, ``_prelock_reverse_log``)."""
+    engine, dialect = connect(mysql_url)
+    create_products(engine, 20)
+    plan = build_plan(engine, dialect, "products", [parse_alter("stock_quantity:bigint")], strategy_name="shadow")
+    Executor(engine, dialect, plan, Options(stop_after=state.VERIFIED)).run()
+    outcome: dict[str, BaseException | None] = {}
+
+    def run(what: str, action: Any) -> threading.Thread:
+        def target() -> None:
+            try:
+                action()
+                outcome[what] = None
+            except BaseException as exc:
+                outcome[what] = exc
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        return thread
+
+    def waiting(statement: str) -> bool:
+        with engine.connect() as conn:
+            return bool(
+                conn.execute(
+                    sa.text(
+                        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+                        "AND INFO LIKE :s AND STATE LIKE '%metadata lock%'"
+                    ),
+                    {"s": statement + "%"},
+                ).scalar_one()
+            )
+
+    def write() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE products SET stock_quantity = 4242 WHERE id = 2"))
+
+    holder = engine.connect()
+    try:
+        # a transaction that read the change log: the swap's LOCK TABLES waits behind it
+        holder.execute(sa.text("SELECT COUNT(*) FROM _products_ss_log")).scalar_one()
+        swap = run("swap", lambda: Executor(engine, dialect, plan, Options(lock_timeout_ms=20_000)).run())
+        _wait("the swap's lock to wait", lambda: waiting("LOCK TABLES"))
+        writer = run("write", write)
+        _wait("the write to wait", lambda: waiting("UPDATE products SET stock_quantity = 4242"))
+    finally:
+        holder.commit()
+        holder.close()
+    writer.join(30)
+    swap.join(60)
+    assert outcome == {"swap": None, "write": None}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT stock_quantity FROM products WHERE id = 2")).scalar_one() == 4242
+        assert "BIGINT" in str(sa.inspect(conn).get_columns("products")[5]["type"]).upper()
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM _products_ss_rlog WHERE id = 2")).scalar_one() >= 1
