@@ -366,6 +366,28 @@ def with_shadow(conn: Connection, dialect: Dialect, plan: Plan, options: Options
             dialect.run(conn, stmt)
 
 
+def remove_before_swap(engine: Engine, dialect: Dialect, plan: Plan, options: Options) -> None:
+    """``abort`` of a forward plan: the reverse capture made before the swap goes, its triggers first
+    (wherever they are: on the shadow, or, after a RENAME the run was killed behind, on the live
+    table, writing the log), then its log. Idempotent."""
+    from shadowswap.retry import with_lock_retries
+
+    back = plan.way_back
+    if back is None or not back.possible or not _captures_before_swap(dialect):
+        return
+
+    def drop() -> None:
+        with engine.begin() as conn:
+            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
+                dialect.run(conn, stmt)
+            for name in back.trigger_names:
+                dialect.run(conn, f"DROP TRIGGER IF EXISTS {dialect.q(name)}")
+
+    with_lock_retries(dialect, "drop the reverse capture", drop, options.lock_retries)
+    with engine.begin() as conn:
+        dialect.run(conn, dialect.drop_table_sql(back.log_table))
+
+
 def before_swap(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int, options: Options) -> None:
     """Where the swap shares no transaction with what follows it (``_captures_before_swap``), the
     reverse capture goes on the shadow before the swap, and the RENAME carries it onto the table:
