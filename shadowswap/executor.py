@@ -433,6 +433,7 @@ class Executor:
             if not sa.inspect(conn).has_table(self.plan.shadow_table):
                 for stmt in self.plan.shadow_ddl:
                     self.dialect.run(conn, stmt)
+            revert.with_shadow(conn, self.dialect, self.plan, self.options)
         if self.dialect.schedule(self.plan.capture).indexes_before_copy:
             for index in self.plan.indexes:
                 self.dialect.build_index(self.engine, self.plan, index)

@@ -138,10 +138,10 @@ def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, optio
         dialect.run(conn, dialect.drop_table_sql(plan.shadow_table))
         if plan.capture.change_log:
             dialect.run(conn, dialect.drop_table_sql(plan.capture.logged_table))
-        if plan.way_back is not None and plan.way_back.possible:
-            # MySQL puts the reverse capture on the shadow before its swap (revert.before_swap): its
-            # triggers went with the shadow, its log goes here
-            dialect.run(conn, dialect.drop_table_sql(plan.way_back.log_table))
+    from shadowswap import revert
+
+    # MySQL's reverse capture, made before its swap (revert.with_shadow, revert.before_swap)
+    revert.remove_before_swap(engine, dialect, plan, options)
 
 
 def undo(

@@ -81,15 +81,6 @@ def way_back(dialect: Dialect, plan: Plan, reverse_usings: dict[str, str] | None
             reason="the table is altered in place, so there is no old table to go back to: the way back is a "
             "new migration (plan the inverse change)",
         )
-    if dialect.name == "mysql":
-        # The pieces are here (before_swap, _old_table_after) and the swap back passes its row-by-row
-        # test, but under concurrent writers an application write at the forward swap was seen to
-        # fail with 1146 on the reverse log (MariaDB 10.11), which the way back must never cause.
-        return WayBack(
-            possible=False,
-            reason="revert is not available on MySQL/MariaDB yet (a write at the swap could fail): the way back "
-            "is a new migration",
-        )
     if not plan.primary_key:
         return WayBack(possible=False, reason="the table has no key to track rows by: the way back is a new migration")
     if any("AS IDENTITY" in stmt for stmt in plan.swap_sql):
@@ -361,6 +352,42 @@ def _captures_before_swap(dialect: Dialect) -> bool:
     return dialect.name == "mysql"
 
 
+def with_shadow(conn: Connection, dialect: Dialect, plan: Plan, options: Options) -> None:
+    """Where the reverse capture goes on before the swap (``_captures_before_swap``), its log is
+    created with the shadow, before the forward triggers exist, and is neither renamed nor dropped
+    until the revert window ends: the forward triggers name it (dialects/mysql/triggers.py,
+    ``_prelock_reverse_log``), so every write to the table, before or after the swap, has it in
+    the tables its statement opens. Idempotent."""
+    back = plan.way_back
+    if options.no_revert or back is None or not back.possible or not _captures_before_swap(dialect):
+        return
+    if not sa.inspect(conn).has_table(back.log_table):
+        for stmt in back.log_ddl:
+            dialect.run(conn, stmt)
+
+
+def remove_before_swap(engine: Engine, dialect: Dialect, plan: Plan, options: Options) -> None:
+    """``abort`` of a forward plan: the reverse capture made before the swap goes, its triggers first
+    (wherever they are: on the shadow, or, after a RENAME the run was killed behind, on the live
+    table, writing the log), then its log. Idempotent."""
+    from shadowswap.retry import with_lock_retries
+
+    back = plan.way_back
+    if back is None or not back.possible or not _captures_before_swap(dialect):
+        return
+
+    def drop() -> None:
+        with engine.begin() as conn:
+            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
+                dialect.run(conn, stmt)
+            for name in back.trigger_names:
+                dialect.run(conn, f"DROP TRIGGER IF EXISTS {dialect.q(name)}")
+
+    with_lock_retries(dialect, "drop the reverse capture", drop, options.lock_retries)
+    with engine.begin() as conn:
+        dialect.run(conn, dialect.drop_table_sql(back.log_table))
+
+
 def before_swap(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int, options: Options) -> None:
     """Where the swap shares no transaction with what follows it (``_captures_before_swap``), the
     reverse capture goes on the shadow before the swap, and the RENAME carries it onto the table:
@@ -379,9 +406,7 @@ def before_swap(engine: Engine, dialect: Dialect, plan: Plan, migration_id: int,
         with engine.connect() as conn:
             for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
                 dialect.run(conn, stmt)
-            if not sa.inspect(conn).has_table(back.log_table):
-                for stmt in back.log_ddl:
-                    dialect.run(conn, stmt)
+            with_shadow(conn, dialect, plan, options)  # a plan made before it was created there
             dialect.install_triggers(conn, on_shadow)
             conn.commit()
 

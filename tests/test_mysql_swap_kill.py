@@ -99,7 +99,11 @@ def surroundings(engine: sa.Engine) -> dict[str, Any]:
             "SELECT constraint_name, table_name, referenced_table_name FROM information_schema.referential_constraints"
             " WHERE constraint_schema = DATABASE() ORDER BY constraint_name"
         ).fetchall()
-    return {"triggers": [tuple(r) for r in trigs], "keys": [tuple(r) for r in keys]}
+    # the application's triggers, in their order; the reverse capture the swap carried onto the table
+    # (shadowswap/revert.py, created before their move) aside
+    ours = [r for r in trigs if not r[0].startswith("_products_ss_r")]
+    rank = {r[0]: 1 + sorted(o[2] for o in ours if o[1] == r[1]).index(r[2]) for r in ours}
+    return {"triggers": [(r[0], r[1], rank[r[0]], r[3]) for r in ours], "keys": [tuple(r) for r in keys]}
 
 
 def _behaves(engine: sa.Engine) -> None:
