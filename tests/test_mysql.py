@@ -198,7 +198,10 @@ def test_swap_held_off_by_a_lock_retries_then_gives_up_with_the_original_untouch
         blocker.dispose()
 
     Executor(engine, dialect, plan).run()
-    assert triggers(engine, "products") == {} and triggers(engine, plan.old_table) == {}
+    # after the swap only the way back's reverse capture is on the table (invariant 10)
+    assert plan.way_back is not None and plan.way_back.possible
+    assert set(triggers(engine, "products")) == set(plan.way_back.trigger_names)
+    assert triggers(engine, plan.old_table) == {}
     compare(engine, initial).assert_exact()
 
 
