@@ -17,7 +17,7 @@ from shadowswap.errors import MigrationLocked, UsageError
 from shadowswap.options import Options, Reporter, SilentReporter
 from shadowswap.plan import Plan
 from shadowswap.planner import check_fresh
-from shadowswap.retry import with_lock_retries
+from shadowswap.retry import run_with_lock_retries, with_lock_retries
 
 log = structlog.get_logger("shadowswap")
 
@@ -126,14 +126,9 @@ def remove_migration_objects(engine: Engine, dialect: Dialect, plan: Plan, optio
         options.lock_retries,
     )
 
-    def drop_triggers() -> None:
-        with engine.begin() as conn:
-            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
-                dialect.run(conn, stmt)
-            for stmt in plan.drop_trigger_ddl:
-                dialect.run(conn, stmt)
-
-    with_lock_retries(dialect, "drop triggers", drop_triggers, options.lock_retries)
+    run_with_lock_retries(
+        engine, dialect, "drop triggers", plan.drop_trigger_ddl, options.lock_timeout_ms, options.lock_retries
+    )
     with engine.begin() as conn:
         dialect.run(conn, dialect.drop_table_sql(plan.shadow_table))
         if plan.capture.change_log:

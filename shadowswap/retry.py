@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError
 
 from shadowswap.db import first_line
 from shadowswap.dialects import Dialect
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = structlog.get_logger("shadowswap.lock")
 T = TypeVar("T")
@@ -43,28 +46,33 @@ def with_lock_retries(
     last = ""
     for attempt in range(1, retries + 1):
         held = blocker() if blocker is not None else None
-        if held is not None:
+        if held is None:
+            try:
+                return action()
+            except DBAPIError as exc:
+                if not (dialect.is_lock_timeout(exc) or dialect.is_retryable(exc)):
+                    raise
+                last = first_line(exc)
+        else:
             last = held
-            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            log.warning(
-                "lock not available, retrying",
-                step=what,
-                attempt=attempt,
-                retries=retries,
-                wait=round(delay, 2),
-                held_by=held,
-            )
-            time.sleep(delay)
-            continue
-        try:
-            return action()
-        except DBAPIError as exc:
-            if not (dialect.is_lock_timeout(exc) or dialect.is_retryable(exc)):
-                raise
-            last = first_line(exc)
-            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            log.warning(
-                "lock not available, retrying", step=what, attempt=attempt, retries=retries, wait=round(delay, 2)
-            )
-            time.sleep(delay)
+        delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        facts = {"held_by": held} if held is not None else {}
+        log.warning(
+            "lock not available, retrying", step=what, attempt=attempt, retries=retries, wait=round(delay, 2), **facts
+        )
+        time.sleep(delay)
     raise LockRetriesExhausted(retries, last)
+
+
+def run_with_lock_retries(
+    engine: Engine, dialect: Dialect, what: str, statements: Sequence[str], lock_timeout_ms: int, retries: int
+) -> None:
+    """``statements`` in one transaction under the lock timeout, the whole of it retried with
+    backoff on a lock timeout (invariant 5): DDL on a table the application is writing."""
+
+    def attempt() -> None:
+        with engine.begin() as conn:
+            for stmt in [*dialect.lock_timeout_sql(lock_timeout_ms), *statements]:
+                dialect.run(conn, stmt)
+
+    with_lock_retries(dialect, what, attempt, retries)

@@ -370,20 +370,16 @@ def remove_before_swap(engine: Engine, dialect: Dialect, plan: Plan, options: Op
     """``abort`` of a forward plan: the reverse capture made before the swap goes, its triggers first
     (wherever they are: on the shadow, or, after a RENAME the run was killed behind, on the live
     table, writing the log), then its log. Idempotent."""
-    from shadowswap.retry import with_lock_retries
+    from shadowswap.retry import run_with_lock_retries
 
     back = plan.way_back
     if back is None or not back.possible or not _captures_before_swap(dialect):
         return
 
-    def drop() -> None:
-        with engine.begin() as conn:
-            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
-                dialect.run(conn, stmt)
-            for name in back.trigger_names:
-                dialect.run(conn, f"DROP TRIGGER IF EXISTS {dialect.q(name)}")
-
-    with_lock_retries(dialect, "drop the reverse capture", drop, options.lock_retries)
+    drops = [f"DROP TRIGGER IF EXISTS {dialect.q(name)}" for name in back.trigger_names]
+    run_with_lock_retries(
+        engine, dialect, "drop the reverse capture", drops, options.lock_timeout_ms, options.lock_retries
+    )
     with engine.begin() as conn:
         dialect.run(conn, dialect.drop_table_sql(back.log_table))
 
@@ -424,21 +420,21 @@ def _set_aside_index_sql(dialect: Dialect, name: str) -> str:
 def drop_capture(engine: Engine, dialect: Dialect, m: state.Migration, options: Options) -> None:
     """End the revert window of a swapped migration: the reverse triggers (first: they write the
     log), then the reverse log."""
-    from shadowswap.retry import with_lock_retries
+    from shadowswap.retry import run_with_lock_retries
 
     if m.reverse_log is None:
         return
     plan = Plan.from_json(m.plan_json)
     reverse = reverse_plan(dialect, plan, m.id)
 
-    def drop_triggers() -> None:
-        with engine.begin() as conn:
-            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
-                dialect.run(conn, stmt)
-            for stmt in reverse.drop_trigger_ddl:
-                dialect.run(conn, stmt)
-
-    with_lock_retries(dialect, "drop the reverse triggers", drop_triggers, options.lock_retries)
+    run_with_lock_retries(
+        engine,
+        dialect,
+        "drop the reverse triggers",
+        reverse.drop_trigger_ddl,
+        options.lock_timeout_ms,
+        options.lock_retries,
+    )
     with engine.begin() as conn:
         dialect.run(conn, dialect.drop_table_sql(m.reverse_log))
         state.update(conn, m.id, reverse_log=None)
@@ -663,20 +659,16 @@ def _old_table_after(engine: Engine, dialect: Dialect, forward: state.Migration,
     the table only after the unlock, behind the writes that then reach the table it is retiring
     (dialects/mysql/swap.py). ``_products_old`` sorts before ``products``: renamed first to a name
     after it. Nothing writes the old table but the replays, which run under the migration lock."""
-    from shadowswap.retry import with_lock_retries
+    from shadowswap.retry import run_with_lock_retries
 
     if dialect.name != "mysql" or forward.old_table.encode() > forward.table_name.encode():
         return forward
     name = dialect.fit_name(f"{forward.table_name}_ss_back")
 
-    def rename() -> None:
-        with engine.connect() as conn:
-            for stmt in dialect.lock_timeout_sql(options.lock_timeout_ms):
-                dialect.run(conn, stmt)
-            dialect.run(conn, f"RENAME TABLE {dialect.q(forward.old_table)} TO {dialect.q(name)}")
-            conn.commit()
-
-    with_lock_retries(dialect, "rename the old table", rename, options.lock_retries)
+    rename = f"RENAME TABLE {dialect.q(forward.old_table)} TO {dialect.q(name)}"
+    run_with_lock_retries(
+        engine, dialect, "rename the old table", [rename], options.lock_timeout_ms, options.lock_retries
+    )
     with engine.begin() as conn:
         state.update(conn, forward.id, old_table=name)
         return state.get(conn, forward.id)
