@@ -124,11 +124,9 @@ class SQLiteSwap(SQLiteBase):
             # new name, which would leave them on the old table. Legacy mode renames the table
             # alone, so views and other tables' triggers keep meaning `products`: the new table.
             "PRAGMA legacy_alter_table = ON",
-            # a revert's reverse log: its last entries applied under the write lock (after run_swap's
-            # replay_locked, which leaves nothing: kept as the revert's own proof of emptiness)
-            *(self.replay_sql(plan) if plan.reverts is not None else []),
             *[f"DROP TRIGGER IF EXISTS {self.q(n)}" for n in plan.trigger_names],
-            # a --transform plan's change log: its last entries are replayed first (run_swap)
+            # a change log (a --transform plan's, a revert's reverse log): its last entries are
+            # replayed first, under this write lock (run_swap's replay_locked)
             *([f"DROP TABLE IF EXISTS {self.q(plan.capture.logged_table)}"] if plan.capture.change_log else []),
             # triggers ON the table would move with the rename to the old table: recreated below
             *[f"DROP TRIGGER {self.q(name)}" for name, _sql in reflected["user_triggers"]],

@@ -66,19 +66,3 @@ class SQLiteTriggers(SQLiteBase):
     def log_sequence_column(self) -> sa.Column[Any]:
         # INTEGER PRIMARY KEY is the rowid: numbered by SQLite itself (a BIGINT key would be NULL)
         return sa.Column(LOG_SEQUENCE, sa.Integer, primary_key=True)
-
-    def replay_sql(self, plan: Plan) -> list[str]:
-        """The reverse log's replay in a revert's swap (shadowswap/revert.py): the shadow's rows of
-        the logged keys deleted, then taken again from the table as it is now, then the log emptied,
-        in one write transaction (SQLite has one writer at a time: nothing commits in between)."""
-        log_table, shadow = self.q(plan.capture.logged_table), self.q(plan.shadow_table)
-        shadow_key = ", ".join(self.q(c.name) for c in plan.shadow_primary_key)
-        src_key = ", ".join(f"src.{self.q(k)}" for k in plan.primary_key)
-        log_key = ", ".join(self.q(k) for k in plan.primary_key)
-        return [
-            f"DELETE FROM {shadow} WHERE ({shadow_key}) IN (SELECT {log_key} FROM {log_table})",
-            f"INSERT INTO {shadow} ({self.insert_columns(plan.columns)}) "
-            f"SELECT {self.select_list(plan.columns)} FROM {self.q(plan.table)} AS src "
-            f"WHERE ({src_key}) IN (SELECT {log_key} FROM {log_table})",
-            f"DELETE FROM {log_table}",
-        ]
