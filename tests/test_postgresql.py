@@ -439,3 +439,19 @@ def test_postgresql_what_the_swap_cannot_act_as_is_refused_at_plan(pg_url: str) 
         with admin.begin() as conn:
             conn.exec_driver_sql("DROP PUBLICATION IF EXISTS pub_fid_items")
         admin.dispose()
+
+
+def test_our_sessions_ask_the_kernel_to_write_back_as_they_go_and_keep_asking_after_a_rollback(
+    pg_url: str,
+) -> None:
+    """backend_flush_after on every connection of ours (dialects/postgresql/session.py), committed
+    when the connection is made, so the rollback of a check-in does not undo it."""
+    engine, _dialect = connect(pg_url)
+    read = "SELECT pg_backend_pid(), current_setting('backend_flush_after')"
+    with engine.connect() as conn:
+        pid, value = conn.exec_driver_sql(read).one()
+        conn.rollback()
+    assert value == "256kB"
+    with engine.connect() as conn:  # the same pooled connection after its check-in's rollback
+        assert tuple(conn.exec_driver_sql(read).one()) == (pid, "256kB")
+    engine.dispose()
