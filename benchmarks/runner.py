@@ -158,10 +158,14 @@ def machine() -> dict[str, Any]:
 
 
 def raw_copy(settings: Settings, engine: sa.Engine, workdir: Path) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for stmt in settings.profile.raw_copy_sql():
+            began = time.perf_counter()
             conn.execute(sa.text(stmt))
-    return {"final_table": COPY_TABLE, "lock_note": "no load"}
+            # each statement's seconds: the floor's copy and its index builds, set against shadowswap's phases
+            steps.append({"sql": stmt, "s": round(time.perf_counter() - began, 3)})
+    return {"final_table": COPY_TABLE, "lock_note": "no load", "steps": steps}
 
 
 def blocking_alter(settings: Settings, engine: sa.Engine, workdir: Path) -> dict[str, Any]:

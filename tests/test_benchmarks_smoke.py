@@ -117,7 +117,7 @@ def test_benchmark_command_runs_every_approach(server_url: str, tmp_path: Path) 
     assert swap["cpu_s"] > 0
     assert {"copied", "verified", "cut_over"} <= set(swap["phases_s"])
     table = (run_dir / "results.md").read_text()
-    assert "| shadowswap | 3,000 |" in table and "Targets (issue 6)" in table
+    assert "| shadowswap | 3,000 |" in table and "Targets (issue 20)" in table and "raw copy steps (s)" in table
 
 
 def test_transform_benchmark_seed_and_offset_loop(server_url: str) -> None:
