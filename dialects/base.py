@@ -40,8 +40,6 @@ class Schedule:
     verify_beside_copy: bool = False
     #: the verification may run while the shadow's indexes are built
     verify_while_indexing: bool = False
-    #: index builds run this many at a time
-    index_build_workers: int = 1
     #: a unique build that meets a duplicate is retried after another replay this many times
     unique_build_retries: int = 0
 

@@ -170,10 +170,11 @@ class IndexBuilder:
     def _build_shadow_indexes(self, build_here: bool) -> None:
         """The shadow's indexes, and with a change log its unique constraints' indexes too.
 
-        With a change log nothing else writes the shadow and the builds are plain ones, which take
-        locks that do not conflict with each other: they run ``Schedule.index_build_workers`` at a time.
-        The unique constraints are built right after a full replay (changelog.py says why then)
-        and attached once all builds are done.
+        With a change log nothing else writes the shadow and the builds are plain ones. They run one
+        at a time: each already uses the server's parallel workers where it has them (PostgreSQL),
+        and builds ending together flush their index files together, under the application's
+        commits (dialects/postgresql/indexes.py). The unique constraints are built right after a
+        full replay (changelog.py says why then) and attached once all builds are done.
         """
         uniques = list(self.plan.capture.unique_after_copy) if changelog.in_use(self.plan) else []
         together = None
@@ -188,19 +189,8 @@ class IndexBuilder:
             jobs = [functools.partial(self._build_unique_index, u) for u in uniques]
             if build_here:
                 jobs += [functools.partial(self._build_index, ix) for ix in self.plan.indexes]
-        workers = self.schedule.index_build_workers
-        if workers > 1 and len(jobs) > 1:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadowswap-index") as pool:
-                futures = [pool.submit(job) for job in jobs]
-                try:
-                    for future in futures:
-                        future.result()
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
-        else:
-            for job in jobs:
-                job()
+        for job in jobs:
+            job()
         self._attach_constraints(uniques)
 
     def _attach_constraints(self, constraints: list[ConstraintAfterCopy]) -> None:

@@ -27,13 +27,13 @@ class PostgresIndexes(PostgresBase):
         takes SHARE UPDATE EXCLUSIVE, which neither the verification's reads nor the triggers' writes
         conflict with, and with a change log the builds are plain ones on a shadow only replays write.
 
-        The builds run one at a time. Each already takes the server's parallel maintenance workers
-        (as the raw copy's do), and each ends by fsyncing its whole index file (PostgreSQL before 17
-        writes a b-tree build outside shared buffers): two ending together, or with a checkpoint's
-        sync, flushed 200-400 MB at once and held every application commit's WAL fsync behind it
-        for 0.2-0.4 s at 5M rows. One at a time, the worst was 89 ms, and the phase was no slower
-        (docs/performance.md, issue 20)."""
-        return Schedule(verify_while_indexing=True, index_build_workers=1)
+        The builds run one at a time (shadowswap/indexes.py), which matters here: each takes the
+        server's parallel maintenance workers (as the raw copy's do), and each ends by fsyncing its
+        whole index file (PostgreSQL before 17 writes a b-tree build outside shared buffers): two
+        ending together, or with a checkpoint's sync, flushed 200-400 MB at once and held every
+        application commit's WAL fsync behind it for 0.2-0.4 s at 5M rows. One at a time, the worst
+        was 89 ms, and the phase was no slower (docs/performance.md, issue 20)."""
+        return Schedule(verify_while_indexing=True)
 
     def shadow_layout(self, mode: CaptureMode) -> ShadowLayout:
         """With a change log each key is copied once, so the copy fills a bare heap and the primary key
