@@ -181,16 +181,14 @@ class IndexBuilder:
         if changelog.in_use(self.plan) and build_here:
             statements = [u.sql[0] for u in uniques] + [ix.create_sql for ix in self.plan.indexes]
             together = self.dialect.indexes_together_sql(self.plan, statements)
-        jobs: list[Callable[[], None]]
         if together is not None:
             names = [u.name for u in uniques] + [ix.shadow_name for ix in self.plan.indexes]
-            jobs = [functools.partial(self._build_together, names, together)]
+            self._build_together(names, together)
         else:
-            jobs = [functools.partial(self._build_unique_index, u) for u in uniques]
-            if build_here:
-                jobs += [functools.partial(self._build_index, ix) for ix in self.plan.indexes]
-        for job in jobs:
-            job()
+            for unique in uniques:
+                self._build_unique_index(unique)
+            for index in self.plan.indexes if build_here else []:
+                self._build_index(index)
         self._attach_constraints(uniques)
 
     def _attach_constraints(self, constraints: list[ConstraintAfterCopy]) -> None:
